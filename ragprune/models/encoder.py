@@ -1,0 +1,110 @@
+"""The shared encoder with its rank and token heads, saved and loaded as a Hugging Face-style folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
+
+from ragprune.models.config import RerankPruneConfig
+from ragprune.models.heads import RankHead, TokenHead
+
+WEIGHTS_NAME = "model.safetensors"
+
+
+class EncoderOutput(NamedTuple):
+    rank_logits: torch.Tensor  # [B]
+    token_logits: torch.Tensor  # [B, L]
+    hidden: torch.Tensor  # [B, L, H]
+
+
+class RerankPruneModel(nn.Module):
+    """One encoder pass over ``[CLS] query [SEP] passage [SEP]`` gives a relevance logit and a keep
+    logit per token (Provence's design). Any ``AutoModel`` encoder serves as the backbone."""
+
+    def __init__(self, backbone_config: PretrainedConfig, config: RerankPruneConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or RerankPruneConfig()
+        self.backbone_config = backbone_config
+        self.encoder = _build_encoder(backbone_config)
+        hidden = backbone_config.hidden_size
+        self.rank_head = RankHead(hidden, self.config.rank_pooler_activation)
+        self.token_head = TokenHead(hidden)
+
+    def encode(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Last hidden states ``[B, L, H]``."""
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None and getattr(self.backbone_config, "type_vocab_size", 0) > 1:
+            kwargs["token_type_ids"] = token_type_ids
+        return self.encoder(**kwargs).last_hidden_state
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> EncoderOutput:
+        hidden = self.encode(input_ids, attention_mask, token_type_ids)
+        return EncoderOutput(self.rank_head(hidden[:, 0]), self.token_head(hidden), hidden)
+
+    # ---- construction and persistence -------------------------------------------------------
+
+    @classmethod
+    def from_backbone(cls, path: str | Path, config: RerankPruneConfig | None = None) -> RerankPruneModel:
+        """New heads on a pretrained encoder folder (for training)."""
+        backbone_config = AutoConfig.from_pretrained(str(path))
+        model = cls(backbone_config, config)
+        pretrained = AutoModel.from_pretrained(str(path))
+        missing, unexpected = model.encoder.load_state_dict(pretrained.state_dict(), strict=False)
+        unexpected = [key for key in unexpected if not key.startswith("pooler.")]
+        if missing or unexpected:
+            raise ValueError(f"backbone at {path} does not match its config: missing={missing}, unexpected={unexpected}")
+        return model
+
+    def save_pretrained(
+        self, folder: str | Path, tokenizer: PreTrainedTokenizerBase | None = None, dtype: torch.dtype | None = None
+    ) -> None:
+        """Write ``config.json``, ``ragprune_config.json``, ``model.safetensors`` (and the tokenizer)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.backbone_config.save_pretrained(folder)
+        self.config.save(folder)
+        state = {k: (v.to(dtype) if dtype else v).contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
+        if tokenizer is not None:
+            tokenizer.save_pretrained(folder)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> RerankPruneModel:
+        """Load a folder written by :meth:`save_pretrained`; weights are upcast to float32."""
+        folder = Path(folder)
+        config = RerankPruneConfig.load(folder)
+        model = cls(AutoConfig.from_pretrained(str(folder)), config)
+        state = {k: v.float() for k, v in load_file(str(folder / WEIGHTS_NAME)).items()}
+        model.load_state_dict(state)
+        return model.eval()
+
+
+def load_tokenizer(folder: str | Path) -> PreTrainedTokenizerBase:
+    """The model folder's tokenizer; must be a fast tokenizer, since spans need character offsets."""
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    if not tokenizer.is_fast:
+        raise ValueError(f"the tokenizer in {folder} is not a fast tokenizer; ragprune needs character offsets")
+    return tokenizer
+
+
+def _build_encoder(config: PretrainedConfig) -> nn.Module:
+    """The bare encoder; BERT-like models are asked not to build their unused pooler."""
+    try:
+        return AutoModel.from_config(config, add_pooling_layer=False)
+    except TypeError:
+        return AutoModel.from_config(config)

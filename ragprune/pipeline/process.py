@@ -1,0 +1,248 @@
+"""``RerankPruner``: rerank and prune passages for one or many queries in one encoder pass per pair."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from ragprune.kernels import score_sentences
+from ragprune.models.encoder import RerankPruneModel
+from ragprune.pipeline.encoding import NO_SENTENCE, PairTemplate, Row, build_rows, tokenize_passages
+from ragprune.pipeline.inputs import PassageLike, QueryLike, as_documents, as_query
+from ragprune.pipeline.results import PassageResult, QueryResult, SentenceScore
+from ragprune.types import Document, Query
+
+PROGRESS_MIN_BATCHES = 20
+
+
+@dataclass(frozen=True)
+class _PairOutput:
+    logit: float
+    sentence_scores: np.ndarray
+    sentence_kept: np.ndarray
+    chunks: int
+
+
+class RerankPruner:
+    """Scores (query, passage) pairs for reranking and keeps the sentences that answer the query.
+
+    One forward pass per pair (per chunk for passages longer than the window) gives both the
+    relevance logit and the per-sentence keep decisions. Pairs are sorted by length and batched
+    across queries; on CUDA the model runs in bf16 and sentence scoring uses the Triton kernel.
+    """
+
+    def __init__(
+        self,
+        model: RerankPruneModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        device: str | torch.device | None = None,
+        batch_size: int = 64,
+        threshold: float | None = None,
+        reduce: str | None = None,
+        max_length: int | None = None,
+        progress: bool | None = None,
+        scoring_backend: str = "auto",
+    ) -> None:
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        self.model = model.to(self.device, dtype).eval()
+        self.tokenizer = tokenizer
+        self.template = PairTemplate.from_tokenizer(tokenizer)
+        self.batch_size = batch_size
+        self.threshold = model.config.threshold if threshold is None else threshold
+        self.reduce = reduce or model.config.sentence_reduce
+        self.max_length = max_length or model.config.max_length
+        self.progress = progress
+        self.scoring_backend = scoring_backend
+
+    @classmethod
+    def load(cls, model: str | Path | None = None, **kwargs) -> RerankPruner:
+        """Load a model folder (``None`` = the shipped default, or a Provence checkpoint folder)."""
+        from ragprune.models.registry import load_model
+
+        loaded, tokenizer = load_model(model)
+        return cls(loaded, tokenizer, **kwargs)
+
+    # ---- public API ---------------------------------------------------------------------------
+
+    def process(
+        self,
+        queries: QueryLike | Sequence[QueryLike],
+        passages: Sequence[PassageLike] | Sequence[Sequence[PassageLike]],
+        *,
+        threshold: float | None = None,
+        top_k: int | None = None,
+        reorder: bool = True,
+    ) -> QueryResult | list[QueryResult]:
+        """Rerank and prune.
+
+        ``queries`` is one query (str or ``Query``) with a list of passages, or a list of queries with
+        one list of passages each. Passages are strings (id = position), dicts with ``text`` (and
+        ``id``, ``title``, ``metadata``) or ``Document``s. ``reorder`` sorts passages by score
+        (stable: ties keep input order); ``top_k`` keeps the best k. An empty query raises ``ValueError``.
+        """
+        single = isinstance(queries, str | Query)
+        query_list = [queries] if single else list(queries)
+        passage_lists = [passages] if single else list(passages)
+        if len(query_list) != len(passage_lists):
+            raise ValueError(
+                f"got {len(query_list)} queries but {len(passage_lists)} passage lists; pass one list per query"
+            )
+        if top_k is not None and top_k < 1:
+            raise ValueError(f"top_k={top_k}; use a positive number or None for all passages")
+        parsed_queries = [as_query(query, i) for i, query in enumerate(query_list)]
+        documents = [as_documents(plist) for plist in passage_lists]
+        threshold = self.threshold if threshold is None else threshold
+        results = self._score(parsed_queries, documents, threshold)
+        ordered = [_order(result, reorder, top_k) for result in results]
+        return ordered[0] if single else ordered
+
+    # ---- scoring ------------------------------------------------------------------------------
+
+    def _score(self, queries: list[Query], documents: list[list[Document]], threshold: float) -> list[QueryResult]:
+        query_ids = [
+            np.asarray(ids, dtype=np.int64)
+            for ids in self.tokenizer([q.text for q in queries], add_special_tokens=False)["input_ids"]
+        ]
+        pairs = [(qi, di) for qi, docs in enumerate(documents) for di, doc in enumerate(docs) if doc.text.strip()]
+        tokenized = tokenize_passages(
+            self.tokenizer,
+            [documents[qi][di].text for qi, di in pairs],
+            [documents[qi][di].title for qi, di in pairs],
+        )
+        rows_per_pair = [
+            build_rows(p, query_ids[qi], tokenized[p], self.template, self.max_length)
+            for p, (qi, _) in enumerate(pairs)
+        ]
+        sentence_counts = [len(passage.sentences) for passage in tokenized]
+        outputs = self._run_batches(rows_per_pair, sentence_counts, threshold)
+
+        results = []
+        by_pair = {pair: p for p, pair in enumerate(pairs)}
+        for qi, (query, docs) in enumerate(zip(queries, documents)):
+            passage_results = []
+            for di, doc in enumerate(docs):
+                p = by_pair.get((qi, di))
+                if p is None:
+                    passage_results.append(PassageResult(doc, di, -math.inf, 0.0))
+                    continue
+                out = outputs[p]
+                sentences = [
+                    SentenceScore(span, float(score), bool(kept))
+                    for span, score, kept in zip(tokenized[p].sentences, out.sentence_scores, out.sentence_kept)
+                ]
+                probability = _calibrated_probability(out.logit, self.model.config.training)
+                passage_results.append(PassageResult(doc, di, out.logit, probability, sentences, out.chunks))
+            results.append(QueryResult(query, passage_results))
+        return results
+
+    def _run_batches(
+        self, rows_per_pair: list[list[Row]], sentence_counts: list[int], threshold: float
+    ) -> list[_PairOutput]:
+        lengths = [sum(len(row.input_ids) for row in rows) for rows in rows_per_pair]
+        order = sorted(range(len(rows_per_pair)), key=lambda p: (lengths[p], p))
+        batches = _batches(order, rows_per_pair, self.batch_size)
+        show = self.progress if self.progress is not None else len(batches) >= PROGRESS_MIN_BATCHES
+        outputs: list[_PairOutput | None] = [None] * len(rows_per_pair)
+        iterator = batches
+        if show:
+            from tqdm.auto import tqdm
+
+            iterator = tqdm(batches, desc="ragprune", unit="batch")
+        with torch.inference_mode():
+            for batch in iterator:
+                self._run_batch(batch, rows_per_pair, sentence_counts, threshold, outputs)
+        return outputs  # type: ignore[return-value]
+
+    def _run_batch(
+        self,
+        batch: list[int],
+        rows_per_pair: list[list[Row]],
+        sentence_counts: list[int],
+        threshold: float,
+        outputs: list[_PairOutput | None],
+    ) -> None:
+        rows = [row for p in batch for row in rows_per_pair[p]]
+        row_pair = np.asarray([i for i, p in enumerate(batch) for _ in rows_per_pair[p]])
+        sentence_offset = np.concatenate([[0], np.cumsum([sentence_counts[p] for p in batch])])
+        width = max(len(row.input_ids) for row in rows)
+        input_ids = np.full((len(rows), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
+        token_types = np.zeros((len(rows), width), dtype=np.int64)
+        attention = np.zeros((len(rows), width), dtype=np.int64)
+        sentence_ids = np.full((len(rows), width), NO_SENTENCE, dtype=np.int64)
+        for r, row in enumerate(rows):
+            n = len(row.input_ids)
+            input_ids[r, :n] = row.input_ids
+            token_types[r, :n] = row.token_type_ids
+            attention[r, :n] = 1
+            local = row.sentence_ids
+            sentence_ids[r, :n] = np.where(local == NO_SENTENCE, NO_SENTENCE, local + sentence_offset[row_pair[r]])
+
+        to_device = lambda array: torch.from_numpy(array).to(self.device, non_blocking=True)  # noqa: E731
+        hidden = self.model.encode(to_device(input_ids), to_device(attention), to_device(token_types))
+        rank_logits = self.model.rank_head(hidden[:, 0]).float()
+        sentence_pair = np.repeat(np.arange(len(batch)), [sentence_counts[p] for p in batch])
+        head = self.model.token_head.out
+        scored = score_sentences(
+            hidden,
+            head.weight[0],
+            head.bias[0],
+            to_device(sentence_ids),
+            to_device(sentence_pair),
+            threshold,
+            reduce=self.reduce,
+            num_pairs=len(batch),
+            backend=self.scoring_backend,
+        )
+        scores = scored.scores.float().cpu().numpy()
+        kept = scored.keep.cpu().numpy()
+        pair_logits = np.full(len(batch), -np.inf)
+        np.maximum.at(pair_logits, row_pair, rank_logits.cpu().numpy())
+        for i, p in enumerate(batch):
+            a, b = sentence_offset[i], sentence_offset[i + 1]
+            outputs[p] = _PairOutput(float(pair_logits[i]), scores[a:b], kept[a:b], len(rows_per_pair[p]))
+
+
+def _batches(order: list[int], rows_per_pair: list[list[Row]], batch_size: int) -> list[list[int]]:
+    """Consecutive pairs (in length order) grouped so a batch holds at most ``batch_size`` rows.
+
+    A pair's chunks always share a batch, so sentences cut across chunks are reduced in one launch.
+    """
+    batches: list[list[int]] = []
+    current: list[int] = []
+    rows = 0
+    for p in order:
+        n = len(rows_per_pair[p])
+        if current and rows + n > batch_size:
+            batches.append(current)
+            current, rows = [], 0
+        current.append(p)
+        rows += n
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _calibrated_probability(logit: float, training: dict) -> float:
+    """``sigmoid(a * logit + b)`` with the Platt scaling fitted at training time (identity if absent)."""
+    scale = float(training.get("calibration_scale", 1.0))
+    bias = float(training.get("calibration_bias", 0.0))
+    z = scale * logit + bias
+    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+
+
+def _order(result: QueryResult, reorder: bool, top_k: int | None) -> QueryResult:
+    by_score = sorted(result.passages, key=lambda r: (-r.logit, r.index))
+    for rank, passage in enumerate(by_score, start=1):
+        passage.rank = rank
+    passages = by_score if reorder else result.passages
+    if top_k is not None:
+        passages = by_score[:top_k] if reorder else [p for p in passages if p.rank <= top_k]
+    return QueryResult(result.query, passages)

@@ -1,0 +1,67 @@
+"""BM25 with bm25s: pure Python/NumPy, no Java needed (the default backend)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ragprune.retrieval.base import Retriever, Run, retrieval_text
+from ragprune.types import Document
+
+
+class BM25sRetriever(Retriever):
+    """Okapi BM25 (Lucene's variant) over lower-cased, English-stopworded, Snowball-stemmed word tokens.
+
+    ``k1``/``b`` default to bm25s's own defaults (1.5 / 0.75). Stemming needs PyStemmer; without it,
+    ``stemmer="english"`` raises an ImportError that says what to install (pass ``stemmer=None`` to skip).
+    """
+
+    name = "bm25s"
+
+    def __init__(
+        self, k1: float = 1.5, b: float = 0.75, stemmer: str | None = "english", stopwords: str | None = "en"
+    ) -> None:
+        super().__init__()
+        self.k1, self.b = k1, b
+        self.stemmer_language, self.stopwords = stemmer, stopwords
+        self._stemmer = _load_stemmer(stemmer)
+        self._model = None
+        self._doc_ids: list[str] = []
+
+    def _tokenize(self, texts: list[str]) -> list[list[str]]:
+        import bm25s
+
+        return bm25s.tokenize(
+            texts, lower=True, stopwords=self.stopwords, stemmer=self._stemmer, return_ids=False, show_progress=False
+        )
+
+    def _build(self, corpus: Mapping[str, Document]) -> None:
+        import bm25s
+
+        self._doc_ids = list(corpus)
+        self._model = bm25s.BM25(k1=self.k1, b=self.b, method="lucene")
+        self._model.index(self._tokenize([retrieval_text(doc) for doc in corpus.values()]), show_progress=False)
+
+    def _search(self, queries: Mapping[str, str], k: int) -> Run:
+        qids = list(queries)
+        indices, scores = self._model.retrieve(
+            self._tokenize([queries[qid] for qid in qids]), k=k, show_progress=False
+        )
+        run: Run = {}
+        for qid, row_indices, row_scores in zip(qids, indices, scores, strict=True):
+            run[qid] = {
+                self._doc_ids[int(i)]: float(s) for i, s in zip(row_indices, row_scores, strict=True) if s > 0
+            }
+        return run
+
+
+def _load_stemmer(language: str | None) -> Any:
+    if language is None:
+        return None
+    try:
+        import Stemmer
+    except ImportError as error:
+        raise ImportError(
+            "bm25s stemming needs PyStemmer: pip install PyStemmer (or pass stemmer=None)"
+        ) from error
+    return Stemmer.Stemmer(language)

@@ -1,0 +1,657 @@
+"""Build ragprune's distillation training data: passage pool, query groups, teacher scores, sentence labels.
+
+Run from the repository root (after ``python training/fetch_teacher.py``)::
+
+    .venv/bin/python training/build_data.py --out .cache/train
+
+Steps, each logged to ``<out>/log.txt``; every encoding is cached under ``<out>/emb`` and reused, so a
+killed or repeated run only redoes what is missing:
+
+1. Passage pool from training-only sources (DL21/DL22 passages, NQ-oracle, HotpotQA/SciFact/WikiQA/TrecQA
+   train, the MS MARCO toy triples), deduplicated by exact text; ``pid`` is a hash of the text.
+2. Training queries with the labels and gold sentences their source gives. DL21's judged queries form a
+   separate validation file; a seeded share of the gold-sentence queries is held out for tuning pruning.
+3. Candidates: BM25 top-k from the pool plus the query's own labelled passages.
+4. Teacher scores: MiniLM and MPNet cosine and BM25; ensembles are compared on DL21 and the best one is
+   stored as ``teacher``.
+5. Sentences: the project splitter's spans for every passage, gold sentences as character spans, and
+   per-sentence MiniLM (and MPNet) cosine for the top candidates as silver evidence.
+6. Gzip JSON-lines outputs and ``stats.json``.
+
+The recipe and the reasons for each choice are in ``training/DATA.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import logging
+import random
+import re
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
+
+from ragprune.data import (  # noqa: E402
+    PruningExample,
+    TrecDLSet,
+    data_root,
+    load_trec_dl,
+    read_beir_queries,
+    read_pruning_jsonl,
+    read_topics,
+)
+from ragprune.data.files import numbered_lines  # noqa: E402
+from ragprune.text import split_sentences  # noqa: E402
+from ragprune.types import Span  # noqa: E402
+
+LOG = logging.getLogger("build_data")
+
+# Evaluation queries that a training query must never repeat (checked, never trained on).
+EVAL_TOPICS = ("trec-dl/dl19/topics.tsv", "trec-dl/dl20/topics.tsv")
+EVAL_PRUNING = (
+    "pruning/hotpotqa_dev_distractor_100.jsonl",
+    "pruning/wikiqa_dev_all.jsonl",
+    "pruning/scifact_rationales_dev.jsonl",
+    "pruning/trecqa_dev.jsonl",
+)
+GOLD_SOURCES = ("nq", "hotpotqa", "scifact", "wikiqa", "trecqa")
+TRECQA_CHUNK_CHARS = 800  # TrecQA lists ~50 candidate sentences per question: cut into passage-sized windows
+RRF_K = 60
+
+
+# --------------------------------------------------------------------------------------------------
+# Pool and query records
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Passage:
+    pid: str
+    text: str
+    source: str
+    ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Group:
+    """One query with its candidate passages (pids) and what its source says about them."""
+
+    qid: str
+    query: str
+    source: str
+    labels: dict[str, int] = field(default_factory=dict)  # pid -> relevance given by the source
+    gold: dict[str, list[Span]] = field(default_factory=dict)  # pid -> gold sentence spans
+    candidates: list[str] = field(default_factory=list)
+    # Validation runs only, parallel to ``candidates``: the run's doc ids and scores, and graded qrels by
+    # doc id. Kept per doc id because the run holds exact-duplicate texts that are judged differently.
+    docnos: list[str] = field(default_factory=list)
+    bm25_given: list[float] = field(default_factory=list)
+    qrels: dict[str, int] = field(default_factory=dict)
+
+
+class Pool:
+    """Passages deduplicated by exact text; the pid is a hash of the text, so it is stable across builds."""
+
+    def __init__(self) -> None:
+        self.passages: dict[str, Passage] = {}
+
+    @staticmethod
+    def pid_of(text: str) -> str:
+        return "p" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:11]
+
+    def add(self, text: str, source: str, original_id: str) -> str:
+        pid = self.pid_of(text)
+        passage = self.passages.get(pid)
+        if passage is None:
+            passage = self.passages[pid] = Passage(pid, text, source)
+        elif passage.text != text:
+            raise RuntimeError(f"pid collision between two texts ({pid}); lengthen the hash")
+        passage.ids.append(original_id)
+        return pid
+
+
+def add_labelled(group: Group, pid: str, label: int, gold: list[Span] | None) -> None:
+    """Record a source-given label (and gold spans) for a passage of *group*, merging duplicates."""
+    group.labels[pid] = max(label, group.labels.get(pid, label))
+    if gold:
+        group.gold[pid] = sorted(set(group.gold.get(pid, [])) | set(gold))
+
+
+def join_sentences(sentences: list[str]) -> tuple[str, list[Span | None]]:
+    """Passage text from a dataset's sentence list, and each sentence's trimmed span in that text.
+
+    Sentences are glued with one space unless one side already carries whitespace (HotpotQA sentences
+    start with a space, SciFact sentences end with one), so the text reads as the source paragraph.
+    A sentence that is only whitespace gets ``None``.
+    """
+    parts: list[str] = []
+    spans: list[Span | None] = []
+    pos = 0
+    for sentence in sentences:
+        if parts and not (parts[-1][-1:].isspace() or sentence[:1].isspace()):
+            parts.append(" ")
+            pos += 1
+        lead = len(sentence) - len(sentence.lstrip())
+        body = len(sentence.strip())
+        spans.append(Span(pos + lead, pos + lead + body) if body else None)
+        parts.append(sentence)
+        pos += len(sentence)
+    text = "".join(parts)
+    shift = len(text) - len(text.lstrip())
+    shifted = [None if s is None else Span(s.start - shift, s.end - shift) for s in spans]
+    return text.strip(), shifted
+
+
+def gold_spans(spans: list[Span | None], gold_ids: Iterable[int]) -> list[Span]:
+    return sorted(spans[i] for i in gold_ids if spans[i] is not None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sources
+# --------------------------------------------------------------------------------------------------
+
+
+def add_trec_passages(pool: Pool, dl: TrecDLSet, source: str) -> None:
+    for docno, text in sorted(dl.passages.items()):
+        pool.add(text, source, docno)
+
+
+def pruning_groups(pool: Pool, path: Path, source: str, key: Callable[[PruningExample], str]) -> list[Group]:
+    """Groups from a pruning JSONL file: every context joins the pool; gold ids become spans.
+
+    A context with gold sentences is labelled relevant (1); a context the source lists without gold
+    (HotpotQA distractors, TrecQA windows without an answer) is labelled 0, except for NQ-oracle, whose
+    single context is the annotated gold passage (1) even where the answer-sentence heuristic failed.
+    Examples that share ``key`` (SciFact: one claim citing several abstracts) form one group.
+    """
+    groups: dict[str, Group] = {}
+    for example in read_pruning_jsonl(path):
+        qid = f"{source}:{key(example)}"
+        group = groups.setdefault(qid, Group(qid, example.question, source))
+        for index, context in enumerate(example.contexts):
+            windows = (
+                trecqa_windows(context.sentences) if source == "trecqa" else [range(len(context.sentences))]
+            )
+            for window_no, window in enumerate(windows):
+                text, spans = join_sentences([context.sentences[i] for i in window])
+                if not text:
+                    continue
+                pid = pool.add(text, source, f"{example.id}#{index}.{window_no}")
+                gold_ids = [i - window[0] for i in context.gold_sentence_ids if i in window]
+                label = 1 if gold_ids or source == "nq" else 0
+                add_labelled(group, pid, label, gold_spans(spans, gold_ids))
+    return list(groups.values())
+
+
+def trecqa_windows(sentences: list[str]) -> list[range]:
+    """Consecutive sentence windows of at most ~TRECQA_CHUNK_CHARS characters (at least one sentence)."""
+    windows, start, size = [], 0, 0
+    for i, sentence in enumerate(sentences):
+        if i > start and size + len(sentence) > TRECQA_CHUNK_CHARS:
+            windows.append(range(start, i))
+            start, size = i, 0
+        size += len(sentence) + 1
+    windows.append(range(start, len(sentences)))
+    return windows
+
+
+def wikiqa_groups(pool: Pool, path: Path) -> list[Group]:
+    """WikiQA train: ``question<TAB>sentence<TAB>label`` rows; a question's rows, in file order, are the
+    sentences of its Wikipedia summary paragraph. Label 1 if any sentence answers, else 0."""
+    rows: dict[str, list[tuple[str, int]]] = {}
+    for lineno, line in numbered_lines(path, "WikiQA pairs"):
+        fields = line.split("\t")
+        if len(fields) != 3 or fields[2] not in ("0", "1"):
+            raise ValueError(f"{path}:{lineno}: expected 'question<TAB>sentence<TAB>0|1', got {line[:60]!r}")
+        rows.setdefault(fields[0], []).append((fields[1], int(fields[2])))
+    groups = []
+    for number, (question, pairs) in enumerate(rows.items()):
+        text, spans = join_sentences([sentence for sentence, _ in pairs])
+        qid = f"wikiqa:{number}"
+        pid = pool.add(text, "wikiqa", qid)
+        gold_ids = [i for i, (_, label) in enumerate(pairs) if label]
+        group = Group(qid, question, "wikiqa")
+        add_labelled(group, pid, 1 if gold_ids else 0, gold_spans(spans, gold_ids))
+        groups.append(group)
+    return groups
+
+
+def toy_triple_groups(pool: Pool, path: Path) -> list[Group]:
+    """MS MARCO toy triples ``query<TAB>positive<TAB>negative``: positive labelled 1, negative 0."""
+    groups: dict[str, Group] = {}
+    for lineno, line in numbered_lines(path, "triples"):
+        fields = line.split("\t")
+        if len(fields) != 3:
+            raise ValueError(f"{path}:{lineno}: expected 'query<TAB>positive<TAB>negative'")
+        query, positive, negative = (f.strip() for f in fields)
+        group = groups.setdefault(query, Group(f"msmarco-toy:{len(groups)}", query, "msmarco-toy"))
+        add_labelled(group, pool.add(positive, "msmarco-toy", f"{group.qid}+"), 1, None)
+        add_labelled(group, pool.add(negative, "msmarco-toy", f"{group.qid}-{lineno}"), 0, None)
+    return list(groups.values())
+
+
+def dl21_validation(pool: Pool, dl21: TrecDLSet) -> list[Group]:
+    """DL21 judged queries with their whole BM25 top-100 run (duplicate texts kept) and graded qrels."""
+    groups = []
+    for qid in sorted(dl21.qrels):
+        group = Group(f"dl21:{qid}", dl21.topics[qid], "dl21", qrels=dict(dl21.qrels[qid]))
+        for docno, score in sorted(dl21.run[qid].items(), key=lambda item: (-item[1], item[0])):
+            pid = pool.pid_of(dl21.passages[docno])
+            if pid not in pool.passages:
+                raise RuntimeError(f"DL21 passage {docno} is not in the pool; add the DL21 passages first")
+            group.candidates.append(pid)
+            group.docnos.append(docno)
+            group.bm25_given.append(score)
+        groups.append(group)
+    return groups
+
+
+def normalise_query(text: str) -> str:
+    return re.sub(r"\W+", " ", text.lower()).strip()
+
+
+def eval_query_texts(root: Path) -> set[str]:
+    """Normalised texts of evaluation queries, used only to drop training queries that repeat one."""
+    texts = {normalise_query(t) for rel in EVAL_TOPICS for t in read_topics(root / rel).values()}
+    for rel in EVAL_PRUNING:
+        texts |= {normalise_query(e.question) for e in read_pruning_jsonl(root / rel)}
+    texts |= {normalise_query(t) for t in read_beir_queries(root / "beir/scifact/queries.jsonl").values()}
+    return texts
+
+
+def held_out(qid: str, seed: int, share: float) -> bool:
+    """Deterministic, order-free choice of the pruning-validation queries."""
+    digest = hashlib.sha1(f"{seed}:{qid}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+# --------------------------------------------------------------------------------------------------
+# BM25 candidates
+# --------------------------------------------------------------------------------------------------
+
+
+class PoolBM25:
+    """bm25s over the pool (English stemming and stopwords, k1=0.9, b=0.4 as Pyserini's MS MARCO runs)."""
+
+    def __init__(self, pids: list[str], texts: list[str]) -> None:
+        import bm25s
+        import Stemmer
+
+        self._bm25s = bm25s
+        self.stemmer = Stemmer.Stemmer("english")
+        self.pids = pids
+        self.index = bm25s.BM25(k1=0.9, b=0.4)
+        tokens = bm25s.tokenize(texts, stopwords="en", stemmer=self.stemmer, show_progress=False)
+        self.index.index(tokens, show_progress=False)
+
+    def scores(self, query: str) -> np.ndarray:
+        tokens = self._bm25s.tokenize(
+            [query], stopwords="en", stemmer=self.stemmer, return_ids=False, show_progress=False
+        )[0]
+        known = [t for t in tokens if t in self.index.vocab_dict]
+        return self.index.get_scores(known) if known else np.zeros(len(self.pids), dtype=np.float32)
+
+
+# --------------------------------------------------------------------------------------------------
+# Teacher features and ensembles
+# --------------------------------------------------------------------------------------------------
+
+
+def zscore(x: np.ndarray) -> np.ndarray:
+    return (x - x.mean()) / (x.std() + 1e-6)
+
+
+def rrf(x: np.ndarray) -> np.ndarray:
+    order = np.lexsort((np.arange(len(x)), -x))
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(1, len(x) + 1)
+    return 1.0 / (RRF_K + ranks)
+
+
+def ensemble_specs(features: list[str]) -> dict[str, tuple[str, dict[str, float]]]:
+    """Candidate teachers: name -> (combination, weights). ``z``: weighted mean of per-query z-scores;
+    ``rrf``: reciprocal-rank fusion; ``raw``: the single feature as is."""
+    specs: dict[str, tuple[str, dict[str, float]]] = {f: ("raw", {f: 1.0}) for f in features}
+    specs["z(mpnet+minilm)"] = ("z", {"mpnet": 1, "minilm": 1})
+    specs["z(mpnet+0.5minilm)"] = ("z", {"mpnet": 1, "minilm": 0.5})
+    for w in (0.1, 0.2, 0.3, 0.5):
+        specs[f"z(mpnet+{w}bm25)"] = ("z", {"mpnet": 1, "bm25": w})
+        specs[f"z(mpnet+minilm+{w}bm25)"] = ("z", {"mpnet": 1, "minilm": 1, "bm25": w})
+    for sentence_feature in (f for f in features if f.endswith("_maxsent")):
+        specs[f"z(mpnet+minilm+0.5{sentence_feature})"] = (
+            "z",
+            {"mpnet": 1, "minilm": 1, sentence_feature: 0.5},
+        )
+        specs[f"z(mpnet+minilm+0.2bm25+0.5{sentence_feature})"] = (
+            "z",
+            {"mpnet": 1, "minilm": 1, "bm25": 0.2, sentence_feature: 0.5},
+        )
+    specs["rrf(mpnet,minilm)"] = ("rrf", {"mpnet": 1, "minilm": 1})
+    specs["rrf(mpnet,minilm,bm25)"] = ("rrf", {"mpnet": 1, "minilm": 1, "bm25": 1})
+    return specs
+
+
+def combine(spec: tuple[str, dict[str, float]], feats: dict[str, np.ndarray]) -> np.ndarray:
+    kind, weights = spec
+    if kind == "raw":
+        (name,) = weights
+        return feats[name]
+    transform = zscore if kind == "z" else rrf
+    total = sum(weights.values())
+    return sum(w * transform(feats[name]) for name, w in weights.items()) / total
+
+
+def ndcg10(groups: list[Group], scores: dict[str, np.ndarray]) -> float:
+    import ir_measures
+    from ir_measures import nDCG
+
+    qrels = [ir_measures.Qrel(g.qid, docno, rel) for g in groups for docno, rel in g.qrels.items()]
+    run = [
+        ir_measures.ScoredDoc(g.qid, docno, float(s))
+        for g in groups
+        for docno, s in zip(g.docnos, scores[g.qid], strict=True)
+    ]
+    return ir_measures.calc_aggregate([nDCG @ 10], qrels, run)[nDCG @ 10]
+
+
+# --------------------------------------------------------------------------------------------------
+# Output helpers
+# --------------------------------------------------------------------------------------------------
+
+
+def write_jsonl_gz(path: Path, records: Iterable[dict]) -> int:
+    tmp = path.with_suffix(".tmp")
+    count = 0
+    with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=9) as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+            count += 1
+    tmp.rename(path)
+    return count
+
+
+def r4(x: float) -> float:
+    return round(float(x), 4)
+
+
+def candidate_labels(group: Group) -> list[int | None]:
+    """Each candidate's label: qrels grade by doc id for validation runs, else the source's label."""
+    if group.docnos:
+        return [group.qrels.get(docno) for docno in group.docnos]
+    return [group.labels.get(pid) for pid in group.candidates]
+
+
+def group_record(group: Group, feats: dict[str, np.ndarray], teacher: np.ndarray) -> dict:
+    candidates = []
+    labels = candidate_labels(group)
+    for i, pid in enumerate(group.candidates):
+        candidate = {
+            "pid": pid,
+            "bm25": round(float(feats["bm25"][i]), 3),
+            "minilm": r4(feats["minilm"][i]),
+            "mpnet": r4(feats["mpnet"][i]),
+            "teacher": r4(teacher[i]),
+            "label": labels[i],
+        }
+        if group.docnos:
+            candidate["docno"] = group.docnos[i]
+            candidate["bm25_run"] = round(group.bm25_given[i], 3)
+        candidates.append(candidate)
+    gold = {pid: [s.to_list() for s in spans] for pid, spans in sorted(group.gold.items())}
+    return {
+        "qid": group.qid,
+        "query": group.query,
+        "source": group.source,
+        "candidates": candidates,
+        "gold": gold,
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------------
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(".cache/train"), help="output folder")
+    parser.add_argument("--data", type=Path, default=None, help="data root (default: $RAGPRUNE_DATA)")
+    parser.add_argument("--bm25-depth", type=int, default=30, help="BM25 candidates per training query")
+    parser.add_argument(
+        "--sentence-top", type=int, default=10, help="per-sentence cosine for top-N by teacher"
+    )
+    parser.add_argument(
+        "--pruning-holdout", type=float, default=0.1, help="share of gold-sentence queries held out"
+    )
+    parser.add_argument(
+        "--sentence-teachers", default="minilm,mpnet", help="teachers for per-sentence cosine"
+    )
+    parser.add_argument("--teacher", default=None, help="force an ensemble by name instead of the DL21 best")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=13)
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(message)s",
+        handlers=[logging.FileHandler(out / "log.txt"), logging.StreamHandler()],
+    )
+    import teachers
+    import torch
+
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    timings: dict[str, float] = {}
+    clock = time.time()
+    root = args.data or data_root()
+    LOG.info("data root %s, output %s", root, out)
+
+    # 1-2. Pool, training queries, validation queries ------------------------------------------------
+    dl21, dl22 = load_trec_dl(root / "trec-dl/dl21"), load_trec_dl(root / "trec-dl/dl22-unjudged")
+    pool = Pool()
+    add_trec_passages(pool, dl21, "dl21")
+    add_trec_passages(pool, dl22, "dl22")
+    groups: list[Group] = []
+    groups += [
+        Group(f"msmarco-dev:{qid}", text, "msmarco-dev")
+        for qid, text in sorted(read_topics(root / "msmarco/dev-small.queries.tsv").items())
+    ]
+    groups += [Group(f"dl22:{qid}", text, "dl22") for qid, text in sorted(dl22.topics.items())]
+    groups += pruning_groups(pool, root / "pruning/nq_oracle_silver_train.jsonl", "nq", lambda e: e.id)
+    groups += pruning_groups(
+        pool, root / "pruning/hotpotqa_train_distractor_100.jsonl", "hotpotqa", lambda e: e.id
+    )
+    groups += pruning_groups(
+        pool, root / "pruning/scifact_rationales_train.jsonl", "scifact", lambda e: e.id.split("_")[0]
+    )
+    groups += pruning_groups(pool, root / "pruning/trecqa_train.jsonl", "trecqa", lambda e: e.id)
+    groups += wikiqa_groups(pool, root / "pruning/wikiqa_train_pairs.tsv")
+    groups += toy_triple_groups(pool, root / "msmarco/triples.toy100.tsv")
+    valid = dl21_validation(pool, dl21)
+
+    banned = eval_query_texts(root) | {normalise_query(g.query) for g in valid}
+    dropped = Counter(g.source for g in groups if normalise_query(g.query) in banned)
+    groups = [g for g in groups if normalise_query(g.query) not in banned]
+    LOG.info("dropped training queries that repeat an evaluation/validation query: %s", dict(dropped))
+    prune_valid = [
+        g for g in groups if g.source in GOLD_SOURCES and held_out(g.qid, args.seed, args.pruning_holdout)
+    ]
+    held = {g.qid for g in prune_valid}
+    groups = [g for g in groups if g.qid not in held]
+    LOG.info(
+        "pool %d passages; %d training queries %s; %d pruning-validation queries; %d DL21 validation queries",
+        len(pool.passages),
+        len(groups),
+        dict(Counter(g.source for g in groups)),
+        len(prune_valid),
+        len(valid),
+    )
+
+    # 3. BM25 candidates ------------------------------------------------------------------------------
+    pids = sorted(pool.passages)
+    row_of = {pid: i for i, pid in enumerate(pids)}
+    bm25 = PoolBM25(pids, [pool.passages[p].text for p in pids])
+    bm25_scores: dict[str, np.ndarray] = {}
+    for group in groups + prune_valid + valid:
+        scores = bm25.scores(group.query)
+        if not group.candidates:  # training: top-k from the pool, then the source's own passages
+            top = np.lexsort((np.arange(len(pids)), -scores))[: args.bm25_depth]
+            group.candidates = [pids[i] for i in top if scores[i] > 0]
+            group.candidates += sorted(p for p in group.labels if p not in set(group.candidates))
+        bm25_scores[group.qid] = np.array([scores[row_of[p]] for p in group.candidates], dtype=np.float32)
+    timings["pool+bm25_s"] = time.time() - clock
+    LOG.info("BM25 candidates done (%.0f s)", timings["pool+bm25_s"])
+
+    # 4. Teacher embeddings (cached) ------------------------------------------------------------------
+    used = sorted({p for g in groups + prune_valid + valid for p in g.candidates})
+    used_texts = [pool.passages[p].text for p in used]
+    every_group = groups + prune_valid + valid
+    queries = [g.query for g in every_group]
+    passage_emb: dict[str, np.ndarray] = {}
+    query_emb: dict[str, np.ndarray] = {}
+    sentence_teachers = [t for t in args.sentence_teachers.split(",") if t]
+    spans_of = {p: split_sentences(pool.passages[p].text) for p in used}
+    sentence_texts = [pool.passages[p].text[s.start : s.end] for p in used for s in spans_of[p]]
+    sentence_emb: dict[str, np.ndarray] = {}
+    for name in teachers.TEACHERS:
+        start = time.time()
+        model = teachers.load_teacher(name)
+        emb = out / "emb"
+        passage_emb[name] = teachers.encode_cached(
+            model, used_texts, teachers.EmbeddingCache(emb / f"{name}-passages"), label=f"{name} passages"
+        )
+        query_emb[name] = teachers.encode_cached(
+            model, queries, teachers.EmbeddingCache(emb / f"{name}-queries"), label=f"{name} queries"
+        )
+        if name in sentence_teachers:
+            sentence_emb[name] = teachers.encode_cached(
+                model,
+                sentence_texts,
+                teachers.EmbeddingCache(emb / f"{name}-sentences"),
+                label=f"{name} sentences",
+            )
+        timings[f"{name}_encode_s"] = time.time() - start
+        del model
+
+    # Per-group features: cosine per teacher, BM25, best-sentence cosine.
+    used_row = {p: i for i, p in enumerate(used)}
+    sentence_offsets = np.cumsum([0] + [len(spans_of[p]) for p in used])
+    feats: dict[str, dict[str, np.ndarray]] = {}
+    sentence_cos: dict[str, dict[str, list[np.ndarray]]] = {}
+    for gi, group in enumerate(every_group):
+        rows = [used_row[p] for p in group.candidates]
+        f = {"bm25": bm25_scores[group.qid]}
+        per_sentence: dict[str, list[np.ndarray]] = {}
+        for name in teachers.TEACHERS:
+            f[name] = passage_emb[name][rows] @ query_emb[name][gi]
+            if name in sentence_emb:
+                per_sentence[name] = [
+                    sentence_emb[name][sentence_offsets[r] : sentence_offsets[r + 1]] @ query_emb[name][gi]
+                    for r in rows
+                ]
+                f[f"{name}_maxsent"] = np.array([c.max() for c in per_sentence[name]], dtype=np.float32)
+        feats[group.qid] = f
+        sentence_cos[group.qid] = per_sentence
+
+    # DL21 validation table and the teacher choice (DL19/DL20 are never looked at here).
+    specs = ensemble_specs(sorted(feats[valid[0].qid]))
+    table = {"bm25 (official run)": ndcg10(valid, {g.qid: np.array(g.bm25_given) for g in valid})}
+    for name, spec in specs.items():
+        table[name] = ndcg10(valid, {g.qid: combine(spec, feats[g.qid]) for g in valid})
+    for name, value in table.items():
+        LOG.info("DL21 nDCG@10  %-45s %.4f", name, value)
+    # Distillation needs graded scores, so RRF (ranks only) is reported but not chosen.
+    eligible = {n: v for n, v in table.items() if n in specs and specs[n][0] != "rrf"}
+    chosen = args.teacher or max(eligible, key=lambda n: (round(eligible[n], 4), -len(specs[n][1])))
+    LOG.info("teacher: %s (DL21 nDCG@10 %.4f)", chosen, table[chosen])
+    teacher = {g.qid: combine(specs[chosen], feats[g.qid]) for g in every_group}
+    spread = float(np.median([feats[g.qid]["mpnet"].std() for g in groups if len(g.candidates) > 1]))
+    spread_t = float(np.median([teacher[g.qid].std() for g in groups if len(g.candidates) > 1]))
+
+    # 5-6. Outputs -------------------------------------------------------------------------------------
+    def sentence_records(group_list: list[Group]) -> Iterable[dict]:
+        for group in group_list:
+            order = np.lexsort((np.arange(len(group.candidates)), -teacher[group.qid]))
+            chosen_rows = set(order[: args.sentence_top].tolist())
+            chosen_rows |= {i for i, p in enumerate(group.candidates) if p in group.labels}
+            for i in sorted(chosen_rows):
+                record = {"qid": group.qid, "pid": group.candidates[i]}
+                for name, values in sentence_cos[group.qid].items():
+                    record["cos" if name == "minilm" else f"cos_{name}"] = [r4(c) for c in values[i]]
+                yield record
+
+    files = {
+        "pool.jsonl.gz": (
+            {
+                "pid": p,
+                "text": pool.passages[p].text,
+                "sentences": [s.to_list() for s in spans_of[p]],
+                "source": pool.passages[p].source,
+                "ids": pool.passages[p].ids,
+            }
+            for p in used
+        ),
+        "groups.jsonl.gz": (group_record(g, feats[g.qid], teacher[g.qid]) for g in groups),
+        "valid_pruning.jsonl.gz": (group_record(g, feats[g.qid], teacher[g.qid]) for g in prune_valid),
+        "valid_dl21.jsonl.gz": (group_record(g, feats[g.qid], teacher[g.qid]) for g in valid),
+        "sentences.jsonl.gz": sentence_records(groups + prune_valid),
+    }
+    counts = {name: write_jsonl_gz(out / name, records) for name, records in files.items()}
+    sizes = {name: (out / name).stat().st_size for name in files}
+    timings["total_s"] = time.time() - clock
+
+    def describe(group_list: list[Group]) -> dict:
+        by_source: dict[str, Counter] = defaultdict(Counter)
+        for g in group_list:
+            c = by_source[g.source]
+            c["queries"] += 1
+            c["candidates"] += len(g.candidates)
+            labels = candidate_labels(g)
+            c["label_1plus"] += sum(v is not None and v > 0 for v in labels)
+            c["label_0"] += sum(v == 0 for v in labels)
+            c["gold_pairs"] += len(g.gold)
+        return {s: dict(c) for s, c in sorted(by_source.items())}
+
+    stats = {
+        "pool_passages_total": len(pool.passages),
+        "pool_passages_written": len(used),
+        "pool_by_source": dict(Counter(pool.passages[p].source for p in used)),
+        "sentences_in_pool": int(sentence_offsets[-1]),
+        "train": describe(groups),
+        "valid_pruning": describe(prune_valid),
+        "valid_dl21": describe(valid),
+        "dropped_repeating_eval_queries": dict(dropped),
+        "dl21_ndcg10": {k: round(v, 4) for k, v in table.items()},
+        "teacher": {"name": chosen, "spec": specs[chosen], "dl21_ndcg10": round(table[chosen], 4)},
+        "median_within_query_std": {"mpnet_cos": round(spread, 4), "teacher": round(spread_t, 4)},
+        "records": counts,
+        "bytes": sizes,
+        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "args": {k: str(v) for k, v in vars(args).items()},
+    }
+    (out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+    for name in files:
+        LOG.info("%-24s %8d records %8.2f MB", name, counts[name], sizes[name] / 1e6)
+    LOG.info("total %.2f MB; done in %.0f s", sum(sizes.values()) / 1e6, timings["total_s"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

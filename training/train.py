@@ -1,0 +1,398 @@
+"""Train the joint rerank + prune model (Provence design) from the data built by ``build_data.py``.
+
+Read top to bottom: load the training groups, tokenize every passage and query once, then each step
+takes a few queries with a group of candidates each and trains, in one encoder pass per pair,
+  * the rank head by listwise distillation: KL(softmax(teacher / tau), softmax(student)), with the
+    gold passage (where the source names one) mixed into the target;
+  * the token head by per-token binary cross-entropy against sentence labels (gold where the source
+    has them, otherwise silver: the best-matching sentences of the passage the teacher ranks first;
+    every sentence of a non-relevant passage is labelled "drop").
+After each epoch the model reranks the DL21 validation slice (a training split: tuning is allowed
+there, never on DL19/DL20/BEIR). At the end it fits Platt calibration on DL21 and picks the pruning
+threshold on a held-out slice of the sentence-labelled training questions, then saves fp16 weights.
+
+Runs unattended on one GPU (bf16) or, tiny, on the CPU (the tests run a smoke version).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gzip
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ragprune.models import RerankPruneConfig, RerankPruneModel, load_tokenizer
+from ragprune.pipeline import RerankPruner
+from ragprune.pipeline.encoding import NO_SENTENCE, PairTemplate, TokenizedPassage, build_rows, tokenize_passages
+
+log = logging.getLogger("train")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", type=Path, default=Path(".cache/train"), help="folder written by build_data.py")
+    p.add_argument("--backbone", type=Path, required=True, help="Hugging Face encoder folder to start from")
+    p.add_argument("--out", type=Path, required=True, help="output folder (model/, log.jsonl, checkpoint.pt)")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--group-size", type=int, default=16, help="candidates per query per step")
+    p.add_argument("--queries-per-step", type=int, default=16)
+    p.add_argument("--lr", type=float, default=7e-5)
+    p.add_argument("--head-lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=float, default=0.05, help="share of steps with linear warm-up")
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--tau", type=float, default=1.0, help="teacher temperature (teacher scores are z-scored per query)")
+    p.add_argument("--gold-mix", type=float, default=0.3, help="weight of the gold passage in the rank target")
+    p.add_argument("--token-weight", type=float, default=1.0, help="weight of the token loss")
+    p.add_argument("--silver-margin", type=float, default=0.1, help="silver: keep sentences within this cosine of the best")
+    p.add_argument("--silver-min-prob", type=float, default=0.3, help="silver: teacher probability to call top-1 relevant")
+    p.add_argument("--target-recall", type=float, default=0.92, help="pruning threshold: held-out gold recall to keep")
+    p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: all epochs)")
+    p.add_argument("--valid-queries", type=int, default=0, help="limit DL21 validation queries (0: all)")
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    return p.parse_args(argv)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+# ---- labels ------------------------------------------------------------------------------------
+
+
+def covered_share(span: tuple[int, int], gold: list[list[int]]) -> float:
+    """Share of ``span``'s characters inside the gold spans."""
+    start, end = span
+    inside = sum(max(0, min(end, g_end) - max(start, g_start)) for g_start, g_end in gold)
+    return inside / max(1, end - start)
+
+
+def sentence_labels(
+    passage: TokenizedPassage,
+    gold_spans: list[list[int]] | None,
+    cosines: list[float] | None,
+    relevant: bool,
+    margin: float,
+) -> np.ndarray:
+    """1 = keep, 0 = drop, per sentence of the passage (as the pipeline splits it)."""
+    n = len(passage.sentences)
+    if gold_spans is not None:
+        return np.asarray([covered_share((s.start, s.end), gold_spans) >= 0.5 for s in passage.sentences], float)
+    if not relevant or not cosines or len(cosines) != n:
+        return np.zeros(n)
+    best = max(cosines)
+    return np.asarray([c >= best - margin for c in cosines], float)
+
+
+@dataclass
+class Candidate:
+    pid: str
+    teacher: float
+    labels: np.ndarray  # per sentence
+
+
+@dataclass
+class Group:
+    qid: str
+    query: str
+    query_ids: np.ndarray
+    candidates: list[Candidate]
+    gold: set[str]
+
+
+def build_groups(records: list[dict], pool_index: dict[str, int], passages: list[TokenizedPassage],
+                 query_ids: dict[str, np.ndarray], cosines: dict[tuple[str, str], list[float]],
+                 args: argparse.Namespace) -> list[Group]:
+    groups = []
+    for record in records:
+        candidates = [c for c in record["candidates"] if c["pid"] in pool_index]
+        if len(candidates) < 2:
+            continue
+        teacher = np.asarray([c["teacher"] for c in candidates], float)
+        z = (teacher - teacher.mean()) / (teacher.std() + 1e-6)
+        probs = np.exp(z / args.tau - (z / args.tau).max())
+        probs /= probs.sum()
+        top = int(np.argmax(z))
+        gold = record.get("gold") or {}
+        built = []
+        for i, c in enumerate(candidates):
+            passage = passages[pool_index[c["pid"]]]
+            relevant = c["pid"] in gold or (not gold and i == top and probs[i] >= args.silver_min_prob)
+            labels = sentence_labels(
+                passage, gold.get(c["pid"]), cosines.get((record["qid"], c["pid"])), relevant, args.silver_margin
+            )
+            built.append(Candidate(c["pid"], float(z[i]), labels))
+        groups.append(Group(record["qid"], record["query"], query_ids[record["qid"]], built, set(gold)))
+    return groups
+
+
+# ---- batches -----------------------------------------------------------------------------------
+
+
+def sample_group(group: Group, size: int, rng: random.Random) -> list[Candidate]:
+    """Gold and the teacher's top 4 always, the rest drawn at random from the other candidates."""
+    ranked = sorted(group.candidates, key=lambda c: -c.teacher)
+    fixed = [c for c in ranked if c.pid in group.gold] + [c for c in ranked[:4] if c.pid not in group.gold]
+    rest = [c for c in ranked if c not in fixed]
+    chosen = fixed[:size] + rng.sample(rest, min(len(rest), max(0, size - len(fixed))))
+    return sorted(chosen, key=lambda c: -c.teacher)
+
+
+def collate(groups: list[Group], chosen: list[list[Candidate]], pool_index: dict[str, int],
+            passages: list[TokenizedPassage], template: PairTemplate, max_length: int, pad_id: int) -> dict:
+    rows, token_labels = [], []
+    for group, candidates in zip(groups, chosen):
+        for c in candidates:
+            row = build_rows(0, group.query_ids, passages[pool_index[c.pid]], template, max_length)[0]
+            rows.append(row)
+            labels = np.where(row.sentence_ids == NO_SENTENCE, -100.0, c.labels[np.maximum(row.sentence_ids, 0)])
+            token_labels.append(labels)
+    width = max(len(r.input_ids) for r in rows)
+    batch = {
+        "input_ids": np.full((len(rows), width), pad_id),
+        "token_type_ids": np.zeros((len(rows), width), dtype=np.int64),
+        "attention_mask": np.zeros((len(rows), width), dtype=np.int64),
+        "token_labels": np.full((len(rows), width), -100.0, dtype=np.float32),
+    }
+    for r, (row, labels) in enumerate(zip(rows, token_labels)):
+        n = len(row.input_ids)
+        batch["input_ids"][r, :n] = row.input_ids
+        batch["token_type_ids"][r, :n] = row.token_type_ids
+        batch["attention_mask"][r, :n] = 1
+        batch["token_labels"][r, :n] = labels
+    return {k: torch.from_numpy(np.asarray(v)) for k, v in batch.items()}
+
+
+def rank_targets(groups: list[Group], chosen: list[list[Candidate]], tau: float, gold_mix: float) -> torch.Tensor:
+    targets = []
+    for group, candidates in zip(groups, chosen):
+        z = torch.tensor([c.teacher for c in candidates]) / tau
+        target = torch.softmax(z, dim=0)
+        gold = torch.tensor([c.pid in group.gold for c in candidates], dtype=torch.float)
+        if gold.sum() > 0:
+            target = (1 - gold_mix) * target + gold_mix * gold / gold.sum()
+        targets.append(target)
+    return torch.stack(targets)
+
+
+# ---- validation, calibration, threshold ---------------------------------------------------------
+
+
+def inference_copy(model: RerankPruneModel, tokenizer, device: torch.device) -> RerankPruner:
+    """A pipeline over a copy of the model, so bf16 inference never touches the fp32 training weights."""
+    return RerankPruner(copy.deepcopy(model).eval(), tokenizer, device=device, batch_size=256, progress=False)
+
+
+def validate(pruner: RerankPruner, records: list[dict], texts: dict[str, str]) -> tuple[float, list]:
+    """nDCG@10 of reranking the DL21 validation candidates; also returns (logit, relevance) pairs."""
+    import ir_measures
+
+    queries = [r["query"] for r in records]
+    passages = [[{"id": c["pid"], "text": texts[c["pid"]]} for c in r["candidates"]] for r in records]
+    results = pruner.process(queries, passages)
+    run, qrels, pairs = [], [], []
+    for record, result in zip(records, results):
+        labels = {c["pid"]: c["label"] for c in record["candidates"] if c["label"] is not None}
+        for passage in result:
+            run.append(ir_measures.ScoredDoc(record["qid"], passage.document.id, passage.logit))
+            if passage.document.id in labels:
+                pairs.append((passage.logit, labels[passage.document.id]))
+        qrels += [ir_measures.Qrel(record["qid"], pid, rel) for pid, rel in labels.items()]
+    return ir_measures.calc_aggregate([ir_measures.nDCG @ 10], qrels, run)[ir_measures.nDCG @ 10], pairs
+
+
+def fit_platt(pairs: list[tuple[float, int]]) -> tuple[float, float]:
+    """Logistic fit of P(relevant: grade >= 2 | logit) on validation pairs."""
+    x = torch.tensor([p[0] for p in pairs])
+    y = torch.tensor([float(p[1] >= 2) for p in pairs])
+    a, b = torch.ones(1, requires_grad=True), torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.LBFGS([a, b], max_iter=200)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(a * x + b, y)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return float(a), float(b)
+
+
+def pick_threshold(pruner: RerankPruner, groups: list[Group], texts: dict[str, str], target: float) -> dict:
+    """Highest threshold whose gold-sentence recall on held-out training questions stays >= target."""
+    queries, passages, gold = [], [], []
+    for group in groups:
+        golds = [c for c in group.candidates if c.pid in group.gold]
+        if not golds:
+            continue
+        queries.append(group.query)
+        passages.append([{"id": c.pid, "text": texts[c.pid]} for c in group.candidates])
+        gold.append({c.pid: c.labels for c in golds})
+    results = pruner.process(queries, passages, threshold=0.0, reorder=False)
+    scores_kept, tokens = [], []
+    for result, gold_labels in zip(results, gold):
+        for passage in result:
+            scores = np.asarray([s.score for s in passage.sentences])
+            lengths = np.asarray([len(s.span) for s in passage.sentences])
+            labels = gold_labels.get(passage.document.id, np.zeros(len(scores)))
+            scores_kept.append((scores, labels, lengths))
+            tokens.append(lengths.sum())
+    best = {"threshold": 0.0, "recall": 1.0, "removed": 0.0}
+    for threshold in np.round(np.arange(0.02, 0.9, 0.02), 2):
+        hit = sum(((s > threshold) & (lab > 0)).sum() for s, lab, _ in scores_kept)
+        total = sum((lab > 0).sum() for _, lab, _ in scores_kept)
+        kept_chars = sum(length[s > threshold].sum() for s, _, length in scores_kept)
+        recall = hit / max(1, total)
+        if recall >= target:
+            best = {"threshold": float(threshold), "recall": float(recall),
+                    "removed": float(1 - kept_chars / max(1, sum(tokens)))}
+    return best
+
+
+# ---- main ---------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
+                        handlers=[logging.StreamHandler(), logging.FileHandler(args.out / "train.log")])
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    device = torch.device(args.device)
+
+    # data
+    pool = read_jsonl(args.data / "pool.jsonl.gz")
+    records = read_jsonl(args.data / "groups.jsonl.gz")
+    valid = read_jsonl(args.data / "valid_dl21.jsonl.gz")
+    cosines = {(r["qid"], r["pid"]): r["cos"] for r in read_jsonl(args.data / "sentences.jsonl.gz")}
+    texts = {p["pid"]: p["text"] for p in pool}
+    if args.valid_queries:
+        valid = valid[: args.valid_queries]
+    log.info("pool %d passages, %d training queries, %d validation queries", len(pool), len(records), len(valid))
+
+    tokenizer = load_tokenizer(args.backbone)
+    template = PairTemplate.from_tokenizer(tokenizer)
+    t0 = time.time()
+    passages = tokenize_passages(tokenizer, [p["text"] for p in pool], [""] * len(pool))
+    pool_index = {p["pid"]: i for i, p in enumerate(pool)}
+    encoded_queries = tokenizer([r["query"] for r in records], add_special_tokens=False)["input_ids"]
+    query_ids = {r["qid"]: np.asarray(ids)[: args.max_length // 4] for r, ids in zip(records, encoded_queries)}
+    log.info("tokenized in %.1fs", time.time() - t0)
+    groups = build_groups(records, pool_index, passages, query_ids, cosines, args)
+
+    # held-out slice of sentence-labelled training questions for the pruning threshold
+    labelled = sorted((g for g in groups if g.gold), key=lambda g: g.qid)
+    rng.shuffle(labelled)
+    held_out = {g.qid for g in labelled[: max(1, len(labelled) // 10)]}
+    train_groups = [g for g in groups if g.qid not in held_out]
+    log.info("%d training groups, %d held out for the threshold", len(train_groups), len(held_out))
+
+    config = RerankPruneConfig(max_length=args.max_length)
+    model = RerankPruneModel.from_backbone(args.backbone, config).to(device)
+    head_params = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
+    optimizer = torch.optim.AdamW(
+        [{"params": model.encoder.parameters(), "lr": args.lr}, {"params": head_params, "lr": args.head_lr}],
+        weight_decay=0.01,
+    )
+    steps_per_epoch = math.ceil(len(train_groups) / args.queries_per_step)
+    total_steps = steps_per_epoch * args.epochs
+    if args.max_steps:
+        total_steps = min(total_steps, args.max_steps)
+    warmup = max(1, int(args.warmup * total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
+    )
+    checkpoint_path = args.out / "checkpoint.pt"
+    step, start_epoch, history = 0, 0, []
+    if checkpoint_path.is_file():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, start_epoch, history = state["step"], state["epoch"], state["history"]
+        log.info("resumed at epoch %d, step %d", start_epoch, step)
+
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    best_state, best_ndcg = None, -1.0
+    for epoch in range(start_epoch, args.epochs):
+        model.train()
+        order = list(range(len(train_groups)))
+        random.Random(args.seed + epoch).shuffle(order)
+        t0 = time.time()
+        for first in range(0, len(order), args.queries_per_step):
+            if args.max_steps and step >= args.max_steps:
+                break
+            batch_groups = [train_groups[i] for i in order[first : first + args.queries_per_step]]
+            size = min(args.group_size, min(len(g.candidates) for g in batch_groups))
+            chosen = [sample_group(g, size, rng) for g in batch_groups]
+            batch = collate(batch_groups, chosen, pool_index, passages, template, args.max_length,
+                            tokenizer.pad_token_id or 0)
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            with autocast:
+                out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+            scores = out.rank_logits.float().view(len(batch_groups), size)
+            target = rank_targets(batch_groups, chosen, 1.0, args.gold_mix).to(device)
+            rank_loss = F.kl_div(F.log_softmax(scores, dim=-1), target, reduction="batchmean")
+            mask = batch["token_labels"] >= 0
+            token_loss = F.binary_cross_entropy_with_logits(
+                out.token_logits.float()[mask], batch["token_labels"][mask]
+            )
+            loss = rank_loss + args.token_weight * token_loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            if step % 50 == 0 or step == 1:
+                log.info("epoch %d step %d/%d rank %.4f token %.4f lr %.2e (%.1f pairs/s)", epoch, step,
+                         total_steps, rank_loss.item(), token_loss.item(), scheduler.get_last_lr()[0],
+                         (first + args.queries_per_step) * size / (time.time() - t0))
+        ndcg, _ = validate(inference_copy(model, tokenizer, device), valid, texts)
+        history.append({"epoch": epoch, "step": step, "dl21_ndcg@10": ndcg, "seconds": time.time() - t0})
+        log.info("epoch %d: DL21 validation nDCG@10 %.4f", epoch, ndcg)
+        if ndcg > best_ndcg:
+            best_ndcg = ndcg
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "step": step, "epoch": epoch + 1, "history": history},
+                   checkpoint_path)
+        if args.max_steps and step >= args.max_steps:
+            break
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    pruner = inference_copy(model, tokenizer, device)
+    _, pairs = validate(pruner, valid, texts)
+    scale, bias = fit_platt(pairs)
+    threshold = pick_threshold(pruner, [g for g in groups if g.qid in held_out], texts, args.target_recall)
+    model.config.threshold = threshold["threshold"]
+    model.config.training = {
+        "calibration_scale": scale, "calibration_bias": bias, "threshold_selection": threshold,
+        "validation": history, "best_dl21_ndcg@10": best_ndcg,
+        "args": {k: str(v) for k, v in vars(args).items()},
+    }
+    model.cpu().save_pretrained(args.out / "model", tokenizer, dtype=torch.float16)
+    summary = {"best_dl21_ndcg@10": best_ndcg, "threshold": threshold, "calibration": [scale, bias],
+               "history": history}
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    log.info("saved %s: %s", args.out / "model", json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
