@@ -51,6 +51,7 @@ from ragprune.data import (  # noqa: E402
     read_topics,
 )
 from ragprune.data.files import numbered_lines  # noqa: E402
+from ragprune.evaluation import evaluate_run, paired_test  # noqa: E402
 from ragprune.text import split_sentences  # noqa: E402
 from ragprune.types import Span  # noqa: E402
 
@@ -280,26 +281,38 @@ def held_out(qid: str, seed: int, share: float) -> bool:
 # --------------------------------------------------------------------------------------------------
 
 
-class PoolBM25:
-    """bm25s over the pool (English stemming and stopwords, k1=0.9, b=0.4 as Pyserini's MS MARCO runs)."""
+def bm25_candidates(
+    pool: Pool, group_list: list[Group], depth: int, floor_depth: int
+) -> dict[str, np.ndarray]:
+    """Fill each training group's candidates (pool BM25 top-*depth*, then the source's own passages) and
+    return every group's BM25 score per candidate.
 
-    def __init__(self, pids: list[str], texts: list[str]) -> None:
-        import bm25s
-        import Stemmer
+    Uses the project's bm25s retriever with Pyserini's MS MARCO setting (k1=0.9, b=0.4). Groups that
+    already hold candidates (validation runs) or own labelled passages are searched to *floor_depth*, so
+    those passages get their pool BM25 score; a passage ranked below that gets 0.
+    """
+    from ragprune.retrieval import get_retriever
+    from ragprune.types import Document
 
-        self._bm25s = bm25s
-        self.stemmer = Stemmer.Stemmer("english")
-        self.pids = pids
-        self.index = bm25s.BM25(k1=0.9, b=0.4)
-        tokens = bm25s.tokenize(texts, stopwords="en", stemmer=self.stemmer, show_progress=False)
-        self.index.index(tokens, show_progress=False)
-
-    def scores(self, query: str) -> np.ndarray:
-        tokens = self._bm25s.tokenize(
-            [query], stopwords="en", stemmer=self.stemmer, return_ids=False, show_progress=False
-        )[0]
-        known = [t for t in tokens if t in self.index.vocab_dict]
-        return self.index.get_scores(known) if known else np.zeros(len(self.pids), dtype=np.float32)
+    retriever = get_retriever("bm25s", k1=0.9, b=0.4)
+    retriever.index({pid: Document(pid, passage.text) for pid, passage in sorted(pool.passages.items())})
+    scores: dict[str, np.ndarray] = {}
+    floored = 0
+    for start in range(0, len(group_list), 500):
+        batch = group_list[start : start + 500]
+        deep = {g.qid: g.query for g in batch if g.candidates or g.labels}
+        run = retriever.search({g.qid: g.query for g in batch if g.qid not in deep}, k=depth)
+        run |= retriever.search(deep, k=floor_depth)
+        for group in batch:
+            ranked = run.get(group.qid, {})
+            if not group.candidates:
+                top = sorted(ranked.items(), key=lambda item: (-item[1], item[0]))[:depth]
+                group.candidates = [pid for pid, _ in top]
+                group.candidates += sorted(set(group.labels) - set(group.candidates))
+            floored += sum(pid not in ranked for pid in group.candidates)
+            scores[group.qid] = np.array([ranked.get(pid, 0.0) for pid in group.candidates], dtype=np.float32)
+    LOG.info("BM25: %d candidates ranked below %d in the pool got score 0", floored, floor_depth)
+    return scores
 
 
 # --------------------------------------------------------------------------------------------------
@@ -351,17 +364,11 @@ def combine(spec: tuple[str, dict[str, float]], feats: dict[str, np.ndarray]) ->
     return sum(w * transform(feats[name]) for name, w in weights.items()) / total
 
 
-def ndcg10(groups: list[Group], scores: dict[str, np.ndarray]) -> float:
-    import ir_measures
-    from ir_measures import nDCG
-
-    qrels = [ir_measures.Qrel(g.qid, docno, rel) for g in groups for docno, rel in g.qrels.items()]
-    run = [
-        ir_measures.ScoredDoc(g.qid, docno, float(s))
-        for g in groups
-        for docno, s in zip(g.docnos, scores[g.qid], strict=True)
-    ]
-    return ir_measures.calc_aggregate([nDCG @ 10], qrels, run)[nDCG @ 10]
+def dl21_ndcg10(groups: list[Group], scores: dict[str, np.ndarray]) -> dict[str, float]:
+    """Per-query nDCG@10 (project evaluation, ir-measures) of reranking each validation run by *scores*."""
+    qrels = {g.qid: g.qrels for g in groups}
+    run = {g.qid: dict(zip(g.docnos, scores[g.qid].tolist(), strict=True)) for g in groups}
+    return evaluate_run(qrels, run, ["nDCG@10"]).per_query["nDCG@10"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -505,17 +512,7 @@ def main() -> int:
     )
 
     # 3. BM25 candidates ------------------------------------------------------------------------------
-    pids = sorted(pool.passages)
-    row_of = {pid: i for i, pid in enumerate(pids)}
-    bm25 = PoolBM25(pids, [pool.passages[p].text for p in pids])
-    bm25_scores: dict[str, np.ndarray] = {}
-    for group in groups + prune_valid + valid:
-        scores = bm25.scores(group.query)
-        if not group.candidates:  # training: top-k from the pool, then the source's own passages
-            top = np.lexsort((np.arange(len(pids)), -scores))[: args.bm25_depth]
-            group.candidates = [pids[i] for i in top if scores[i] > 0]
-            group.candidates += sorted(p for p in group.labels if p not in set(group.candidates))
-        bm25_scores[group.qid] = np.array([scores[row_of[p]] for p in group.candidates], dtype=np.float32)
+    bm25_scores = bm25_candidates(pool, groups + prune_valid + valid, args.bm25_depth, floor_depth=1000)
     timings["pool+bm25_s"] = time.time() - clock
     LOG.info("BM25 candidates done (%.0f s)", timings["pool+bm25_s"])
 
@@ -572,15 +569,25 @@ def main() -> int:
 
     # DL21 validation table and the teacher choice (DL19/DL20 are never looked at here).
     specs = ensemble_specs(sorted(feats[valid[0].qid]))
-    table = {"bm25 (official run)": ndcg10(valid, {g.qid: np.array(g.bm25_given) for g in valid})}
+    per_query = {"bm25 (official run)": dl21_ndcg10(valid, {g.qid: np.array(g.bm25_given) for g in valid})}
     for name, spec in specs.items():
-        table[name] = ndcg10(valid, {g.qid: combine(spec, feats[g.qid]) for g in valid})
+        per_query[name] = dl21_ndcg10(valid, {g.qid: combine(spec, feats[g.qid]) for g in valid})
+    table = {name: float(np.mean(list(values.values()))) for name, values in per_query.items()}
     for name, value in table.items():
-        LOG.info("DL21 nDCG@10  %-45s %.4f", name, value)
-    # Distillation needs graded scores, so RRF (ranks only) is reported but not chosen.
+        LOG.info("DL21 nDCG@10  %-48s %.4f", name, value)
+    # Distillation needs graded scores, so RRF (ranks only) is reported but not chosen; ties go to
+    # the ensemble with fewer parts.
     eligible = {n: v for n, v in table.items() if n in specs and specs[n][0] != "rrf"}
     chosen = args.teacher or max(eligible, key=lambda n: (round(eligible[n], 4), -len(specs[n][1])))
-    LOG.info("teacher: %s (DL21 nDCG@10 %.4f)", chosen, table[chosen])
+    test = paired_test(per_query["mpnet"], per_query[chosen])
+    LOG.info(
+        "teacher: %s (DL21 nDCG@10 %.4f; vs mpnet %+.4f, paired t p=%.3f, randomization p=%.3f)",
+        chosen,
+        table[chosen],
+        test.mean_diff,
+        test.t_pvalue,
+        test.randomization_pvalue,
+    )
     teacher = {g.qid: combine(specs[chosen], feats[g.qid]) for g in every_group}
     spread = float(np.median([feats[g.qid]["mpnet"].std() for g in groups if len(g.candidates) > 1]))
     spread_t = float(np.median([teacher[g.qid].std() for g in groups if len(g.candidates) > 1]))
@@ -639,7 +646,16 @@ def main() -> int:
         "valid_dl21": describe(valid),
         "dropped_repeating_eval_queries": dict(dropped),
         "dl21_ndcg10": {k: round(v, 4) for k, v in table.items()},
-        "teacher": {"name": chosen, "spec": specs[chosen], "dl21_ndcg10": round(table[chosen], 4)},
+        "teacher": {
+            "name": chosen,
+            "spec": specs[chosen],
+            "dl21_ndcg10": round(table[chosen], 4),
+            "vs_mpnet": {
+                "mean_diff": round(test.mean_diff, 4),
+                "t_pvalue": round(test.t_pvalue, 4),
+                "randomization_pvalue": round(test.randomization_pvalue, 4),
+            },
+        },
         "median_within_query_std": {"mpnet_cos": round(spread, 4), "teacher": round(spread_t, 4)},
         "records": counts,
         "bytes": sizes,

@@ -33,7 +33,13 @@ import torch.nn.functional as F
 
 from ragprune.models import RerankPruneConfig, RerankPruneModel, load_tokenizer
 from ragprune.pipeline import RerankPruner
-from ragprune.pipeline.encoding import NO_SENTENCE, PairTemplate, TokenizedPassage, build_rows, tokenize_passages
+from ragprune.pipeline.encoding import (
+    NO_SENTENCE,
+    PairTemplate,
+    TokenizedPassage,
+    build_rows,
+    tokenize_passages,
+)
 
 log = logging.getLogger("train")
 
@@ -50,12 +56,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--head-lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=float, default=0.05, help="share of steps with linear warm-up")
     p.add_argument("--max-length", type=int, default=256)
-    p.add_argument("--tau", type=float, default=1.0, help="teacher temperature (teacher scores are z-scored per query)")
-    p.add_argument("--gold-mix", type=float, default=0.3, help="weight of the gold passage in the rank target")
+    p.add_argument(
+        "--tau", type=float, default=1.0, help="teacher temperature (teacher scores are z-scored per query)"
+    )
+    p.add_argument(
+        "--gold-mix", type=float, default=0.3, help="weight of the gold passage in the rank target"
+    )
     p.add_argument("--token-weight", type=float, default=1.0, help="weight of the token loss")
-    p.add_argument("--silver-margin", type=float, default=0.1, help="silver: keep sentences within this cosine of the best")
-    p.add_argument("--silver-min-prob", type=float, default=0.3, help="silver: teacher probability to call top-1 relevant")
-    p.add_argument("--target-recall", type=float, default=0.92, help="pruning threshold: held-out gold recall to keep")
+    p.add_argument(
+        "--silver-margin",
+        type=float,
+        default=0.1,
+        help="silver: keep sentences within this cosine of the best",
+    )
+    p.add_argument(
+        "--silver-min-prob",
+        type=float,
+        default=0.3,
+        help="silver: teacher probability to call top-1 relevant",
+    )
+    p.add_argument(
+        "--target-recall", type=float, default=0.92, help="pruning threshold: held-out gold recall to keep"
+    )
     p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: all epochs)")
     p.add_argument("--valid-queries", type=int, default=0, help="limit DL21 validation queries (0: all)")
     p.add_argument("--seed", type=int, default=13)
@@ -88,7 +110,9 @@ def sentence_labels(
     """1 = keep, 0 = drop, per sentence of the passage (as the pipeline splits it)."""
     n = len(passage.sentences)
     if gold_spans is not None:
-        return np.asarray([covered_share((s.start, s.end), gold_spans) >= 0.5 for s in passage.sentences], float)
+        return np.asarray(
+            [covered_share((s.start, s.end), gold_spans) >= 0.5 for s in passage.sentences], float
+        )
     if not relevant or not cosines or len(cosines) != n:
         return np.zeros(n)
     best = max(cosines)
@@ -111,9 +135,14 @@ class Group:
     gold: set[str]
 
 
-def build_groups(records: list[dict], pool_index: dict[str, int], passages: list[TokenizedPassage],
-                 query_ids: dict[str, np.ndarray], cosines: dict[tuple[str, str], list[float]],
-                 args: argparse.Namespace) -> list[Group]:
+def build_groups(
+    records: list[dict],
+    pool_index: dict[str, int],
+    passages: list[TokenizedPassage],
+    query_ids: dict[str, np.ndarray],
+    cosines: dict[tuple[str, str], list[float]],
+    args: argparse.Namespace,
+) -> list[Group]:
     groups = []
     for record in records:
         candidates = [c for c in record["candidates"] if c["pid"] in pool_index]
@@ -130,7 +159,11 @@ def build_groups(records: list[dict], pool_index: dict[str, int], passages: list
             passage = passages[pool_index[c["pid"]]]
             relevant = c["pid"] in gold or (not gold and i == top and probs[i] >= args.silver_min_prob)
             labels = sentence_labels(
-                passage, gold.get(c["pid"]), cosines.get((record["qid"], c["pid"])), relevant, args.silver_margin
+                passage,
+                gold.get(c["pid"]),
+                cosines.get((record["qid"], c["pid"])),
+                relevant,
+                args.silver_margin,
             )
             built.append(Candidate(c["pid"], float(z[i]), labels))
         groups.append(Group(record["qid"], record["query"], query_ids[record["qid"]], built, set(gold)))
@@ -149,14 +182,23 @@ def sample_group(group: Group, size: int, rng: random.Random) -> list[Candidate]
     return sorted(chosen, key=lambda c: -c.teacher)
 
 
-def collate(groups: list[Group], chosen: list[list[Candidate]], pool_index: dict[str, int],
-            passages: list[TokenizedPassage], template: PairTemplate, max_length: int, pad_id: int) -> dict:
+def collate(
+    groups: list[Group],
+    chosen: list[list[Candidate]],
+    pool_index: dict[str, int],
+    passages: list[TokenizedPassage],
+    template: PairTemplate,
+    max_length: int,
+    pad_id: int,
+) -> dict:
     rows, token_labels = [], []
     for group, candidates in zip(groups, chosen):
         for c in candidates:
             row = build_rows(0, group.query_ids, passages[pool_index[c.pid]], template, max_length)[0]
             rows.append(row)
-            labels = np.where(row.sentence_ids == NO_SENTENCE, -100.0, c.labels[np.maximum(row.sentence_ids, 0)])
+            labels = np.where(
+                row.sentence_ids == NO_SENTENCE, -100.0, c.labels[np.maximum(row.sentence_ids, 0)]
+            )
             token_labels.append(labels)
     width = max(len(r.input_ids) for r in rows)
     batch = {
@@ -174,7 +216,9 @@ def collate(groups: list[Group], chosen: list[list[Candidate]], pool_index: dict
     return {k: torch.from_numpy(np.asarray(v)) for k, v in batch.items()}
 
 
-def rank_targets(groups: list[Group], chosen: list[list[Candidate]], tau: float, gold_mix: float) -> torch.Tensor:
+def rank_targets(
+    groups: list[Group], chosen: list[list[Candidate]], tau: float, gold_mix: float
+) -> torch.Tensor:
     targets = []
     for group, candidates in zip(groups, chosen):
         z = torch.tensor([c.teacher for c in candidates]) / tau
@@ -226,7 +270,7 @@ def fit_platt(pairs: list[tuple[float, int]]) -> tuple[float, float]:
         return loss
 
     optimizer.step(closure)
-    return float(a), float(b)
+    return float(a.detach()), float(b.detach())
 
 
 def pick_threshold(pruner: RerankPruner, groups: list[Group], texts: dict[str, str], target: float) -> dict:
@@ -255,8 +299,11 @@ def pick_threshold(pruner: RerankPruner, groups: list[Group], texts: dict[str, s
         kept_chars = sum(length[s > threshold].sum() for s, _, length in scores_kept)
         recall = hit / max(1, total)
         if recall >= target:
-            best = {"threshold": float(threshold), "recall": float(recall),
-                    "removed": float(1 - kept_chars / max(1, sum(tokens)))}
+            best = {
+                "threshold": float(threshold),
+                "recall": float(recall),
+                "removed": float(1 - kept_chars / max(1, sum(tokens))),
+            }
     return best
 
 
@@ -266,8 +313,11 @@ def pick_threshold(pruner: RerankPruner, groups: list[Group], texts: dict[str, s
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
-                        handlers=[logging.StreamHandler(), logging.FileHandler(args.out / "train.log")])
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(message)s",
+        handlers=[logging.StreamHandler(), logging.FileHandler(args.out / "train.log")],
+    )
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -282,7 +332,9 @@ def main(argv: list[str] | None = None) -> dict:
     texts = {p["pid"]: p["text"] for p in pool}
     if args.valid_queries:
         valid = valid[: args.valid_queries]
-    log.info("pool %d passages, %d training queries, %d validation queries", len(pool), len(records), len(valid))
+    log.info(
+        "pool %d passages, %d training queries, %d validation queries", len(pool), len(records), len(valid)
+    )
 
     tokenizer = load_tokenizer(args.backbone)
     template = PairTemplate.from_tokenizer(tokenizer)
@@ -290,7 +342,9 @@ def main(argv: list[str] | None = None) -> dict:
     passages = tokenize_passages(tokenizer, [p["text"] for p in pool], [""] * len(pool))
     pool_index = {p["pid"]: i for i, p in enumerate(pool)}
     encoded_queries = tokenizer([r["query"] for r in records], add_special_tokens=False)["input_ids"]
-    query_ids = {r["qid"]: np.asarray(ids)[: args.max_length // 4] for r, ids in zip(records, encoded_queries)}
+    query_ids = {
+        r["qid"]: np.asarray(ids)[: args.max_length // 4] for r, ids in zip(records, encoded_queries)
+    }
     log.info("tokenized in %.1fs", time.time() - t0)
     groups = build_groups(records, pool_index, passages, query_ids, cosines, args)
 
@@ -339,8 +393,15 @@ def main(argv: list[str] | None = None) -> dict:
             batch_groups = [train_groups[i] for i in order[first : first + args.queries_per_step]]
             size = min(args.group_size, min(len(g.candidates) for g in batch_groups))
             chosen = [sample_group(g, size, rng) for g in batch_groups]
-            batch = collate(batch_groups, chosen, pool_index, passages, template, args.max_length,
-                            tokenizer.pad_token_id or 0)
+            batch = collate(
+                batch_groups,
+                chosen,
+                pool_index,
+                passages,
+                template,
+                args.max_length,
+                tokenizer.pad_token_id or 0,
+            )
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             with autocast:
                 out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
@@ -359,18 +420,33 @@ def main(argv: list[str] | None = None) -> dict:
             scheduler.step()
             step += 1
             if step % 50 == 0 or step == 1:
-                log.info("epoch %d step %d/%d rank %.4f token %.4f lr %.2e (%.1f pairs/s)", epoch, step,
-                         total_steps, rank_loss.item(), token_loss.item(), scheduler.get_last_lr()[0],
-                         (first + args.queries_per_step) * size / (time.time() - t0))
+                log.info(
+                    "epoch %d step %d/%d rank %.4f token %.4f lr %.2e (%.1f pairs/s)",
+                    epoch,
+                    step,
+                    total_steps,
+                    rank_loss.item(),
+                    token_loss.item(),
+                    scheduler.get_last_lr()[0],
+                    (first + args.queries_per_step) * size / (time.time() - t0),
+                )
         ndcg, _ = validate(inference_copy(model, tokenizer, device), valid, texts)
         history.append({"epoch": epoch, "step": step, "dl21_ndcg@10": ndcg, "seconds": time.time() - t0})
         log.info("epoch %d: DL21 validation nDCG@10 %.4f", epoch, ndcg)
         if ndcg > best_ndcg:
             best_ndcg = ndcg
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "step": step, "epoch": epoch + 1, "history": history},
-                   checkpoint_path)
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "step": step,
+                "epoch": epoch + 1,
+                "history": history,
+            },
+            checkpoint_path,
+        )
         if args.max_steps and step >= args.max_steps:
             break
 
@@ -382,13 +458,20 @@ def main(argv: list[str] | None = None) -> dict:
     threshold = pick_threshold(pruner, [g for g in groups if g.qid in held_out], texts, args.target_recall)
     model.config.threshold = threshold["threshold"]
     model.config.training = {
-        "calibration_scale": scale, "calibration_bias": bias, "threshold_selection": threshold,
-        "validation": history, "best_dl21_ndcg@10": best_ndcg,
+        "calibration_scale": scale,
+        "calibration_bias": bias,
+        "threshold_selection": threshold,
+        "validation": history,
+        "best_dl21_ndcg@10": best_ndcg,
         "args": {k: str(v) for k, v in vars(args).items()},
     }
     model.cpu().save_pretrained(args.out / "model", tokenizer, dtype=torch.float16)
-    summary = {"best_dl21_ndcg@10": best_ndcg, "threshold": threshold, "calibration": [scale, bias],
-               "history": history}
+    summary = {
+        "best_dl21_ndcg@10": best_ndcg,
+        "threshold": threshold,
+        "calibration": [scale, bias],
+        "history": history,
+    }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     log.info("saved %s: %s", args.out / "model", json.dumps(summary))
     return summary

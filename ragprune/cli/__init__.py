@@ -16,6 +16,8 @@ COMMANDS: tuple[str, ...] = (
     "rerank",
     "prune",
     "eval",
+    "retrieve",
+    "serve",
 )
 
 

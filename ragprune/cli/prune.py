@@ -14,15 +14,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser = subparsers.add_parser(
         "prune",
         help="score and prune passages from a JSONL file",
-        description="Rerank and prune the passages of each query. Output: one JSON object per input line with "
-        "per-passage logit, probability, sentence scores, kept character spans, pruned text and compression.",
+        description="Rerank and prune the passages of each query. Output: one JSON object per input line "
+        "with per-passage logit, probability, sentence scores, kept character spans, pruned text "
+        "and compression.",
     )
     parser.add_argument("--input", required=True, help=INPUT_HELP)
     parser.add_argument("--output", required=True, help="output JSONL")
-    parser.add_argument("--threshold", type=float, default=None, help="pruning threshold (default: the model's)")
-    parser.add_argument("--model", default=None, help="model folder (default: the model shipped with ragprune)")
+    parser.add_argument(
+        "--threshold", type=float, default=None, help="pruning threshold (default: the model's)"
+    )
+    parser.add_argument(
+        "--model", default=None, help="model folder (default: the model shipped with ragprune)"
+    )
     parser.add_argument("--top-k", type=int, default=None, help="keep only the best k passages per query")
-    parser.add_argument("--keep-order", action="store_true", help="keep the input order instead of sorting by score")
+    parser.add_argument(
+        "--keep-order", action="store_true", help="keep the input order instead of sorting by score"
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="encoder rows per batch (default 64)")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     return parser
@@ -32,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from ragprune.data.files import numbered_json_objects
     from ragprune.data.errors import DataFormatError
+    from ragprune.data.files import numbered_json_objects
     from ragprune.pipeline import RerankPruner
     from ragprune.types import Query
 
@@ -41,13 +48,19 @@ def run(args: argparse.Namespace) -> int:
     for lineno, record in numbered_json_objects(args.input, "prune input"):
         if not isinstance(record.get("query"), str) or not isinstance(record.get("passages"), list):
             raise DataFormatError.at(
-                args.input, lineno, "each line needs a string 'query' and a list 'passages'", f"write lines as {INPUT_HELP}"
+                args.input,
+                lineno,
+                "each line needs a string 'query' and a list 'passages'",
+                f"write lines as {INPUT_HELP}",
             )
         records.append(record)
     pruner = RerankPruner.load(args.model, device=args.device, batch_size=args.batch_size)
     queries = [Query(str(r.get("id", i)), r["query"]) for i, r in enumerate(records)]
     results = pruner.process(
-        queries, [r["passages"] for r in records], threshold=args.threshold, top_k=args.top_k,
+        queries,
+        [r["passages"] for r in records],
+        threshold=args.threshold,
+        top_k=args.top_k,
         reorder=not args.keep_order,
     )
     path = Path(args.output)

@@ -20,14 +20,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--passages", required=True, help="the collection: 'pid<TAB>text' TSV (.gz ok) or BEIR corpus.jsonl"
     )
     parser.add_argument("--output", required=True, help="where to write the reranked TREC run")
-    parser.add_argument("--model", default=None, help="model folder (default: the model shipped with ragprune)")
-    parser.add_argument("--top-k", type=int, default=100, help="rerank this many documents per query (default 100)")
-    parser.add_argument("--threshold", type=float, default=None, help="pruning threshold (default: the model's)")
+    parser.add_argument(
+        "--model", default=None, help="model folder (default: the model shipped with ragprune)"
+    )
+    parser.add_argument(
+        "--top-k", type=int, default=100, help="rerank this many documents per query (default 100)"
+    )
+    parser.add_argument(
+        "--threshold", type=float, default=None, help="pruning threshold (default: the model's)"
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="encoder rows per batch (default 64)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    parser.add_argument("--qrels", default=None, help="TREC qrels: also print measures of input and output runs")
-    parser.add_argument("--pruned-output", default=None, help="also write per-passage scores, spans and pruned text (JSONL)")
-    parser.add_argument("--tag", default="ragprune", help="run tag written in the output run (default ragprune)")
+    parser.add_argument(
+        "--qrels", default=None, help="TREC qrels: also print measures of input and output runs"
+    )
+    parser.add_argument(
+        "--pruned-output", default=None, help="also write per-passage scores, spans and pruned text (JSONL)"
+    )
+    parser.add_argument(
+        "--tag", default="ragprune", help="run tag written in the output run (default ragprune)"
+    )
     return parser
 
 

@@ -77,8 +77,8 @@ def kept_sentences(text: str, sentence_spans: Sequence[Span], kept_spans: Iterab
     for sentence in sentence_spans:
         total = visible[sentence.end] - visible[sentence.start]
         inside = sum(
-            visible[min(end, sentence.end)] - visible[max(start, sentence.start)]
-            for start, end in _overlapping(merged, sentence)
+            visible[min(kept.end, sentence.end)] - visible[max(kept.start, sentence.start)]
+            for kept in _overlapping(merged, sentence)
         )
         out.append(total > 0 and 2 * inside >= total)
     return out

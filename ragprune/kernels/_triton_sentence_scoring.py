@@ -88,7 +88,7 @@ def _load_scalar(ptr, value, MODE: tl.constexpr):
 @triton.jit
 def _segmented_sum(start_a, value_a, count_a, start_b, value_b, count_b):
     restart = start_b != 0
-    return start_a | start_b, tl.where(restart, value_b, value_a + value_b), tl.where(restart, count_b, count_a + count_b)
+    return start_a | start_b, value_a + value_b, tl.where(restart, count_b, count_a + count_b)
 
 
 @triton.jit
@@ -141,14 +141,15 @@ def _token_pass_kernel(
             value = tl.where(active, (probability * _SCALE).to(tl.int64), 0)
         count = active.to(tl.int64)
         if SEGMENT_SCAN:
+            # Neighbours outside the block read as -1, so runs are cut at the block's edges.
             previous = tl.load(sentence_ptr + rows - 1, mask=in_range & (lanes > 0), other=-1)
             following = tl.load(sentence_ptr + rows + 1, mask=(rows + 1 < N) & (lanes < BLOCK_T - 1), other=-1)
-            starts = ((lanes == 0) | (previous != sentence)).to(tl.int32)
+            starts = (previous != sentence).to(tl.int32)
             if REDUCE == 1:
                 _, value, count = tl.associative_scan((starts, value, count), 0, _segmented_max)
             else:
                 _, value, count = tl.associative_scan((starts, value, count), 0, _segmented_sum)
-            writes = active & ((lanes == BLOCK_T - 1) | (following != sentence))
+            writes = active & (following != sentence)
         else:
             writes = active
         if REDUCE == 1:

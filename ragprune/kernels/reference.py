@@ -34,6 +34,7 @@ class ReferenceScores:
     kept_tokens: np.ndarray  # [P] int64
     rank_logits: np.ndarray | None  # [P] float64
     margins: np.ndarray  # [S] float64: |score - threshold|, for "vote" the closest token's |p - threshold|
+    reduce: str
 
 
 def _as_float64(value: torch.Tensor | float, length: int) -> np.ndarray:
@@ -102,7 +103,7 @@ def reference_scores(
     if rank_rows is not None:
         rows = hidden.reshape(-1, hidden.shape[-1])[rank_rows.long()]
         rank_logits = _logits_float64(rows, rank_weight, rank_bias)
-    return ReferenceScores(scores, keep, kept_tokens, rank_logits, margins)
+    return ReferenceScores(scores, keep, kept_tokens, rank_logits, margins, reduce)
 
 
 def token_probabilities_per_sample(hidden: np.ndarray, weight: np.ndarray, bias: float) -> np.ndarray:

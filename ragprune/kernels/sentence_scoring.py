@@ -170,11 +170,11 @@ def prepare_inputs(
     sentence_ids: torch.Tensor,
     sentence_pair: torch.Tensor,
     thresholds: torch.Tensor | float,
-    reduce: str,
-    rank_rows: torch.Tensor | None,
-    rank_weight: torch.Tensor | None,
-    rank_bias: torch.Tensor | float | None,
-    num_pairs: int | None,
+    reduce: str = "mean",
+    rank_rows: torch.Tensor | None = None,
+    rank_weight: torch.Tensor | None = None,
+    rank_bias: torch.Tensor | float | None = None,
+    num_pairs: int | None = None,
 ) -> ScoringInputs:
     """Check shapes and dtypes (no device synchronisation) and flatten padded inputs."""
     if reduce not in REDUCTIONS:

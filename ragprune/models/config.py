@@ -49,6 +49,7 @@ class RerankPruneConfig:
         if not path.is_file():
             raise FileNotFoundError(
                 f"{path} is missing: {folder} is not a ragprune model folder "
-                "(save one with RerankPruneModel.save_pretrained, or load a Provence checkpoint with load_provence)"
+                "(save one with RerankPruneModel.save_pretrained, or load a Provence checkpoint "
+                "with load_provence)"
             )
         return cls(**json.loads(path.read_text()))

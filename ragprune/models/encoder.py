@@ -67,11 +67,16 @@ class RerankPruneModel(nn.Module):
         missing, unexpected = model.encoder.load_state_dict(pretrained.state_dict(), strict=False)
         unexpected = [key for key in unexpected if not key.startswith("pooler.")]
         if missing or unexpected:
-            raise ValueError(f"backbone at {path} does not match its config: missing={missing}, unexpected={unexpected}")
+            raise ValueError(
+                f"backbone at {path} does not match its config: missing={missing}, unexpected={unexpected}"
+            )
         return model
 
     def save_pretrained(
-        self, folder: str | Path, tokenizer: PreTrainedTokenizerBase | None = None, dtype: torch.dtype | None = None
+        self,
+        folder: str | Path,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         """Write ``config.json``, ``ragprune_config.json``, ``model.safetensors`` (and the tokenizer)."""
         folder = Path(folder)
@@ -98,7 +103,9 @@ def load_tokenizer(folder: str | Path) -> PreTrainedTokenizerBase:
     """The model folder's tokenizer; must be a fast tokenizer, since spans need character offsets."""
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     if not tokenizer.is_fast:
-        raise ValueError(f"the tokenizer in {folder} is not a fast tokenizer; ragprune needs character offsets")
+        raise ValueError(
+            f"the tokenizer in {folder} is not a fast tokenizer; ragprune needs character offsets"
+        )
     return tokenizer
 
 

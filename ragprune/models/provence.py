@@ -33,7 +33,9 @@ def load_provence(folder: str | Path, max_length: int = 512) -> RerankPruneModel
     """A :class:`RerankPruneModel` holding the weights of a Provence checkpoint folder."""
     folder = Path(folder)
     if not is_provence_folder(folder):
-        raise ValueError(f"{folder} is not a Provence checkpoint (config.json must list {PROVENCE_ARCHITECTURE})")
+        raise ValueError(
+            f"{folder} is not a Provence checkpoint (config.json must list {PROVENCE_ARCHITECTURE})"
+        )
     backbone_config = AutoConfig.from_pretrained(str(folder))
     activation = getattr(backbone_config, "pooler_hidden_act", "gelu")
     config = RerankPruneConfig(

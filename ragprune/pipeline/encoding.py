@@ -149,7 +149,8 @@ def build_rows(
     if budget < 8:
         raise ValueError(
             f"the query is {len(query_ids)} tokens long, which leaves {budget} tokens of the "
-            f"{max_length}-token window for the passage; shorten the query or use a model with a longer window"
+            f"{max_length}-token window for the passage; shorten the query "
+            "or use a model with a longer window"
         )
     head = np.concatenate([template.prefix, query_ids, template.middle, title])
     head_types = np.concatenate(
@@ -169,7 +170,11 @@ def build_rows(
                 input_ids=np.concatenate([head, body, template.suffix]),
                 token_type_ids=np.concatenate([head_types, np.full(tail_length, template.passage_type)]),
                 sentence_ids=np.concatenate(
-                    [head_sentences, passage.token_sentence[start:end], np.full(len(template.suffix), NO_SENTENCE)]
+                    [
+                        head_sentences,
+                        passage.token_sentence[start:end],
+                        np.full(len(template.suffix), NO_SENTENCE),
+                    ]
                 ),
             )
         )

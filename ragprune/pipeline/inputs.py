@@ -21,7 +21,8 @@ def as_query(query: QueryLike, position: int = 0) -> Query:
         raise TypeError(f"query {position} is a {type(query).__name__}; pass a str or ragprune.Query")
     if not result.text.strip():
         raise ValueError(
-            f"query {result.id!r} is empty; pass the question text (an empty query cannot rank or prune anything)"
+            f"query {result.id!r} is empty; pass the question text "
+            "(an empty query cannot rank or prune anything)"
         )
     return result
 
@@ -44,7 +45,9 @@ def as_document(passage: PassageLike, position: int) -> Document:
             title=str(passage.get("title") or ""),
             metadata=metadata,
         )
-    raise TypeError(f"passage {position} is a {type(passage).__name__}; pass a str, dict or ragprune.Document")
+    raise TypeError(
+        f"passage {position} is a {type(passage).__name__}; pass a str, dict or ragprune.Document"
+    )
 
 
 def as_documents(passages: Sequence[PassageLike]) -> list[Document]:

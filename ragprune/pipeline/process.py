@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from ragprune.kernels import score_sentences
+from ragprune.kernels import SentenceScores, score_sentences
 from ragprune.models.encoder import RerankPruneModel
 from ragprune.pipeline.encoding import NO_SENTENCE, PairTemplate, Row, build_rows, tokenize_passages
 from ragprune.pipeline.inputs import PassageLike, QueryLike, as_documents, as_query
@@ -49,6 +51,7 @@ class RerankPruner:
         max_length: int | None = None,
         progress: bool | None = None,
         scoring_backend: str = "auto",
+        time_stages: bool = False,
     ) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
@@ -61,6 +64,7 @@ class RerankPruner:
         self.max_length = max_length or model.config.max_length
         self.progress = progress
         self.scoring_backend = scoring_backend
+        self.stage_timer = StageTimer(self.device) if time_stages else None
 
     @classmethod
     def load(cls, model: str | Path | None = None, **kwargs) -> RerankPruner:
@@ -93,7 +97,8 @@ class RerankPruner:
         passage_lists = [passages] if single else list(passages)
         if len(query_list) != len(passage_lists):
             raise ValueError(
-                f"got {len(query_list)} queries but {len(passage_lists)} passage lists; pass one list per query"
+                f"got {len(query_list)} queries but {len(passage_lists)} passage lists; "
+                "pass one list per query"
             )
         if top_k is not None and top_k < 1:
             raise ValueError(f"top_k={top_k}; use a positive number or None for all passages")
@@ -106,12 +111,16 @@ class RerankPruner:
 
     # ---- scoring ------------------------------------------------------------------------------
 
-    def _score(self, queries: list[Query], documents: list[list[Document]], threshold: float) -> list[QueryResult]:
+    def _score(
+        self, queries: list[Query], documents: list[list[Document]], threshold: float
+    ) -> list[QueryResult]:
         query_ids = [
             np.asarray(ids, dtype=np.int64)
             for ids in self.tokenizer([q.text for q in queries], add_special_tokens=False)["input_ids"]
         ]
-        pairs = [(qi, di) for qi, docs in enumerate(documents) for di, doc in enumerate(docs) if doc.text.strip()]
+        pairs = [
+            (qi, di) for qi, docs in enumerate(documents) for di, doc in enumerate(docs) if doc.text.strip()
+        ]
         tokenized = tokenize_passages(
             self.tokenizer,
             [documents[qi][di].text for qi, di in pairs],
@@ -136,7 +145,9 @@ class RerankPruner:
                 out = outputs[p]
                 sentences = [
                     SentenceScore(span, float(score), bool(kept))
-                    for span, score, kept in zip(tokenized[p].sentences, out.sentence_scores, out.sentence_kept)
+                    for span, score, kept in zip(
+                        tokenized[p].sentences, out.sentence_scores, out.sentence_kept
+                    )
                 ]
                 probability = _calibrated_probability(out.logit, self.model.config.training)
                 passage_results.append(PassageResult(doc, di, out.logit, probability, sentences, out.chunks))
@@ -183,24 +194,17 @@ class RerankPruner:
             token_types[r, :n] = row.token_type_ids
             attention[r, :n] = 1
             local = row.sentence_ids
-            sentence_ids[r, :n] = np.where(local == NO_SENTENCE, NO_SENTENCE, local + sentence_offset[row_pair[r]])
+            sentence_ids[r, :n] = np.where(
+                local == NO_SENTENCE, NO_SENTENCE, local + sentence_offset[row_pair[r]]
+            )
 
-        to_device = lambda array: torch.from_numpy(array).to(self.device, non_blocking=True)  # noqa: E731
-        hidden = self.model.encode(to_device(input_ids), to_device(attention), to_device(token_types))
-        rank_logits = self.model.rank_head(hidden[:, 0]).float()
-        sentence_pair = np.repeat(np.arange(len(batch)), [sentence_counts[p] for p in batch])
-        head = self.model.token_head.out
-        scored = score_sentences(
-            hidden,
-            head.weight[0],
-            head.bias[0],
-            to_device(sentence_ids),
-            to_device(sentence_pair),
-            threshold,
-            reduce=self.reduce,
-            num_pairs=len(batch),
-            backend=self.scoring_backend,
-        )
+        timer = self.stage_timer or StageTimer.disabled
+        with timer("encoder"):
+            hidden = self.model.encode(
+                self._to_device(input_ids), self._to_device(attention), self._to_device(token_types)
+            )
+        with timer("scoring"):
+            scored, rank_logits = self._score_hidden(hidden, sentence_ids, batch, sentence_counts, threshold)
         scores = scored.scores.float().cpu().numpy()
         kept = scored.keep.cpu().numpy()
         pair_logits = np.full(len(batch), -np.inf)
@@ -208,6 +212,77 @@ class RerankPruner:
         for i, p in enumerate(batch):
             a, b = sentence_offset[i], sentence_offset[i + 1]
             outputs[p] = _PairOutput(float(pair_logits[i]), scores[a:b], kept[a:b], len(rows_per_pair[p]))
+
+    def _score_hidden(
+        self,
+        hidden: torch.Tensor,
+        sentence_ids: np.ndarray,
+        batch: list[int],
+        sentence_counts: list[int],
+        threshold: float,
+    ) -> tuple[SentenceScores, torch.Tensor]:
+        """Everything after the encoder: rank logits per row and sentence decisions per pair."""
+        rank_logits = self.model.rank_head(hidden[:, 0]).float()
+        sentence_pair = np.repeat(np.arange(len(batch)), [sentence_counts[p] for p in batch])
+        head = self.model.token_head.out
+        scored = score_sentences(
+            hidden,
+            head.weight[0],
+            head.bias[0],
+            self._to_device(sentence_ids),
+            self._to_device(sentence_pair),
+            threshold,
+            reduce=self.reduce,
+            num_pairs=len(batch),
+            backend=self.scoring_backend,
+            validate=False,
+        )
+        return scored, rank_logits
+
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array).to(self.device, non_blocking=True)
+
+
+class StageTimer:
+    """Accumulates the device time of pipeline stages (CUDA events on GPU, wall clock on CPU).
+
+    Used by the benchmarks to report the share of ``process`` time spent after the encoder.
+    """
+
+    disabled: StageTimer
+
+    def __init__(self, device: torch.device | None) -> None:
+        self.device = device
+        self._events: dict[str, list] = {}
+
+    @contextmanager
+    def __call__(self, stage: str):
+        if self.device is None:
+            yield
+            return
+        if self.device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            yield
+            end.record()
+            self._events.setdefault(stage, []).append((start, end))
+        else:
+            begin = time.perf_counter()
+            yield
+            self._events.setdefault(stage, []).append(time.perf_counter() - begin)
+
+    def milliseconds(self) -> dict[str, float]:
+        """Total time per stage so far, in milliseconds."""
+        if self.device is not None and self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            return {k: sum(a.elapsed_time(b) for a, b in v) for k, v in self._events.items()}
+        return {k: 1000.0 * sum(v) for k, v in self._events.items()}
+
+    def reset(self) -> None:
+        self._events.clear()
+
+
+StageTimer.disabled = StageTimer(None)
 
 
 def _batches(order: list[int], rows_per_pair: list[list[Row]], batch_size: int) -> list[list[int]]:

@@ -41,7 +41,8 @@ def rerank_run(
     missing_queries = sorted(set(run) - set(queries))
     if missing_queries:
         raise DataMismatchError(
-            f"{len(missing_queries)} run queries have no text in the queries file (e.g. {missing_queries[:3]}); "
+            f"{len(missing_queries)} run queries have no text in the queries file "
+            f"(e.g. {missing_queries[:3]}); "
             "pass the topics file that belongs to this run"
         )
     qids = sorted(run)
@@ -60,7 +61,9 @@ def rerank_run(
     new_run: dict[str, dict[str, float]] = {}
     for qid, result, tail in zip(qids, results, tails):
         scores = {p.document.id: p.logit for p in result if math.isfinite(p.logit)}
-        below = [p.document.id for p in result if not math.isfinite(p.logit)] + tail  # empty passages, then the rest
+        below = [
+            p.document.id for p in result if not math.isfinite(p.logit)
+        ] + tail  # empty passages, then the rest
         floor = min(scores.values(), default=0.0)
         scores.update({doc_id: floor - 1.0 - i for i, doc_id in enumerate(below)})
         new_run[qid] = scores

@@ -32,7 +32,12 @@ class BM25sRetriever(Retriever):
         import bm25s
 
         return bm25s.tokenize(
-            texts, lower=True, stopwords=self.stopwords, stemmer=self._stemmer, return_ids=False, show_progress=False
+            texts,
+            lower=True,
+            stopwords=self.stopwords,
+            stemmer=self._stemmer,
+            return_ids=False,
+            show_progress=False,
         )
 
     def _build(self, corpus: Mapping[str, Document]) -> None:
@@ -40,7 +45,9 @@ class BM25sRetriever(Retriever):
 
         self._doc_ids = list(corpus)
         self._model = bm25s.BM25(k1=self.k1, b=self.b, method="lucene")
-        self._model.index(self._tokenize([retrieval_text(doc) for doc in corpus.values()]), show_progress=False)
+        self._model.index(
+            self._tokenize([retrieval_text(doc) for doc in corpus.values()]), show_progress=False
+        )
 
     def _search(self, queries: Mapping[str, str], k: int) -> Run:
         qids = list(queries)

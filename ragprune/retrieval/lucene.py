@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,9 @@ class LuceneRetriever(Retriever):
 
     name = "lucene"
 
-    def __init__(self, k1: float = 0.9, b: float = 0.4, index_dir: str | Path | None = None, threads: int = 1):
+    def __init__(
+        self, k1: float = 0.9, b: float = 0.4, index_dir: str | Path | None = None, threads: int = 1
+    ):
         super().__init__()
         self.k1, self.b, self.threads = k1, b, threads
         self._temporary = None if index_dir else tempfile.TemporaryDirectory(prefix="ragprune-lucene-")
@@ -44,7 +45,7 @@ class LuceneRetriever(Retriever):
                 "--generator", "DefaultLuceneDocumentGenerator",
                 "--threads", str(self.threads),
             ]  # fmt: skip
-            done = subprocess.run(command, capture_output=True, text=True, env=_pyserini_env())
+            done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(
                 f"Pyserini indexing failed (exit {done.returncode}); is Java 17 installed? "
@@ -54,17 +55,20 @@ class LuceneRetriever(Retriever):
 
     def _search(self, queries: Mapping[str, str], k: int) -> Run:
         if self._searcher is None:
-            os.environ.update(_pyserini_env())
-            from pyserini.search.lucene import LuceneSearcher
+            # Anserini's SimpleSearcher, the Java class behind pyserini's LuceneSearcher, reached through
+            # pyserini.pyclass: importing pyserini.search.lucene would also load torch, transformers and an
+            # OpenAI client (about 20 s) that BM25 never uses.
+            from pyserini.pyclass import autoclass
 
-            self._searcher = LuceneSearcher(str(self.index_dir))
-            self._searcher.set_bm25(self.k1, self.b)
+            self._searcher = autoclass("io.anserini.search.SimpleSearcher")(str(self.index_dir))
+            self._searcher.set_bm25(float(self.k1), float(self.b))
+        from pyserini.pyclass import JArrayList
+
         qids = list(queries)
-        hits = self._searcher.batch_search([queries[qid] for qid in qids], qids, k=k, threads=self.threads)
+        texts, ids = JArrayList(), JArrayList()
+        for qid in qids:
+            texts.add(queries[qid])
+            ids.add(qid)
+        results = self._searcher.batch_search(texts, ids, int(k), int(self.threads))
+        hits = {entry.getKey(): entry.getValue() for entry in results.entrySet().toArray()}
         return {qid: {hit.docid: float(hit.score) for hit in hits.get(qid, [])} for qid in qids}
-
-
-def _pyserini_env() -> dict[str, str]:
-    """The environment Pyserini 0.25 needs: it builds an OpenAI client when ``pyserini.search`` is
-    imported, which fails without an API key even though BM25 never calls it."""
-    return {**os.environ, "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", "unused-by-bm25")}

@@ -1,0 +1,72 @@
+"""``ragprune serve``: the HTTP rerank + prune server (``ragprune.server``) under uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+
+# ``ragprune.server.ServerLimits`` fields settable as --max-...; unset options keep the server's defaults.
+LIMIT_OPTIONS = {
+    "max_documents": "documents per request",
+    "max_document_chars": "characters per document",
+    "max_query_chars": "characters of the query",
+    "max_request_chars": "characters of query + documents per request",
+    "max_request_bytes": "bytes of the JSON request body",
+    "max_batch_size": "(query, document) pairs gathered into one model call",
+    "max_pending": "requests waiting for the model before the server answers 503",
+}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve rerank and prune over HTTP",
+        description="HTTP server: POST /v1/rerank (Cohere/Jina rerank shape), POST /v1/prune (scores, kept "
+        "spans, pruned text), GET /health (model, limits, batching counters). Concurrent requests are "
+        "batched onto the model. Needs the serve extra: pip install 'ragprune[serve]'.",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
+    )
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    parser.add_argument(
+        "--model", default=None, help="model folder (default: the model shipped with ragprune)"
+    )
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    parser.add_argument(
+        "--batch-size", type=int, default=64, help="encoder rows per forward pass (default 64)"
+    )
+    for field, what in LIMIT_OPTIONS.items():
+        parser.add_argument(
+            f"--{field.replace('_', '-')}",
+            type=int,
+            default=None,
+            help=f"most {what} (default: see GET /health)",
+        )
+    parser.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from ragprune.cli import UserError
+
+    try:
+        import uvicorn
+
+        from ragprune.server import ServerLimits, create_app
+    except ImportError as error:
+        raise UserError(f"ragprune serve needs {error.name}: pip install 'ragprune[serve]'") from error
+    from pathlib import Path
+
+    from ragprune.pipeline import RerankPruner
+
+    chosen = {field: getattr(args, field) for field in LIMIT_OPTIONS if getattr(args, field) is not None}
+    bad = [f"--{field.replace('_', '-')}" for field, value in chosen.items() if value < 1]
+    if bad:
+        raise UserError(f"{', '.join(bad)} must be a positive number")
+    pruner = RerankPruner.load(args.model, device=args.device, batch_size=args.batch_size)
+    model_name = Path(args.model).name if args.model else "ragprune-default"
+    app = create_app(pruner, limits=ServerLimits(**chosen), model_name=model_name)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0

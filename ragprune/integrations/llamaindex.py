@@ -1,0 +1,82 @@
+"""LlamaIndex: ``RagprunePostprocessor``, a node postprocessor that reranks and prunes retrieved nodes.
+
+Pass it in ``node_postprocessors=[...]`` of a query engine or call ``postprocess_nodes`` directly.
+Needs ``llama-index-core`` (``pip install ragprune[integrations]``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llama_index.core.bridge.pydantic import Field
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
+
+from ragprune.integrations._common import METADATA_KEYS, metadata_for, rank_texts
+from ragprune.pipeline.process import RerankPruner
+
+RETRIEVAL_SCORE_KEY = "ragprune_retrieval_score"
+
+
+class RagprunePostprocessor(BaseNodePostprocessor):
+    """Reranks nodes for the query and prunes each node's text to the kept sentences.
+
+    One node in gives at most one node out, best first, as copies (the inputs are not modified):
+    ``score`` is the calibrated relevance probability, the node keeps its id, relationships and
+    metadata, and the metadata gains the ``ragprune_*`` keys (the node's incoming score under
+    ``ragprune_retrieval_score``, the original text under ``ragprune_original_text``). These keys are
+    excluded from the text LlamaIndex shows the LLM and the embedder. A node leaves the list only
+    through ``top_n`` or ``score_threshold``; a kept node whose sentences were all pruned comes back
+    with empty text. The async path runs the model in a worker thread.
+    """
+
+    pruner: RerankPruner = Field(exclude=True, repr=False)
+    """The loaded model, e.g. ``RerankPruner.load()``."""
+    top_n: int | None = Field(default=None, ge=1)
+    """Keep at most this many nodes (None: all)."""
+    score_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Keep only nodes whose calibrated relevance probability is at least this."""
+    prune_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Keep a sentence when its keep score reaches this (None: the model's own threshold)."""
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "RagprunePostprocessor"
+
+    def _postprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
+        if query_bundle is None:
+            raise ValueError("RagprunePostprocessor needs the query: pass query_str=... or query_bundle=...")
+        if not nodes:
+            return []
+        results = rank_texts(
+            self.pruner,
+            query_bundle.query_str,
+            [scored.node.get_content(metadata_mode=MetadataMode.NONE) for scored in nodes],
+            top_n=self.top_n,
+            score_threshold=self.score_threshold,
+            prune_threshold=self.prune_threshold,
+        )
+        out = []
+        for ranked in results:
+            source = nodes[ranked.index]
+            added = {**metadata_for(ranked), RETRIEVAL_SCORE_KEY: source.score}
+            node = _pruned_copy(source, ranked.pruned_text, added)
+            out.append(NodeWithScore(node=node, score=ranked.score))
+        return out
+
+
+def _pruned_copy(source: NodeWithScore, text: str, added: dict[str, Any]) -> BaseNode:
+    """A copy of the node with ``text`` as content and ``added`` metadata, hidden from LLM and embedder."""
+    node = source.node.model_copy()
+    node.metadata = {**source.node.metadata, **added}
+    hidden = [*METADATA_KEYS, RETRIEVAL_SCORE_KEY]
+    node.excluded_llm_metadata_keys = _extend(source.node.excluded_llm_metadata_keys, hidden)
+    node.excluded_embed_metadata_keys = _extend(source.node.excluded_embed_metadata_keys, hidden)
+    node.set_content(text)
+    return node
+
+
+def _extend(keys: list[str], more: list[str]) -> list[str]:
+    return [*keys, *(key for key in more if key not in keys)]

@@ -1,0 +1,245 @@
+"""Helpers that check ``score_sentences``: synthetic ragged batches and comparison with the float64 oracle.
+
+Shared by the CPU tests (torch path and Triton interpreter) and the GPU check in
+``kernels/bench_sentence_scoring.py``, so every check builds its inputs and judges its outputs the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from ragprune.kernels.reference import ReferenceScores, reference_scores
+from ragprune.kernels.sentence_scoring import DECISION_TOLERANCE, SentenceScores
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
+
+__all__ = [
+    "BatchSpec",
+    "Comparison",
+    "SyntheticBatch",
+    "batch_specs",
+    "compare_with_reference",
+    "decisions_agree",
+    "reference_for",
+    "synthetic_batch",
+]
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """How to draw a ragged batch of (query, passage) pairs.
+
+    Each pair is ``[CLS] query [SEP] passage [SEP]``; a passage longer than one row of ``row_length``
+    tokens is cut into several rows (chunks), splitting the sentence at the cut, whose tokens then
+    carry the same sentence id in two rows.  With ``sentences_per_pair=None`` every pair fills exactly
+    one row (the benchmark's layout).
+    """
+
+    num_pairs: int
+    hidden_size: int
+    seed: int = 0
+    dtype: str = "float32"
+    row_length: int = 64
+    query_tokens: tuple[int, int] = (1, 8)
+    sentence_tokens: tuple[int, int] = (1, 12)
+    sentences_per_pair: tuple[int, int] | None = (0, 6)
+    empty_sentence_rate: float = 0.1
+    padded: bool = False
+    per_pair_thresholds: bool = True
+    with_rank: bool = True
+    logit_scale: float = 2.0
+
+
+@dataclass
+class SyntheticBatch:
+    """Inputs of ``score_sentences`` (as keyword arguments) plus their padded layout facts."""
+
+    arguments: dict[str, Any]
+    num_rows: int
+    row_length: int  # L of the padded layout (longest row when packed)
+    passage_tokens: int = field(default=0)
+
+    def to(self, device: torch.device | str) -> SyntheticBatch:
+        moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in self.arguments.items()}
+        return SyntheticBatch(moved, self.num_rows, self.row_length, self.passage_tokens)
+
+
+def synthetic_batch(spec: BatchSpec, device: torch.device | str = "cpu") -> SyntheticBatch:
+    """Draw the batch ``spec`` describes (deterministic in ``spec.seed``; random hidden states, never zeros)."""
+    rng = np.random.default_rng(spec.seed)
+    rows: list[np.ndarray] = []
+    cls_rows: list[int] = []
+    sentence_pair: list[int] = []
+    for pair in range(spec.num_pairs):
+        query = [-1] * (int(rng.integers(spec.query_tokens[0], spec.query_tokens[1] + 1)) + 2)  # [CLS] query [SEP]
+        capacity = spec.row_length - len(query) - 1
+        if capacity < 1:
+            raise ValueError(f"row_length {spec.row_length} leaves no room for passage tokens")
+        if spec.sentences_per_pair is None:
+            lengths = _lengths_filling(rng, capacity, spec.sentence_tokens)
+        else:
+            count = int(rng.integers(spec.sentences_per_pair[0], spec.sentences_per_pair[1] + 1))
+            lengths = rng.integers(spec.sentence_tokens[0], spec.sentence_tokens[1] + 1, size=count)
+            lengths[rng.random(count) < spec.empty_sentence_rate] = 0
+        first_id = len(sentence_pair)
+        sentence_pair.extend([pair] * len(lengths))
+        passage = np.repeat(np.arange(first_id, first_id + len(lengths)), lengths)
+        cls_rows.append(len(rows))
+        for start in range(0, max(len(passage), 1), capacity):
+            rows.append(np.concatenate([query, passage[start : start + capacity], [-1]]).astype(np.int64))
+
+    row_length = max(len(row) for row in rows) if rows else 0
+    if spec.padded:
+        ids = np.full((len(rows), row_length), -1, dtype=np.int64)
+        for index, row in enumerate(rows):
+            ids[index, : len(row)] = row
+        row_starts = np.arange(len(rows)) * row_length
+    else:
+        ids = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+        row_starts = np.cumsum([0] + [len(row) for row in rows[:-1]]) if rows else np.zeros(0, dtype=np.int64)
+
+    generator = torch.Generator().manual_seed(spec.seed)
+    width = spec.hidden_size
+    hidden = torch.randn(*ids.shape, width, generator=generator).to(_DTYPES[spec.dtype])
+    token_weight = torch.randn(width, generator=generator) * (spec.logit_scale / math.sqrt(max(width, 1)))
+    sentence_ids = torch.from_numpy(ids).to(torch.int32 if spec.seed % 2 else torch.int64)
+    thresholds: torch.Tensor | float
+    if spec.per_pair_thresholds:
+        thresholds = torch.rand(spec.num_pairs, generator=generator) * 0.6 + 0.2
+    else:
+        thresholds = float(rng.uniform(0.2, 0.8))
+    arguments: dict[str, Any] = {
+        "hidden": hidden.to(device),
+        "token_weight": token_weight.to(device),
+        "token_bias": _bias(float(rng.normal(0.0, 0.5)), as_tensor=spec.seed % 3 == 0, device=device),
+        "sentence_ids": sentence_ids.to(device),
+        "sentence_pair": torch.tensor(sentence_pair, dtype=torch.int64, device=device),
+        "thresholds": thresholds.to(device) if isinstance(thresholds, torch.Tensor) else thresholds,
+        "num_pairs": spec.num_pairs,
+    }
+    if spec.with_rank:
+        arguments["rank_rows"] = torch.from_numpy(row_starts[cls_rows]).to(device)
+        arguments["rank_weight"] = (torch.randn(width, generator=generator) / math.sqrt(max(width, 1))).to(device)
+        arguments["rank_bias"] = torch.tensor(float(rng.normal()), device=device)
+    return SyntheticBatch(arguments, len(rows), row_length, int((ids >= 0).sum()))
+
+
+def _bias(value: float, *, as_tensor: bool, device: torch.device | str) -> torch.Tensor | float:
+    """Biases arrive as numbers or 0-d tensors; batches use both so both code paths get exercised."""
+    return torch.tensor(value, device=device) if as_tensor else value
+
+
+def _lengths_filling(rng: np.random.Generator, capacity: int, bounds: tuple[int, int]) -> np.ndarray:
+    """Sentence lengths drawn from ``bounds`` that add up to exactly ``capacity``."""
+    lengths: list[int] = []
+    while sum(lengths) < capacity:
+        lengths.append(min(int(rng.integers(bounds[0], bounds[1] + 1)), capacity - sum(lengths)))
+    return np.asarray(lengths, dtype=np.int64)
+
+
+def batch_specs(max_pairs: int = 6, max_hidden: int = 70, max_row_length: int = 48) -> SearchStrategy[BatchSpec]:
+    """A hypothesis strategy of small, awkward :class:`BatchSpec` s (needs the ``hypothesis`` package).
+
+    Covers empty and single-token sentences, sentences split across chunks, hidden sizes that are not
+    powers of two, every input dtype, packed and padded layouts, scalar and per-pair thresholds.
+    """
+    from hypothesis import strategies as st
+
+    return st.builds(
+        BatchSpec,
+        num_pairs=st.integers(1, max_pairs),
+        hidden_size=st.integers(1, max_hidden),
+        seed=st.integers(0, 2**31 - 1),
+        dtype=st.sampled_from(sorted(_DTYPES)),
+        row_length=st.integers(12, max_row_length),
+        query_tokens=st.just((0, 4)),
+        sentence_tokens=st.sampled_from([(1, 1), (1, 6), (3, 40)]),
+        sentences_per_pair=st.sampled_from([(0, 3), (1, 8)]),
+        empty_sentence_rate=st.sampled_from([0.0, 0.3]),
+        padded=st.booleans(),
+        per_pair_thresholds=st.booleans(),
+        with_rank=st.booleans(),
+    )
+
+
+@dataclass
+class Comparison:
+    """How a result differs from the float64 reference."""
+
+    max_score_error: float
+    relative_score_error: float  # ||scores - ref|| / ||ref||
+    unwritten_scores: int  # non-finite scores (outputs are poisoned with NaN before a checked run)
+    decisions_checked: int  # sentences whose reference margin exceeds the tolerance
+    decision_mismatches: int  # of those, how many disagree
+    kept_token_mismatches: int  # pairs without an ambiguous sentence whose kept-token count differs
+    rank_relative_error: float | None
+
+    def ok(self, score_tolerance: float, rank_tolerance: float = 1e-3) -> bool:
+        """Within ``score_tolerance`` (absolute), all decisions and counts right, rank within tolerance."""
+        return (
+            self.unwritten_scores == 0
+            and self.max_score_error <= score_tolerance
+            and self.decision_mismatches == 0
+            and self.kept_token_mismatches == 0
+            and (self.rank_relative_error is None or self.rank_relative_error <= rank_tolerance)
+        )
+
+
+def compare_with_reference(
+    result: SentenceScores, reference: ReferenceScores, sentence_pair: torch.Tensor,
+    tolerance: float = DECISION_TOLERANCE,
+) -> Comparison:
+    """Compare scores, and decisions wherever the reference is more than ``tolerance`` from its threshold."""
+    scores = result.scores.detach().cpu().to(torch.float64).numpy()
+    keep = result.keep.detach().cpu().numpy()
+    kept = result.kept_tokens.detach().cpu().numpy()
+    pair = sentence_pair.detach().cpu().numpy()
+    clear = reference.margins > tolerance
+    ambiguous_pairs = np.zeros(kept.shape[0], dtype=bool)
+    ambiguous_pairs[pair[~clear]] = True
+    finite = np.isfinite(scores)
+    errors = np.abs(np.where(finite, scores, 0.0) - reference.scores)
+    if reference.reduce == "vote":  # a token flipping at the threshold moves a vote share by 1/count
+        errors = np.where(clear, errors, 0.0)
+    reference_norm = float(np.linalg.norm(reference.scores))
+    rank_error = None
+    if reference.rank_logits is not None:
+        logits = result.rank_logits.detach().cpu().to(torch.float64).numpy()
+        rank_error = _relative_error(logits, reference.rank_logits)
+    return Comparison(
+        max_score_error=float(errors.max(initial=0.0)) if finite.all() else math.inf,
+        relative_score_error=float(np.linalg.norm(errors)) / reference_norm if reference_norm > 0 else 0.0,
+        unwritten_scores=int((~finite).sum()),
+        decisions_checked=int(clear.sum()),
+        decision_mismatches=int((keep[clear] != reference.keep[clear]).sum()),
+        kept_token_mismatches=int((kept[~ambiguous_pairs] != reference.kept_tokens[~ambiguous_pairs]).sum()),
+        rank_relative_error=rank_error,
+    )
+
+
+def _relative_error(values: np.ndarray, reference: np.ndarray) -> float:
+    if not np.isfinite(values).all():
+        return math.inf
+    norm = float(np.linalg.norm(reference))
+    return float(np.linalg.norm(values - reference)) / norm if norm > 0 else float(np.linalg.norm(values))
+
+
+def decisions_agree(
+    first: SentenceScores, second: SentenceScores, reference: ReferenceScores, tolerance: float = DECISION_TOLERANCE
+) -> bool:
+    """Whether two results keep the same sentences wherever the reference is clear of the threshold."""
+    clear = reference.margins > tolerance
+    return bool((first.keep.cpu().numpy()[clear] == second.keep.cpu().numpy()[clear]).all())
+
+
+def reference_for(batch: SyntheticBatch, reduce: str) -> ReferenceScores:
+    """The float64 oracle's answer for ``batch``."""
+    return reference_scores(reduce=reduce, **batch.arguments)

@@ -1,0 +1,112 @@
+"""A CPU smoke run of training/train.py: a tiny backbone, a handful of groups, two steps."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ragprune.pipeline import RerankPruner
+
+ROOT = Path(__file__).resolve().parents[1]
+PASSAGES = {
+    "p1": "Fleas live up to a year. Their life cycle depends on temperature.",
+    "p2": "The Eiffel Tower is in Paris. It was finished in 1889.",
+    "p3": "Cats sleep a lot. Dogs bark.",
+    "p4": "Python is a programming language. It was created by Guido van Rossum.",
+    "p5": "Mount Everest is the highest mountain. It lies in the Himalaya.",
+}
+QUERIES = {
+    "q1": ("how long do fleas live", "p1"),
+    "q2": ("when was the eiffel tower finished", "p2"),
+    "q3": ("who created python", "p4"),
+    "q4": ("highest mountain", "p5"),
+}
+
+
+def _load_train_module():
+    spec = importlib.util.spec_from_file_location("ragprune_train", ROOT / "training" / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write(path: Path, records: list[dict]) -> None:
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+
+
+@pytest.fixture()
+def tiny_training_data(tmp_path, tiny_model_dir) -> tuple[Path, Path]:
+    from transformers import BertConfig, BertModel
+
+    from ragprune.models import load_tokenizer
+    from ragprune.text import split_sentences
+
+    data = tmp_path / "data"
+    data.mkdir()
+    pool = [
+        {"pid": pid, "text": text, "sentences": [s.to_list() for s in split_sentences(text)], "source": "toy"}
+        for pid, text in PASSAGES.items()
+    ]
+    groups, sentences = [], []
+    for qid, (query, gold_pid) in QUERIES.items():
+        candidates = [
+            {"pid": pid, "bm25": 1.0, "minilm": 0.1, "mpnet": 0.1, "teacher": 1.0 if pid == gold_pid else 0.0,
+             "label": None}
+            for pid in PASSAGES
+        ]
+        gold = {gold_pid: [pool[list(PASSAGES).index(gold_pid)]["sentences"][0]]} if qid != "q4" else {}
+        groups.append({"qid": qid, "query": query, "source": "toy", "candidates": candidates, "gold": gold})
+        sentences += [{"qid": qid, "pid": pid, "cos": [0.5, 0.2]} for pid in PASSAGES]
+    valid = [dict(groups[0], candidates=[dict(c, label=int(c["pid"] == "p1") * 2) for c in groups[0]["candidates"]])]
+    _write(data / "pool.jsonl.gz", pool)
+    _write(data / "groups.jsonl.gz", groups)
+    _write(data / "sentences.jsonl.gz", sentences)
+    _write(data / "valid_dl21.jsonl.gz", valid)
+
+    torch.manual_seed(0)
+    backbone = tmp_path / "backbone"
+    BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=128)).save_pretrained(backbone)
+    load_tokenizer(tiny_model_dir).save_pretrained(backbone)
+    return data, backbone
+
+
+def test_training_smoke_run_saves_a_loadable_model_and_resumes(tiny_training_data, tmp_path):
+    data, backbone = tiny_training_data
+    train = _load_train_module()
+    out = tmp_path / "out"
+    argv = ["--data", str(data), "--backbone", str(backbone), "--out", str(out), "--device", "cpu",
+            "--epochs", "2", "--max-steps", "2", "--queries-per-step", "2", "--group-size", "3",
+            "--max-length", "64"]
+    summary = train.main(argv)
+    assert 0.0 <= summary["best_dl21_ndcg@10"] <= 1.0
+    assert (out / "checkpoint.pt").is_file()
+    pruner = RerankPruner.load(out / "model", device="cpu")
+    assert pruner.threshold == summary["threshold"]["threshold"]
+    result = pruner.process("fleas", list(PASSAGES.values()))
+    assert len(result) == len(PASSAGES)
+    assert "calibration_scale" in pruner.model.config.training
+    resumed = train.main(argv)  # the checkpoint is at max-steps already: resumes, trains nothing more
+    assert resumed["history"][: len(summary["history"])] == summary["history"]
+
+
+def test_silver_labels_follow_the_best_sentence():
+    train = _load_train_module()
+    from ragprune.pipeline.encoding import TokenizedPassage
+    from ragprune.types import Span
+
+    passage = TokenizedPassage(None, None, [Span(0, 5), Span(6, 10), Span(11, 20)], 0)
+    labels = train.sentence_labels(passage, None, [0.2, 0.55, 0.5], relevant=True, margin=0.1)
+    assert labels.tolist() == [0.0, 1.0, 1.0]
+    assert train.sentence_labels(passage, None, [0.2, 0.55, 0.5], relevant=False, margin=0.1).sum() == 0
+    gold = train.sentence_labels(passage, [[6, 10]], None, relevant=True, margin=0.1)
+    assert gold.tolist() == [0.0, 1.0, 0.0]
