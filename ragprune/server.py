@@ -1,9 +1,10 @@
-"""HTTP server: rerank and prune over a Cohere/Jina-compatible JSON API.
+"""HTTP server: rerank and prune over the JSON shapes rerank clients already speak.
 
 - ``POST /v1/rerank``: ``{"query", "documents", "top_n", "return_documents"}`` ->
-  ``{"model", "results": [{"index", "relevance_score", "document"?}]}``, best first; the shape the
-  Cohere, Jina and TEI-style rerank clients send and read.
-- ``POST /v1/prune``: the same request plus ``threshold`` -> per document the score, the kept
+  ``{"model", "results": [{"index", "relevance_score", "document"?}]}``, best first (Cohere/Jina shape).
+- ``POST /rerank``: text-embeddings-inference's shape, ``{"query", "texts", "return_text", "raw_scores"}``
+  -> ``[{"index", "score", "text"?}]``, best first.
+- ``POST /v1/prune``: the /v1/rerank request plus ``threshold`` -> per document the score, the kept
   character spans (Unicode code point offsets into the document text), the pruned text and the
   per-sentence scores.
 - ``GET /health``: model, device, limits and batching counters.
@@ -27,13 +28,14 @@ from fastapi import FastAPI, HTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.datastructures import Headers
 from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ragprune.pipeline.inputs import as_document
 from ragprune.pipeline.process import RerankPruner
 from ragprune.pipeline.results import QueryResult
-from ragprune.types import Document, Query
+from ragprune.types import Document, Query, json_float
 
 EXAMPLE_REQUEST = (
     '{"query": "how long do fleas live?", "documents": ["Fleas live up to a year.", "Paris is big."]}'
@@ -62,6 +64,16 @@ class RerankRequest(BaseModel):
     )
     top_n: int | None = Field(default=None, ge=1, description="return only the best n (default: all)")
     return_documents: bool = Field(default=False, description="echo each document in its result")
+
+
+class TeiRerankRequest(BaseModel):
+    """A text-embeddings-inference ``/rerank`` request. ``truncate`` is accepted and ignored: ragprune
+    never truncates, it scores long texts in chunks."""
+
+    query: str
+    texts: list[Any] = Field(description="strings, or objects as in /v1/rerank's documents")
+    return_text: bool = False
+    raw_scores: bool = Field(default=False, description="the relevance logit instead of the probability")
 
 
 class PruneRequest(RerankRequest):
@@ -104,9 +116,9 @@ class MicroBatcher:
     pruner: RerankPruner
     max_batch_size: int
     max_pending: int
-    stats: BatchStats = field(default_factory=BatchStats)
-    _pending: deque[_Job] = field(default_factory=deque)
-    _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    stats: BatchStats = field(default_factory=BatchStats, init=False)
+    _pending: deque[_Job] = field(default_factory=deque, init=False, repr=False)
+    _wakeup: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 
     @property
     def pending(self) -> int:
@@ -190,6 +202,41 @@ def _settle(future: asyncio.Future, *, result: Any = None, error: BaseException 
         future.set_result(result)
 
 
+class BodySizeLimit:
+    """ASGI middleware: 413 with a JSON ``detail`` for a body over ``max_bytes``, declared or streamed.
+
+    (Starlette's own limit answers in plain text, without saying what the limit is.)
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.detail = (
+            f"request body is larger than this server's limit of {max_bytes} bytes; send fewer or shorter "
+            "documents per request (or start the server with a larger --max-request-bytes)"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await JSONResponse({"detail": self.detail}, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise HTTPException(413, self.detail)
+            return message
+
+        await self.app(scope, receive_within_limit, send)
+
+
 def create_app(
     pruner: RerankPruner, *, limits: ServerLimits | None = None, model_name: str = "ragprune"
 ) -> FastAPI:
@@ -211,27 +258,16 @@ def create_app(
         title="ragprune",
         summary="Rerank retrieved passages and prune them to the sentences that answer the query.",
         lifespan=lifespan,
-        max_body_size=limits.max_request_bytes,
     )
+    app.add_middleware(BodySizeLimit, max_bytes=limits.max_request_bytes)
     app.state.batcher = batcher
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
         return _validation_error_response(error)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        detail = error.detail
-        if error.status_code == 413 and detail == "Content Too Large":  # FastAPI's body limit
-            detail = (
-                f"request body is larger than this server's limit of {limits.max_request_bytes} bytes; "
-                "send fewer or shorter documents per request (or start the server with a larger "
-                "--max-request-bytes)"
-            )
-        return JSONResponse({"detail": detail}, status_code=error.status_code, headers=error.headers)
-
-    async def scored(request: RerankRequest, threshold: float | None) -> QueryResult:
-        query, documents = _checked(request, limits)
+    async def scored(query_text: str, values: list[Any], threshold: float | None, field: str) -> QueryResult:
+        query, documents = _checked(query_text, values, limits, field)
         try:
             return await batcher.submit(query, documents, threshold)
         except ServerBusy:
@@ -246,7 +282,7 @@ def create_app(
     @app.post("/v1/rerank")
     async def rerank(request: RerankRequest) -> JSONResponse:
         """Rerank ``documents`` for ``query`` (Cohere/Jina rerank shape)."""
-        result = await scored(request, None)
+        result = await scored(request.query, request.documents, None, "documents")
         results = []
         for passage in result.passages[: request.top_n]:
             item: dict[str, Any] = {"index": passage.index, "relevance_score": passage.probability}
@@ -258,7 +294,7 @@ def create_app(
     @app.post("/v1/prune")
     async def prune(request: PruneRequest) -> JSONResponse:
         """Rerank and prune: scores, kept spans (code point offsets), pruned text, sentence scores."""
-        result = await scored(request, request.threshold)
+        result = await scored(request.query, request.documents, request.threshold, "documents")
         results = []
         for passage in result.passages[: request.top_n]:
             item = {"relevance_score": passage.probability, **passage.to_dict()}
@@ -267,6 +303,19 @@ def create_app(
                     item.pop(key, None)
             results.append(item)
         return JSONResponse({"model": model_name, "query": result.query.text, "results": results})
+
+    @app.post("/rerank")
+    async def rerank_tei(request: TeiRerankRequest) -> JSONResponse:
+        """Rerank ``texts`` for ``query`` (text-embeddings-inference's rerank shape)."""
+        result = await scored(request.query, request.texts, None, "texts")
+        results = []
+        for passage in result.passages:
+            score = json_float(passage.logit) if request.raw_scores else passage.probability
+            item: dict[str, Any] = {"index": passage.index, "score": score}
+            if request.return_text:
+                item["text"] = passage.document.text
+            results.append(item)
+        return JSONResponse(results)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -283,51 +332,52 @@ def create_app(
     return app
 
 
-def _checked(request: RerankRequest, limits: ServerLimits) -> tuple[Query, list[Document]]:
-    """The request's query and documents, or the 4xx that says what is wrong and how to fix it."""
-    if not request.query.strip():
+def _checked(query: str, values: list[Any], limits: ServerLimits, field: str) -> tuple[Query, list[Document]]:
+    """The request's query and documents (the list under ``field``), or the 4xx that says what is wrong
+    and how to fix it."""
+    if not query.strip():
         raise HTTPException(422, f"query is empty; send the question text, e.g. {EXAMPLE_REQUEST}")
-    if len(request.query) > limits.max_query_chars:
+    if len(query) > limits.max_query_chars:
         raise HTTPException(
             413,
-            f"query is {len(request.query)} characters; this server takes at most {limits.max_query_chars}",
+            f"query is {len(query)} characters; this server takes at most {limits.max_query_chars}",
         )
-    if not request.documents:
-        raise HTTPException(422, f"documents is empty; send at least one document, e.g. {EXAMPLE_REQUEST}")
-    if len(request.documents) > limits.max_documents:
+    if not values:
+        raise HTTPException(422, f"{field} is empty; send at least one document, e.g. {EXAMPLE_REQUEST}")
+    if len(values) > limits.max_documents:
         raise HTTPException(
             413,
-            f"{len(request.documents)} documents in one request; this server takes at most "
+            f"{len(values)} {field} in one request; this server takes at most "
             f"{limits.max_documents}: split the request (or start the server with a larger --max-documents)",
         )
     documents = []
-    for i, value in enumerate(request.documents):
+    for i, value in enumerate(values):
         if not isinstance(value, str | dict):
             raise HTTPException(
                 422,
-                f"documents[{i}] is {type(value).__name__}; send a string or an object with a 'text' field",
+                f"{field}[{i}] is {type(value).__name__}; send a string or an object with a 'text' field",
             )
         if isinstance(value, dict) and not isinstance(value.get("metadata") or {}, dict):
-            raise HTTPException(422, f"documents[{i}].metadata must be a JSON object")
+            raise HTTPException(422, f"{field}[{i}].metadata must be a JSON object")
         try:
             document = as_document(value, i)
         except (TypeError, ValueError) as error:
-            raise HTTPException(422, f"documents[{i}]: {error}") from error
+            raise HTTPException(422, f"{field}[{i}]: {error}") from error
         if len(document.text) > limits.max_document_chars:
             raise HTTPException(
                 413,
-                f"documents[{i}] is {len(document.text)} characters; this server takes at most "
+                f"{field}[{i}] is {len(document.text)} characters; this server takes at most "
                 f"{limits.max_document_chars} per document: split it into passages before sending",
             )
         documents.append(document)
-    total = len(request.query) + sum(len(doc.text) + len(doc.title) for doc in documents)
+    total = len(query) + sum(len(doc.text) + len(doc.title) for doc in documents)
     if total > limits.max_request_chars:
         raise HTTPException(
             413,
             f"the request holds {total} characters of query and documents; this server takes at most "
             f"{limits.max_request_chars}: split it into several requests",
         )
-    return Query("0", request.query), documents
+    return Query("0", query), documents
 
 
 def _validation_error_response(error: RequestValidationError) -> JSONResponse:
@@ -340,9 +390,15 @@ def _validation_error_response(error: RequestValidationError) -> JSONResponse:
             f"request body is not valid JSON ({reason} at character {position}); send e.g. {EXAMPLE_REQUEST}"
         )
         return JSONResponse({"detail": message}, status_code=400)
-    described = []
-    for problem in problems:
-        where = ".".join(str(part) for part in problem["loc"] if part != "body") or "request body"
-        described.append(f"{where}: {problem['msg']}")
+    if any(tuple(problem["loc"]) == ("body",) for problem in problems):
+        message = (
+            "the request body must be a JSON object sent with Content-Type: application/json, "
+            f"e.g. {EXAMPLE_REQUEST}"
+        )
+        return JSONResponse({"detail": message}, status_code=422)
+    described = [
+        f"{'.'.join(str(part) for part in problem['loc'] if part != 'body')}: {problem['msg']}"
+        for problem in problems
+    ]
     message = "; ".join(described) + f" (send e.g. {EXAMPLE_REQUEST})"
     return JSONResponse({"detail": message}, status_code=422)

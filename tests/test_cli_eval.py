@@ -115,3 +115,16 @@ def test_bm25_runs_on_real_trec_dl(name: str, expected: str, capsys: pytest.Capt
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"nDCG@10\t{expected}"
     assert [line.split("\t")[0] for line in lines] == ["nDCG@10", "RR(rel=2)@10", "R@100", "AP(rel=2)"]
+
+
+def test_compare_json_reports_an_undefined_t_test_as_null(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "qrels.txt").write_text("q1 0 a 1\nq2 0 a 1\n")
+    (tmp_path / "a.trec").write_text("q1 Q0 b 1 2 t\nq1 Q0 a 2 1 t\nq2 Q0 b 1 2 t\nq2 Q0 a 2 1 t\n")
+    (tmp_path / "b.trec").write_text("q1 Q0 a 1 2 t\nq2 Q0 a 1 2 t\n")
+    argv = ["eval", "--qrels", str(tmp_path / "qrels.txt"), "--run", str(tmp_path / "a.trec")]
+    assert main([*argv, "--compare", str(tmp_path / "b.trec"), "--measures", "P@1", "--json"]) == 0
+    test = json.loads(capsys.readouterr().out)["compare"]["tests"]["P@1"]
+    # Both queries gain exactly 1: zero variance, so no t-test; 2 of the 4 sign flips are as extreme.
+    assert (test["mean_diff"], test["t_pvalue"], test["randomization_pvalue"]) == (1.0, None, 0.5)

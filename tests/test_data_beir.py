@@ -8,6 +8,7 @@ from ragprune.data import (
     DataFormatError,
     DataMismatchError,
     load_beir,
+    read_any_qrels,
     read_beir_corpus,
     read_beir_qrels,
     read_corpus,
@@ -105,3 +106,13 @@ def test_read_corpus_and_queries_dispatch_on_the_file_name(tmp_path: Path) -> No
     topics = tmp_path / "topics.tsv"
     topics.write_text("1\tq\n")
     assert read_queries(topics) == {"1": "q"}
+
+
+def test_read_any_qrels_detects_beir_and_trec_layouts(tmp_path: Path) -> None:
+    trec = tmp_path / "qrels.txt"
+    trec.write_text("q1 0 d1 1\nq2 0 d3 1\n")
+    assert (
+        read_any_qrels(MINI / "qrels" / "test.tsv")
+        == read_any_qrels(trec)
+        == {"q1": {"d1": 1}, "q2": {"d3": 1}}
+    )

@@ -167,3 +167,23 @@ def test_no_common_queries_is_an_error() -> None:
         "the run and the qrels share no query ids (run: 1 queries, e.g. 9; qrels: 2 queries, e.g. 1, 2); "
         "evaluate the run against the qrels of the topics it was made for"
     )
+
+
+def test_bom_is_dropped_and_bad_encodings_are_reported(tmp_path: Path) -> None:
+    bom = tmp_path / "bom.tsv"
+    bom.write_bytes("\ufeff1\tquery\n".encode())
+    assert read_topics(bom) == {"1": "query"}
+    latin = tmp_path / "latin1.tsv"
+    latin.write_bytes("1\tok\n2\tcaf\xe9\n".encode("latin-1"))
+    with pytest.raises(DataFormatError) as error:
+        read_topics(latin)
+    assert (
+        str(error.value)
+        == f"{latin}:2: not UTF-8 text (invalid continuation byte); re-encode the file as UTF-8"
+    )
+    fake_gz = tmp_path / "passages.tsv.gz"
+    fake_gz.write_text("p1\tnot compressed\n")
+    with pytest.raises(
+        DataFormatError, match=r"passages.tsv.gz: not a valid gzip file .*drop the .gz suffix"
+    ):
+        read_passages(fake_gz)

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from ragprune.data import DataMismatchError
-from ragprune.evaluation import DEFAULT_MEASURES, evaluate_run, parse_measures
+from ragprune.evaluation import DEFAULT_MEASURES, evaluate_run, parse_measures, unreachable_measures
 
 QRELS = {"q1": {"a": 2, "b": 0, "c": 1}, "q2": {"x": 1, "y": 3}, "q3": {"z": 1}}
 RUN = {"q1": {"a": 3.0, "b": 2.0, "c": 1.0}, "q2": {"w": 5.0, "x": 4.0}, "q9": {"a": 1.0}}
@@ -45,3 +45,10 @@ def test_values_match_hand_computation() -> None:
 def test_qrels_and_run_without_common_queries() -> None:
     with pytest.raises(DataMismatchError, match="the run and the qrels share no query ids"):
         evaluate_run(QRELS, {"other": {"a": 1.0}})
+
+
+def test_unreachable_measures_flags_rel_thresholds_above_every_grade() -> None:
+    binary = {"q1": {"a": 1, "b": 0}}
+    assert unreachable_measures(binary, DEFAULT_MEASURES) == ["RR(rel=2)@10", "AP(rel=2)"]
+    assert unreachable_measures(QRELS, DEFAULT_MEASURES) == []
+    assert unreachable_measures({"q1": {"a": 0}}, ["nDCG@10"]) == ["nDCG@10"]

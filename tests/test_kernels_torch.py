@@ -31,7 +31,9 @@ RANK_TOLERANCE = 1e-5  # relative; the oracle sees the same (possibly bf16-round
 def test_torch_path_matches_float64_reference(spec: BatchSpec, reduce: str) -> None:
     batch = synthetic_batch(spec)
     result = score_sentences(reduce=reduce, backend="torch", **batch.arguments)
-    comparison = compare_with_reference(result, reference_for(batch, reduce), batch.arguments["sentence_pair"])
+    comparison = compare_with_reference(
+        result, reference_for(batch, reduce), batch.arguments["sentence_pair"]
+    )
     assert comparison.ok(SCORE_TOLERANCE, RANK_TOLERANCE), comparison
     assert result.scores.dtype == torch.float32 and result.keep.dtype == torch.bool
     assert result.kept_tokens.dtype == torch.int64 and result.kept_tokens.shape == (spec.num_pairs,)
@@ -40,12 +42,20 @@ def test_torch_path_matches_float64_reference(spec: BatchSpec, reduce: str) -> N
 
 @pytest.mark.parametrize("reduce", REDUCTIONS)
 def test_thousands_of_sentences_in_one_batch(reduce: str) -> None:
-    spec = BatchSpec(num_pairs=400, hidden_size=24, seed=7, row_length=40, sentences_per_pair=(6, 12),
-                     sentence_tokens=(1, 4))
+    spec = BatchSpec(
+        num_pairs=400,
+        hidden_size=24,
+        seed=7,
+        row_length=40,
+        sentences_per_pair=(6, 12),
+        sentence_tokens=(1, 4),
+    )
     batch = synthetic_batch(spec)
     assert batch.arguments["sentence_pair"].shape[0] > 3000
     result = score_sentences(reduce=reduce, backend="torch", **batch.arguments)
-    comparison = compare_with_reference(result, reference_for(batch, reduce), batch.arguments["sentence_pair"])
+    comparison = compare_with_reference(
+        result, reference_for(batch, reduce), batch.arguments["sentence_pair"]
+    )
     assert comparison.ok(SCORE_TOLERANCE, RANK_TOLERANCE), comparison
     assert comparison.decisions_checked > 2900
 
@@ -113,7 +123,9 @@ def test_padded_and_packed_layouts_agree() -> None:
     row_starts = torch.tensor(np.cumsum([0, *lengths[:-1]]))
     rank_rows = row_starts[torch.div(arguments["rank_rows"], ids.shape[1], rounding_mode="floor")]
     padded = score_sentences(**arguments)
-    packed = score_sentences(**arguments | {"hidden": packed_hidden, "sentence_ids": packed_ids, "rank_rows": rank_rows})
+    packed = score_sentences(
+        **arguments | {"hidden": packed_hidden, "sentence_ids": packed_ids, "rank_rows": rank_rows}
+    )
     torch.testing.assert_close(packed.scores, padded.scores, rtol=0, atol=1e-6)
     assert torch.equal(packed.keep, padded.keep)
     torch.testing.assert_close(packed.rank_logits, padded.rank_logits, rtol=1e-6, atol=1e-6)
@@ -133,12 +145,20 @@ def test_per_sample_loop_baseline_matches_reference(spec: BatchSpec, reduce: str
     batch = synthetic_batch(BatchSpec(**{**spec.__dict__, "padded": True, "dtype": "float32"}))
     arguments = batch.arguments
     thresholds = arguments["thresholds"]
-    thresholds = (thresholds.numpy() if isinstance(thresholds, torch.Tensor)
-                  else np.full(spec.num_pairs, thresholds, dtype=np.float32))
+    thresholds = (
+        thresholds.numpy()
+        if isinstance(thresholds, torch.Tensor)
+        else np.full(spec.num_pairs, thresholds, dtype=np.float32)
+    )
     bias = arguments["token_bias"]
     scores, keep, kept = per_sample_loop(
-        arguments["hidden"].numpy(), arguments["token_weight"].numpy(), float(bias),
-        arguments["sentence_ids"].numpy(), arguments["sentence_pair"].numpy(), thresholds, reduce,
+        arguments["hidden"].numpy(),
+        arguments["token_weight"].numpy(),
+        float(bias),
+        arguments["sentence_ids"].numpy(),
+        arguments["sentence_pair"].numpy(),
+        thresholds,
+        reduce,
     )
     reference = reference_for(batch, reduce)
     clear = reference.margins > 1e-5
@@ -150,6 +170,12 @@ def test_per_sample_loop_baseline_matches_reference(spec: BatchSpec, reduce: str
 
 def test_auto_backend_is_torch_without_cuda() -> None:
     assert resolve_backend("auto", torch.zeros(1, 1)) == "torch"
+
+
+def test_triton_backend_on_cpu_tensors_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.raises(ValueError, match="backend='triton' needs CUDA tensors"):
+        score_sentences(**_valid_case(), backend="triton")
 
 
 def test_importing_the_package_does_not_import_triton() -> None:
@@ -184,9 +210,15 @@ def _valid_case() -> dict:
         ({"token_weight": torch.ones(2)}, r"token_weight must have shape \(1,\)"),
         ({"thresholds": torch.tensor([[0.5]])}, "inconsistent number of pairs"),
         ({"thresholds": 0.5}, "number of pairs is unknown"),
-        ({"thresholds": 0.5, "num_pairs": 2, "rank_rows": torch.tensor([0, 1, 2])}, "inconsistent number of pairs"),
+        (
+            {"thresholds": 0.5, "num_pairs": 2, "rank_rows": torch.tensor([0, 1, 2])},
+            "inconsistent number of pairs",
+        ),
         ({"rank_rows": torch.tensor([0, 1])}, "rank_rows and rank_weight go together"),
-        ({"rank_rows": torch.tensor([0, 3]), "rank_weight": torch.ones(1)}, r"rank_rows must lie in \[0, 3\)"),
+        (
+            {"rank_rows": torch.tensor([0, 3]), "rank_weight": torch.ones(1)},
+            r"rank_rows must lie in \[0, 3\)",
+        ),
         ({"token_bias": torch.ones(2)}, "token_bias must be a number or a tensor 0-d"),
     ],
 )
@@ -197,5 +229,11 @@ def test_bad_input_is_refused_with_a_clear_message(change: dict, message: str) -
 
 def test_padded_ids_must_match_hidden() -> None:
     with pytest.raises(ValueError, match=r"needs sentence_ids of shape \(2, 3\)"):
-        score_sentences(torch.randn(2, 3, 4), torch.randn(4), 0.0, torch.zeros(6, dtype=torch.int64),
-                        torch.tensor([0]), torch.tensor([0.5]))
+        score_sentences(
+            torch.randn(2, 3, 4),
+            torch.randn(4),
+            0.0,
+            torch.zeros(6, dtype=torch.int64),
+            torch.tensor([0]),
+            torch.tensor([0.5]),
+        )

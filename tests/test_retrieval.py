@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from ragprune.retrieval import BM25sRetriever, Retriever, get_retriever, retrieval_text
@@ -60,7 +62,7 @@ def test_k_larger_than_the_corpus_and_stopwords_kept() -> None:
         (lambda r: r.search({"q": "x"}), RuntimeError, "bm25s: call index(corpus) before search()"),
     ],
 )
-def test_misuse_errors(call, error: type[Exception], message: str) -> None:  # noqa: ANN001
+def test_misuse_errors(call: Callable[[Retriever], object], error: type[Exception], message: str) -> None:
     with pytest.raises(error) as raised:
         call(get_retriever("bm25s"))
     assert str(raised.value) == message

@@ -8,6 +8,9 @@ import pytest
 from ragprune.retrieval import get_retriever, retrieval_text
 from ragprune.types import Document
 
+pytest.importorskip("sentence_transformers", reason="dense backend: needs sentence-transformers")
+pytest.importorskip("faiss", reason="dense backend: needs faiss-cpu")
+
 CORPUS = {
     "flea": Document("flea", "a flea can live a year", title="fleas"),
     "eiffel": Document("eiffel", "the eiffel tower paris"),

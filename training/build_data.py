@@ -133,18 +133,21 @@ def join_sentences(sentences: list[str]) -> tuple[str, list[Span | None]]:
 
     Sentences are glued with one space unless one side already carries whitespace (HotpotQA sentences
     start with a space, SciFact sentences end with one), so the text reads as the source paragraph.
-    A sentence that is only whitespace gets ``None``.
+    A sentence that is empty or only whitespace is left out of the text and gets ``None``.
     """
     parts: list[str] = []
     spans: list[Span | None] = []
     pos = 0
     for sentence in sentences:
+        body = len(sentence.strip())
+        if not body:
+            spans.append(None)
+            continue
         if parts and not (parts[-1][-1:].isspace() or sentence[:1].isspace()):
             parts.append(" ")
             pos += 1
         lead = len(sentence) - len(sentence.lstrip())
-        body = len(sentence.strip())
-        spans.append(Span(pos + lead, pos + lead + body) if body else None)
+        spans.append(Span(pos + lead, pos + lead + body))
         parts.append(sentence)
         pos += len(sentence)
     text = "".join(parts)

@@ -45,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, FileNotFoundError, ValueError) as error:
         print(f"ragprune {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -45,26 +45,25 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ragprune.data import read_qrels, read_run
-    from ragprune.evaluation import evaluate_run, paired_test
+    from ragprune.data import read_any_qrels, read_run
+    from ragprune.evaluation import compare_evaluations, evaluate_run, unreachable_measures
 
-    qrels = read_qrels(args.qrels)
+    qrels = read_any_qrels(args.qrels)
     result = evaluate_run(qrels, read_run(args.run), args.measures)
-    if result.unranked_queries:
+    zero = unreachable_measures(qrels, result.measures)
+    if zero:
         print(
-            f"ragprune eval: warning: {len(result.unranked_queries)} judged queries have no results in "
-            f"{args.run} and count as 0 in the means (e.g. {', '.join(result.unranked_queries[:3])})",
+            f"ragprune eval: warning: no judgement in {args.qrels} reaches the relevance threshold of "
+            f"{', '.join(zero)}, so they are 0 whatever the run; use measures without rel=2 "
+            "(e.g. RR@10, AP) for binary qrels",
             file=sys.stderr,
         )
+    _warn_unranked(args.run, result.unranked_queries)
     comparison = None
     if args.compare:
         other = evaluate_run(qrels, read_run(args.compare), result.measures)
-        comparison = {
-            name: paired_test(
-                result.per_query[name], other.per_query[name], resamples=args.resamples, seed=args.seed
-            )
-            for name in result.measures
-        }
+        _warn_unranked(args.compare, other.unranked_queries)
+        comparison = compare_evaluations(result, other, resamples=args.resamples, seed=args.seed)
     if args.json:
         print(json.dumps(_as_json(args, result, comparison), indent=2))
         return 0
@@ -85,6 +84,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_unranked(run_path: str, unranked: list[str]) -> None:
+    if unranked:
+        print(
+            f"ragprune eval: warning: {len(unranked)} judged queries have no results in {run_path} "
+            f"and count as 0 in the means (e.g. {', '.join(unranked[:3])})",
+            file=sys.stderr,
+        )
+
+
 def _as_json(args: argparse.Namespace, result: Any, comparison: dict[str, Any] | None) -> dict[str, Any]:
     from dataclasses import asdict
 
@@ -98,8 +106,13 @@ def _as_json(args: argparse.Namespace, result: Any, comparison: dict[str, Any] |
     if args.per_query:
         out["per_query"] = result.per_query
     if comparison is not None:
-        out["compare"] = {
-            "run": args.compare,
-            "tests": {name: asdict(test) for name, test in comparison.items()},
-        }
+        tests = {name: {k: _finite(v) for k, v in asdict(test).items()} for name, test in comparison.items()}
+        out["compare"] = {"run": args.compare, "tests": tests}
     return out
+
+
+def _finite(value: Any) -> Any:
+    """NaN p-values (undefined t-tests) as JSON ``null``."""
+    from ragprune.types import json_float
+
+    return json_float(value) if isinstance(value, float) else value

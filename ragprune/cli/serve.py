@@ -20,9 +20,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser = subparsers.add_parser(
         "serve",
         help="serve rerank and prune over HTTP",
-        description="HTTP server: POST /v1/rerank (Cohere/Jina rerank shape), POST /v1/prune (scores, kept "
-        "spans, pruned text), GET /health (model, limits, batching counters). Concurrent requests are "
-        "batched onto the model. Needs the serve extra: pip install 'ragprune[serve]'.",
+        description="HTTP server: POST /v1/rerank (Cohere/Jina rerank shape), POST /rerank (text-embeddings-"
+        "inference shape), POST /v1/prune (scores, kept spans, pruned text), GET /health (model, limits, "
+        "batching counters). Concurrent requests are batched onto the model. Needs the serve extra: "
+        "pip install 'ragprune[serve]'.",
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"

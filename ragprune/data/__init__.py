@@ -7,8 +7,8 @@ readers validate their input and raise :class:`DataFormatError` naming the file,
 from __future__ import annotations
 
 from ragprune.data.beir import BeirDataset, load_beir, read_beir_corpus, read_beir_qrels, read_beir_queries
-from ragprune.data.corpus import read_corpus, read_queries
 from ragprune.data.errors import DataFormatError, DataMismatchError
+from ragprune.data.formats import read_any_qrels, read_corpus, read_queries
 from ragprune.data.paths import data_root, resolve_dataset_dir
 from ragprune.data.pruning import PruningContext, PruningExample, read_pruning_jsonl, write_pruning_jsonl
 from ragprune.data.trec import (
@@ -38,6 +38,7 @@ __all__ = [
     "load_beir",
     "load_trec_dl",
     "ranked_items",
+    "read_any_qrels",
     "read_beir_corpus",
     "read_beir_qrels",
     "read_beir_queries",

@@ -11,32 +11,33 @@ from typing import IO, Any
 from ragprune.data.errors import DataFormatError, missing_file
 
 
-def open_text(path: str | Path, what: str) -> IO[str]:
-    """Open a UTF-8 text file for reading, gunzipping ``*.gz`` transparently.
+def open_binary(path: str | Path, what: str) -> IO[bytes]:
+    """Open a data file for reading bytes, gunzipping ``*.gz`` transparently.
 
     ``what`` names the kind of file (e.g. ``"qrels"``) for the error when it does not exist.
     """
     path = Path(path)
     if not path.is_file():
         raise missing_file(path, what)
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", newline="\n")
-    return path.open(encoding="utf-8", newline="\n")
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
 
 
 def numbered_lines(path: str | Path, what: str) -> Iterator[tuple[int, str]]:
-    """The non-blank lines of a text file as ``(1-based line number, line without its line ending)``."""
-    lineno = 0
+    """The non-blank lines of a UTF-8 text file as ``(1-based line number, line without its line ending)``.
+
+    Lines are decoded one at a time so an encoding error names its exact line; a leading BOM is dropped.
+    """
     try:
-        with open_text(path, what) as handle:
+        with open_binary(path, what) as handle:
             for lineno, raw in enumerate(handle, start=1):
-                line = raw.rstrip("\r\n")
+                try:
+                    line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8").rstrip("\r\n")
+                except UnicodeDecodeError as error:
+                    raise DataFormatError.at(
+                        path, lineno, f"not UTF-8 text ({error.reason})", "re-encode the file as UTF-8"
+                    ) from None
                 if line.strip():
                     yield lineno, line
-    except UnicodeDecodeError as error:
-        raise DataFormatError.at(
-            path, lineno + 1, f"not UTF-8 text ({error.reason})", "re-encode the file as UTF-8"
-        ) from None
     except (gzip.BadGzipFile, EOFError) as error:
         raise DataFormatError.at(
             path, None, f"not a valid gzip file ({error})", "re-compress it or drop the .gz suffix"

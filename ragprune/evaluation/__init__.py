@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from ragprune.evaluation.ranking import DEFAULT_MEASURES, RankingEvaluation, evaluate_run, parse_measures
-from ragprune.evaluation.significance import PairedTestResult, compare_runs, paired_test
+from ragprune.evaluation.ranking import (
+    DEFAULT_MEASURES,
+    RankingEvaluation,
+    evaluate_run,
+    parse_measures,
+    unreachable_measures,
+)
+from ragprune.evaluation.significance import PairedTestResult, compare_evaluations, compare_runs, paired_test
 
 __all__ = [
     "DEFAULT_MEASURES",
     "PairedTestResult",
     "RankingEvaluation",
+    "compare_evaluations",
     "compare_runs",
     "evaluate_run",
     "paired_test",
     "parse_measures",
+    "unreachable_measures",
 ]

@@ -82,6 +82,13 @@ def evaluate_run(
     )
 
 
+def unreachable_measures(qrels: Mapping[str, Mapping[str, int]], measures: Iterable[str]) -> list[str]:
+    """The measures whose relevance threshold (``rel=``) is above every grade in ``qrels``: they are 0 by
+    construction, e.g. ``RR(rel=2)@10`` on binary BEIR qrels (use ``RR@10`` there)."""
+    top_grade = max((grade for judged in qrels.values() for grade in judged.values()), default=0)
+    return [str(m) for m in parse_measures(measures) if m.params.get("rel", 1) > top_grade]
+
+
 def _plain(nested: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
     """ir-measures recognises plain ``dict`` of ``dict`` inputs only, not arbitrary mappings."""
     return {qid: dict(values) for qid, values in nested.items()}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ragprune.data.errors import DataMismatchError
-from ragprune.evaluation.ranking import DEFAULT_MEASURES, evaluate_run
+from ragprune.evaluation.ranking import DEFAULT_MEASURES, RankingEvaluation, evaluate_run
 
 if TYPE_CHECKING:
     import numpy as np
@@ -86,6 +86,17 @@ def _mean_difference(x: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
     return (x - y).mean(axis=axis)
 
 
+def compare_evaluations(
+    first: RankingEvaluation, second: RankingEvaluation, *, resamples: int = 10_000, seed: int = 0
+) -> dict[str, PairedTestResult]:
+    """Per measure evaluated in both, the paired test of ``second`` (B) against ``first`` (A)."""
+    return {
+        name: paired_test(first.per_query[name], second.per_query[name], resamples=resamples, seed=seed)
+        for name in first.measures
+        if name in second.per_query
+    }
+
+
 def compare_runs(
     qrels: Mapping[str, Mapping[str, int]],
     run_a: Mapping[str, Mapping[str, float]],
@@ -95,11 +106,11 @@ def compare_runs(
     resamples: int = 10_000,
     seed: int = 0,
 ) -> dict[str, PairedTestResult]:
-    """Per measure, the paired test of run B against run A on the queries both runs answer."""
+    """Per measure, the paired test of run B against run A over the judged queries."""
     measures = list(measures)
-    first = evaluate_run(qrels, run_a, measures)
-    second = evaluate_run(qrels, run_b, measures)
-    return {
-        name: paired_test(first.per_query[name], second.per_query[name], resamples=resamples, seed=seed)
-        for name in first.measures
-    }
+    return compare_evaluations(
+        evaluate_run(qrels, run_a, measures),
+        evaluate_run(qrels, run_b, measures),
+        resamples=resamples,
+        seed=seed,
+    )

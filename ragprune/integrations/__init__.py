@@ -7,7 +7,8 @@ Each lives in its own module and imports its framework only when that module is 
 - ``ragprune.integrations.llamaindex.RagprunePostprocessor``: a LlamaIndex ``BaseNodePostprocessor``.
 
 Both return passages best first, cut only by ``top_n`` and ``score_threshold``, never merge two
-passages into one, and add the keys of ``METADATA_KEYS`` to each passage's metadata.
+passages into one, leave the caller's objects untouched (they return pruned copies) and add the keys
+of ``METADATA_KEYS`` to each passage's metadata, the original text under ``ORIGINAL_TEXT_KEY``.
 """
 
 from __future__ import annotations

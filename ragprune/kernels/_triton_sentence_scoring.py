@@ -40,7 +40,7 @@ class KernelConfig:
     """Launch parameters of the two kernels (the benchmark sweeps them)."""
 
     block_tokens: int = 64
-    block_hidden: int = 128
+    block_hidden: int = 64
     num_warps: int = 4
     num_stages: int = 3
     segment_scan: bool = True  # pre-reduce runs of equal ids before the atomics (else one atomic per token)
@@ -48,14 +48,20 @@ class KernelConfig:
 
 
 def default_config(hidden_size: int) -> KernelConfig:
-    """The configuration used when none is given: 128-wide hidden chunks, or less for small H."""
-    return KernelConfig(block_hidden=min(128, triton.next_power_of_2(max(hidden_size, 16))))
+    """The configuration used when none is given (see kernels/NOTES.md for how it was chosen)."""
+    return KernelConfig(block_hidden=min(64, triton.next_power_of_2(max(hidden_size, 16))))
 
 
 @triton.jit
 def _rows_dot(
-    hidden_ptr, row_offsets, row_mask, weight_ptr, H,
-    BLOCK_T: tl.constexpr, BLOCK_H: tl.constexpr, EVEN_H: tl.constexpr,
+    hidden_ptr,
+    row_offsets,
+    row_mask,
+    weight_ptr,
+    H,
+    BLOCK_T: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    EVEN_H: tl.constexpr,
 ):
     """Float32 dot product of ``BLOCK_T`` hidden rows with the weight vector; masked rows read nothing."""
     columns = tl.arange(0, BLOCK_H)
@@ -64,14 +70,18 @@ def _rows_dot(
         h = start + columns
         if EVEN_H:
             x = tl.load(
-                hidden_ptr + row_offsets[:, None] + h[None, :], mask=row_mask[:, None], other=0.0,
+                hidden_ptr + row_offsets[:, None] + h[None, :],
+                mask=row_mask[:, None],
+                other=0.0,
                 eviction_policy="evict_first",
             )
             w = tl.load(weight_ptr + h)
         else:
             x = tl.load(
-                hidden_ptr + row_offsets[:, None] + h[None, :], mask=row_mask[:, None] & (h < H)[None, :],
-                other=0.0, eviction_policy="evict_first",
+                hidden_ptr + row_offsets[:, None] + h[None, :],
+                mask=row_mask[:, None] & (h < H)[None, :],
+                other=0.0,
+                eviction_policy="evict_first",
             )
             w = tl.load(weight_ptr + h, mask=h < H, other=0.0)
         total += x.to(tl.float32) * w.to(tl.float32)[None, :]
@@ -88,7 +98,11 @@ def _load_scalar(ptr, value, MODE: tl.constexpr):
 @triton.jit
 def _segmented_sum(start_a, value_a, count_a, start_b, value_b, count_b):
     restart = start_b != 0
-    return start_a | start_b, value_a + value_b, tl.where(restart, count_b, count_a + count_b)
+    return (
+        start_a | start_b,
+        tl.where(restart, value_b, value_a + value_b),
+        tl.where(restart, count_b, count_a + count_b),
+    )
 
 
 @triton.jit
@@ -103,14 +117,36 @@ def _segmented_max(start_a, value_a, count_a, start_b, value_b, count_b):
 
 @triton.jit
 def _token_pass_kernel(
-    hidden_ptr, row_stride, weight_ptr, bias_ptr, bias_value,
-    sentence_ptr, pair_ptr, threshold_ptr, threshold_value,
-    value_ptr, count_ptr,
-    rank_rows_ptr, rank_weight_ptr, rank_bias_ptr, rank_bias_value, rank_out_ptr,
-    N, H, S, P, rank_blocks,
-    REDUCE: tl.constexpr, BIAS_MODE: tl.constexpr, THRESHOLD_MODE: tl.constexpr,
-    HAS_RANK: tl.constexpr, RANK_BIAS_MODE: tl.constexpr, SEGMENT_SCAN: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_H: tl.constexpr, EVEN_H: tl.constexpr,
+    hidden_ptr,
+    row_stride,
+    weight_ptr,
+    bias_ptr,
+    bias_value,
+    sentence_ptr,
+    pair_ptr,
+    threshold_ptr,
+    threshold_value,
+    value_ptr,
+    count_ptr,
+    rank_rows_ptr,
+    rank_weight_ptr,
+    rank_bias_ptr,
+    rank_bias_value,
+    rank_out_ptr,
+    N,
+    H,
+    S,
+    P,
+    rank_blocks,
+    REDUCE: tl.constexpr,
+    BIAS_MODE: tl.constexpr,
+    THRESHOLD_MODE: tl.constexpr,
+    HAS_RANK: tl.constexpr,
+    RANK_BIAS_MODE: tl.constexpr,
+    SEGMENT_SCAN: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    EVEN_H: tl.constexpr,
 ):
     pid = tl.program_id(0)
     lanes = tl.arange(0, BLOCK_T)
@@ -118,7 +154,9 @@ def _token_pass_kernel(
         pairs = pid * BLOCK_T + lanes
         in_range = pairs < P
         rows = tl.load(rank_rows_ptr + pairs, mask=in_range, other=0).to(tl.int64)
-        logits = _rows_dot(hidden_ptr, rows * row_stride, in_range, rank_weight_ptr, H, BLOCK_T, BLOCK_H, EVEN_H)
+        logits = _rows_dot(
+            hidden_ptr, rows * row_stride, in_range, rank_weight_ptr, H, BLOCK_T, BLOCK_H, EVEN_H
+        )
         logits += _load_scalar(rank_bias_ptr, rank_bias_value, RANK_BIAS_MODE)
         tl.store(rank_out_ptr + pairs, logits, mask=in_range)
     else:
@@ -143,7 +181,9 @@ def _token_pass_kernel(
         if SEGMENT_SCAN:
             # Neighbours outside the block read as -1, so runs are cut at the block's edges.
             previous = tl.load(sentence_ptr + rows - 1, mask=in_range & (lanes > 0), other=-1)
-            following = tl.load(sentence_ptr + rows + 1, mask=(rows + 1 < N) & (lanes < BLOCK_T - 1), other=-1)
+            following = tl.load(
+                sentence_ptr + rows + 1, mask=(rows + 1 < N) & (lanes < BLOCK_T - 1), other=-1
+            )
             starts = (previous != sentence).to(tl.int32)
             if REDUCE == 1:
                 _, value, count = tl.associative_scan((starts, value, count), 0, _segmented_max)
@@ -161,9 +201,18 @@ def _token_pass_kernel(
 
 @triton.jit
 def _sentence_pass_kernel(
-    value_ptr, count_ptr, pair_ptr, threshold_ptr, threshold_value,
-    score_ptr, keep_ptr, kept_ptr, S,
-    REDUCE: tl.constexpr, THRESHOLD_MODE: tl.constexpr, BLOCK_S: tl.constexpr,
+    value_ptr,
+    count_ptr,
+    pair_ptr,
+    threshold_ptr,
+    threshold_value,
+    score_ptr,
+    keep_ptr,
+    kept_ptr,
+    S,
+    REDUCE: tl.constexpr,
+    THRESHOLD_MODE: tl.constexpr,
+    BLOCK_S: tl.constexpr,
 ):
     sentences = tl.program_id(0) * BLOCK_S + tl.arange(0, BLOCK_S)
     in_range = sentences < S
@@ -222,29 +271,60 @@ def score_sentences_triton(
 
     bias_mode, bias_ptr, bias_value = _by_value_or_pointer(inputs.token_bias, inputs.token_weight)
     threshold_mode, threshold_ptr, threshold_value = _by_value_or_pointer(inputs.thresholds, scores)
-    rank_bias_mode, rank_bias_ptr, rank_bias_value = _by_value_or_pointer(inputs.rank_bias, inputs.token_weight)
+    rank_bias_mode, rank_bias_ptr, rank_bias_value = _by_value_or_pointer(
+        inputs.rank_bias, inputs.token_weight
+    )
     rank_blocks = triton.cdiv(num_pairs, config.block_tokens) if has_rank else 0
     token_blocks = triton.cdiv(num_tokens, config.block_tokens) if num_sentences > 0 else 0
     if rank_blocks + token_blocks > 0:
         _token_pass_kernel[(rank_blocks + token_blocks,)](
-            hidden, hidden.stride(0), inputs.token_weight, bias_ptr, bias_value,
-            inputs.sentence_ids, inputs.sentence_pair, threshold_ptr, threshold_value,
-            values, counts,
+            hidden,
+            hidden.stride(0),
+            inputs.token_weight,
+            bias_ptr,
+            bias_value,
+            inputs.sentence_ids,
+            inputs.sentence_pair,
+            threshold_ptr,
+            threshold_value,
+            values,
+            counts,
             inputs.rank_rows if has_rank else inputs.sentence_ids,
             inputs.rank_weight if has_rank else inputs.token_weight,
-            rank_bias_ptr, rank_bias_value,
+            rank_bias_ptr,
+            rank_bias_value,
             rank_logits if has_rank else scores,
-            num_tokens, width, num_sentences, num_pairs, rank_blocks,
-            REDUCE=inputs.reduce_code, BIAS_MODE=bias_mode, THRESHOLD_MODE=threshold_mode,
-            HAS_RANK=has_rank, RANK_BIAS_MODE=rank_bias_mode, SEGMENT_SCAN=config.segment_scan,
-            BLOCK_T=config.block_tokens, BLOCK_H=config.block_hidden, EVEN_H=width % config.block_hidden == 0,
-            num_warps=config.num_warps, num_stages=config.num_stages,
+            num_tokens,
+            width,
+            num_sentences,
+            num_pairs,
+            rank_blocks,
+            REDUCE=inputs.reduce_code,
+            BIAS_MODE=bias_mode,
+            THRESHOLD_MODE=threshold_mode,
+            HAS_RANK=has_rank,
+            RANK_BIAS_MODE=rank_bias_mode,
+            SEGMENT_SCAN=config.segment_scan,
+            BLOCK_T=config.block_tokens,
+            BLOCK_H=config.block_hidden,
+            EVEN_H=width % config.block_hidden == 0,
+            num_warps=config.num_warps,
+            num_stages=config.num_stages,
         )
     if num_sentences > 0:
         _sentence_pass_kernel[(triton.cdiv(num_sentences, config.block_sentences),)](
-            values, counts, inputs.sentence_pair, threshold_ptr, threshold_value,
-            scores, keep, kept_tokens, num_sentences,
-            REDUCE=inputs.reduce_code, THRESHOLD_MODE=threshold_mode, BLOCK_S=config.block_sentences,
+            values,
+            counts,
+            inputs.sentence_pair,
+            threshold_ptr,
+            threshold_value,
+            scores,
+            keep,
+            kept_tokens,
+            num_sentences,
+            REDUCE=inputs.reduce_code,
+            THRESHOLD_MODE=threshold_mode,
+            BLOCK_S=config.block_sentences,
             num_warps=4,
         )
     return SentenceScores(scores=scores, keep=keep, kept_tokens=kept_tokens, rank_logits=rank_logits)

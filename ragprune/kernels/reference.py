@@ -165,6 +165,9 @@ def per_sample_loop(
     thresholds: np.ndarray,
     reduce: str = "mean",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The whole Provence-style baseline on padded ``[B, L, H]`` float32 arrays: (scores, keep, kept_tokens)."""
+    """The whole Provence-style baseline on padded ``[B, L, H]`` float32 arrays.
+
+    Returns (scores, keep, kept_tokens) as NumPy arrays.
+    """
     probabilities = token_probabilities_per_sample(hidden, weight, bias)
     return reduce_per_sample(probabilities, sentence_ids, sentence_pair, thresholds, reduce)

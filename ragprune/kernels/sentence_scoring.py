@@ -36,6 +36,7 @@ token probability of the sentence is within it); the tests check exactly this.
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -127,12 +128,21 @@ def score_sentences(
             themselves may switch it off (the Triton kernel never writes outside its buffers either way).
     """
     inputs = prepare_inputs(
-        hidden, token_weight, token_bias, sentence_ids, sentence_pair, thresholds, reduce,
-        rank_rows, rank_weight, rank_bias, num_pairs,
+        hidden,
+        token_weight,
+        token_bias,
+        sentence_ids,
+        sentence_pair,
+        thresholds,
+        reduce,
+        rank_rows,
+        rank_weight,
+        rank_bias,
+        num_pairs,
     )
+    chosen = resolve_backend(backend, inputs.hidden)
     if validate:
         check_index_ranges(inputs)
-    chosen = resolve_backend(backend, inputs.hidden)
     if chosen == "triton":
         from ragprune.kernels import _triton_sentence_scoring
 
@@ -140,13 +150,9 @@ def score_sentences(
     return score_sentences_torch(inputs)
 
 
+@lru_cache(maxsize=1)
 def triton_available() -> bool:
     """Whether the Triton package can be imported (checked without importing it)."""
-    return _triton_spec_found()
-
-
-@lru_cache(maxsize=1)
-def _triton_spec_found() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
@@ -159,6 +165,11 @@ def resolve_backend(backend: str, hidden: torch.Tensor) -> str:
     if backend == "triton":
         if not triton_available():
             raise ValueError("backend='triton' needs the triton package; install it or use backend='torch'")
+        if not hidden.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
+            raise ValueError(
+                f"backend='triton' needs CUDA tensors, got hidden on {hidden.device}; use backend='torch' "
+                "(or set TRITON_INTERPRET=1 before importing triton to run the kernel in its CPU interpreter)"
+            )
         return backend
     raise ValueError(f"unknown backend {backend!r}; use 'auto', 'triton' or 'torch'")
 
@@ -237,13 +248,17 @@ def prepare_inputs(
     )
 
 
-def _check_vector(name: str, tensor: torch.Tensor, length: int, device: torch.device, *, floating: bool) -> None:
+def _check_vector(
+    name: str, tensor: torch.Tensor, length: int, device: torch.device, *, floating: bool
+) -> None:
     if not isinstance(tensor, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
     if tensor.shape != (length,):
         raise ValueError(f"{name} must have shape ({length},), got {tuple(tensor.shape)}")
     if tensor.device != device:
-        raise ValueError(f"{name} is on {tensor.device} but hidden is on {device}; move it with .to(hidden.device)")
+        raise ValueError(
+            f"{name} is on {tensor.device} but hidden is on {device}; move it with .to(hidden.device)"
+        )
     if floating and not tensor.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got {tensor.dtype}")
     if not floating and tensor.dtype not in (torch.int32, torch.int64):
@@ -257,7 +272,9 @@ def _scalar_or_vector(
     if not isinstance(value, torch.Tensor):
         return float(value)
     if value.device != device:
-        raise ValueError(f"{name} is on {value.device} but hidden is on {device}; move it with .to(hidden.device)")
+        raise ValueError(
+            f"{name} is on {value.device} but hidden is on {device}; move it with .to(hidden.device)"
+        )
     if not value.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got {value.dtype}")
     if value.dim() == 0:

@@ -7,7 +7,7 @@ Shared by the CPU tests (torch path and Triton interpreter) and the GPU check in
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,7 +30,14 @@ __all__ = [
     "synthetic_batch",
 ]
 
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_DTYPES = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "int32": torch.int32,
+    "int64": torch.int64,
+}
+_HIDDEN_DTYPES = ("bfloat16", "float16", "float32")
 
 
 @dataclass(frozen=True)
@@ -56,31 +63,53 @@ class BatchSpec:
     per_pair_thresholds: bool = True
     with_rank: bool = True
     logit_scale: float = 2.0
+    id_dtype: str = "int64"
 
 
 @dataclass
 class SyntheticBatch:
-    """Inputs of ``score_sentences`` (as keyword arguments) plus their padded layout facts."""
+    """Inputs of ``score_sentences`` (as keyword arguments) and how many tokens carry a sentence id."""
 
     arguments: dict[str, Any]
-    num_rows: int
-    row_length: int  # L of the padded layout (longest row when packed)
-    passage_tokens: int = field(default=0)
-
-    def to(self, device: torch.device | str) -> SyntheticBatch:
-        moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in self.arguments.items()}
-        return SyntheticBatch(moved, self.num_rows, self.row_length, self.passage_tokens)
+    passage_tokens: int
 
 
 def synthetic_batch(spec: BatchSpec, device: torch.device | str = "cpu") -> SyntheticBatch:
-    """Draw the batch ``spec`` describes (deterministic in ``spec.seed``; random hidden states, never zeros)."""
+    """Draw the batch ``spec`` describes (deterministic in ``spec.seed``, random nonzero hidden)."""
     rng = np.random.default_rng(spec.seed)
+    ids, row_starts, sentence_pair = _token_layout(spec, rng)
+    generator = torch.Generator(device=device).manual_seed(spec.seed)
+    width = spec.hidden_size
+    scale = 1.0 / math.sqrt(max(width, 1))
+    hidden = torch.randn(*ids.shape, width, generator=generator, device=device).to(_DTYPES[spec.dtype])
+    token_weight = torch.randn(width, generator=generator, device=device) * (spec.logit_scale * scale)
+    thresholds: torch.Tensor | float = float(rng.uniform(0.2, 0.8))
+    if spec.per_pair_thresholds:
+        thresholds = torch.rand(spec.num_pairs, generator=generator, device=device) * 0.6 + 0.2
+    arguments: dict[str, Any] = {
+        "hidden": hidden,
+        "token_weight": token_weight,
+        "token_bias": _bias(float(rng.normal(0.0, 0.5)), as_tensor=spec.seed % 3 == 0, device=device),
+        "sentence_ids": torch.from_numpy(ids).to(device=device, dtype=_DTYPES[spec.id_dtype]),
+        "sentence_pair": torch.from_numpy(sentence_pair).to(device),
+        "thresholds": thresholds,
+        "num_pairs": spec.num_pairs,
+    }
+    if spec.with_rank:
+        arguments["rank_rows"] = torch.from_numpy(row_starts).to(device)
+        arguments["rank_weight"] = torch.randn(width, generator=generator, device=device) * scale
+        arguments["rank_bias"] = torch.tensor(float(rng.normal()), device=device)
+    return SyntheticBatch(arguments, int((ids >= 0).sum()))
+
+
+def _token_layout(spec: BatchSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Token sentence ids (``[N]`` or padded ``[B, L]``), each pair's ``[CLS]`` row, each sentence's pair."""
     rows: list[np.ndarray] = []
     cls_rows: list[int] = []
     sentence_pair: list[int] = []
     for pair in range(spec.num_pairs):
-        query = [-1] * (int(rng.integers(spec.query_tokens[0], spec.query_tokens[1] + 1)) + 2)  # [CLS] query [SEP]
-        capacity = spec.row_length - len(query) - 1
+        query = [-1] * (int(rng.integers(spec.query_tokens[0], spec.query_tokens[1] + 1)) + 2)
+        capacity = spec.row_length - len(query) - 1  # room left by [CLS] query [SEP] ... [SEP]
         if capacity < 1:
             raise ValueError(f"row_length {spec.row_length} leaves no room for passage tokens")
         if spec.sentences_per_pair is None:
@@ -95,41 +124,16 @@ def synthetic_batch(spec: BatchSpec, device: torch.device | str = "cpu") -> Synt
         cls_rows.append(len(rows))
         for start in range(0, max(len(passage), 1), capacity):
             rows.append(np.concatenate([query, passage[start : start + capacity], [-1]]).astype(np.int64))
-
-    row_length = max(len(row) for row in rows) if rows else 0
+    lengths_of_rows = np.array([len(row) for row in rows], dtype=np.int64)
     if spec.padded:
-        ids = np.full((len(rows), row_length), -1, dtype=np.int64)
+        ids = np.full((len(rows), lengths_of_rows.max()), -1, dtype=np.int64)
         for index, row in enumerate(rows):
             ids[index, : len(row)] = row
-        row_starts = np.arange(len(rows)) * row_length
+        row_starts = np.arange(len(rows)) * ids.shape[1]
     else:
-        ids = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-        row_starts = np.cumsum([0] + [len(row) for row in rows[:-1]]) if rows else np.zeros(0, dtype=np.int64)
-
-    generator = torch.Generator().manual_seed(spec.seed)
-    width = spec.hidden_size
-    hidden = torch.randn(*ids.shape, width, generator=generator).to(_DTYPES[spec.dtype])
-    token_weight = torch.randn(width, generator=generator) * (spec.logit_scale / math.sqrt(max(width, 1)))
-    sentence_ids = torch.from_numpy(ids).to(torch.int32 if spec.seed % 2 else torch.int64)
-    thresholds: torch.Tensor | float
-    if spec.per_pair_thresholds:
-        thresholds = torch.rand(spec.num_pairs, generator=generator) * 0.6 + 0.2
-    else:
-        thresholds = float(rng.uniform(0.2, 0.8))
-    arguments: dict[str, Any] = {
-        "hidden": hidden.to(device),
-        "token_weight": token_weight.to(device),
-        "token_bias": _bias(float(rng.normal(0.0, 0.5)), as_tensor=spec.seed % 3 == 0, device=device),
-        "sentence_ids": sentence_ids.to(device),
-        "sentence_pair": torch.tensor(sentence_pair, dtype=torch.int64, device=device),
-        "thresholds": thresholds.to(device) if isinstance(thresholds, torch.Tensor) else thresholds,
-        "num_pairs": spec.num_pairs,
-    }
-    if spec.with_rank:
-        arguments["rank_rows"] = torch.from_numpy(row_starts[cls_rows]).to(device)
-        arguments["rank_weight"] = (torch.randn(width, generator=generator) / math.sqrt(max(width, 1))).to(device)
-        arguments["rank_bias"] = torch.tensor(float(rng.normal()), device=device)
-    return SyntheticBatch(arguments, len(rows), row_length, int((ids >= 0).sum()))
+        ids = np.concatenate(rows)
+        row_starts = np.concatenate([[0], np.cumsum(lengths_of_rows)[:-1]])
+    return ids, row_starts[cls_rows].astype(np.int64), np.asarray(sentence_pair, dtype=np.int64)
 
 
 def _bias(value: float, *, as_tensor: bool, device: torch.device | str) -> torch.Tensor | float:
@@ -145,7 +149,9 @@ def _lengths_filling(rng: np.random.Generator, capacity: int, bounds: tuple[int,
     return np.asarray(lengths, dtype=np.int64)
 
 
-def batch_specs(max_pairs: int = 6, max_hidden: int = 70, max_row_length: int = 48) -> SearchStrategy[BatchSpec]:
+def batch_specs(
+    max_pairs: int = 6, max_hidden: int = 70, max_row_length: int = 48
+) -> SearchStrategy[BatchSpec]:
     """A hypothesis strategy of small, awkward :class:`BatchSpec` s (needs the ``hypothesis`` package).
 
     Covers empty and single-token sentences, sentences split across chunks, hidden sizes that are not
@@ -158,7 +164,8 @@ def batch_specs(max_pairs: int = 6, max_hidden: int = 70, max_row_length: int = 
         num_pairs=st.integers(1, max_pairs),
         hidden_size=st.integers(1, max_hidden),
         seed=st.integers(0, 2**31 - 1),
-        dtype=st.sampled_from(sorted(_DTYPES)),
+        dtype=st.sampled_from(_HIDDEN_DTYPES),
+        id_dtype=st.sampled_from(["int32", "int64"]),
         row_length=st.integers(12, max_row_length),
         query_tokens=st.just((0, 4)),
         sentence_tokens=st.sampled_from([(1, 1), (1, 6), (3, 40)]),
@@ -194,7 +201,9 @@ class Comparison:
 
 
 def compare_with_reference(
-    result: SentenceScores, reference: ReferenceScores, sentence_pair: torch.Tensor,
+    result: SentenceScores,
+    reference: ReferenceScores,
+    sentence_pair: torch.Tensor,
     tolerance: float = DECISION_TOLERANCE,
 ) -> Comparison:
     """Compare scores, and decisions wherever the reference is more than ``tolerance`` from its threshold."""
@@ -233,7 +242,10 @@ def _relative_error(values: np.ndarray, reference: np.ndarray) -> float:
 
 
 def decisions_agree(
-    first: SentenceScores, second: SentenceScores, reference: ReferenceScores, tolerance: float = DECISION_TOLERANCE
+    first: SentenceScores,
+    second: SentenceScores,
+    reference: ReferenceScores,
+    tolerance: float = DECISION_TOLERANCE,
 ) -> bool:
     """Whether two results keep the same sentences wherever the reference is clear of the threshold."""
     clear = reference.margins > tolerance

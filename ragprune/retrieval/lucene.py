@@ -25,7 +25,7 @@ class LuceneRetriever(Retriever):
 
     def __init__(
         self, k1: float = 0.9, b: float = 0.4, index_dir: str | Path | None = None, threads: int = 1
-    ):
+    ) -> None:
         super().__init__()
         self.k1, self.b, self.threads = k1, b, threads
         self._temporary = None if index_dir else tempfile.TemporaryDirectory(prefix="ragprune-lucene-")
@@ -33,6 +33,7 @@ class LuceneRetriever(Retriever):
         self._searcher = None
 
     def _build(self, corpus: Mapping[str, Document]) -> None:
+        self.close()
         with tempfile.TemporaryDirectory(prefix="ragprune-jsoncollection-") as collection:
             with (Path(collection) / "docs.jsonl").open("w", encoding="utf-8") as handle:
                 for doc_id, doc in corpus.items():
@@ -51,19 +52,22 @@ class LuceneRetriever(Retriever):
                 f"Pyserini indexing failed (exit {done.returncode}); is Java 17 installed? "
                 f"Last output: {(done.stderr or done.stdout).strip()[-500:]}"
             )
-        self._searcher = None
+
+    def close(self) -> None:
+        """Release the Lucene searcher (the index directory stays until the retriever is dropped)."""
+        if self._searcher is not None:
+            self._searcher.close()
+            self._searcher = None
 
     def _search(self, queries: Mapping[str, str], k: int) -> Run:
-        if self._searcher is None:
-            # Anserini's SimpleSearcher, the Java class behind pyserini's LuceneSearcher, reached through
-            # pyserini.pyclass: importing pyserini.search.lucene would also load torch, transformers and an
-            # OpenAI client (about 20 s) that BM25 never uses.
-            from pyserini.pyclass import autoclass
+        # Anserini's SimpleSearcher, the Java class behind pyserini's LuceneSearcher, reached through
+        # pyserini.pyclass: importing pyserini.search.lucene would also load torch, transformers and an
+        # OpenAI client (about 20 s) that BM25 never uses.
+        from pyserini.pyclass import JArrayList, autoclass
 
+        if self._searcher is None:
             self._searcher = autoclass("io.anserini.search.SimpleSearcher")(str(self.index_dir))
             self._searcher.set_bm25(float(self.k1), float(self.b))
-        from pyserini.pyclass import JArrayList
-
         qids = list(queries)
         texts, ids = JArrayList(), JArrayList()
         for qid in qids:

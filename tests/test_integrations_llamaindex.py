@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+pytest.importorskip("llama_index.core", reason="needs llama-index-core (integrations extra)")
+
+from llama_index.core import VectorStoreIndex
+from llama_index.core.embeddings import MockEmbedding
+from llama_index.core.llms import MockLLM
+from llama_index.core.schema import MetadataMode, NodeRelationship, NodeWithScore, RelatedNodeInfo, TextNode
+
+from ragprune.integrations import METADATA_KEYS, ORIGINAL_TEXT_KEY
+from ragprune.integrations.llamaindex import RETRIEVAL_SCORE_KEY, RagprunePostprocessor
+from ragprune.pipeline import RerankPruner
+from ragprune.ranking import prune, rank
+
+QUERY = "how long do fleas live"
+TEXTS = [
+    "Fleas live up to a year. Their life cycle depends on temperature.",
+    "The Eiffel Tower is in Paris. It was finished in 1889.",
+    "Cats sleep a lot. Dogs bark at night.",
+    "Ticks are not insects. They are arachnids.",
+]
+
+
+@pytest.fixture(scope="module")
+def pruner(tiny_model_dir) -> RerankPruner:
+    return RerankPruner.load(tiny_model_dir, device="cpu", batch_size=4)
+
+
+def make_nodes() -> list[NodeWithScore]:
+    return [
+        NodeWithScore(
+            node=TextNode(
+                text=text,
+                id_=f"node-{i}",
+                metadata={"source": f"s{i}", "page": i},
+                excluded_llm_metadata_keys=["page"],
+                relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=f"doc-{i}")},
+            ),
+            score=0.5 - i / 10,
+        )
+        for i, text in enumerate(TEXTS)
+    ]
+
+
+def assert_faithful(outputs: list[NodeWithScore], inputs: list[NodeWithScore]) -> None:
+    """One node in gives at most one node out, with its id, relationships and metadata, text recoverable."""
+    by_id = {scored.node.node_id: scored for scored in inputs}
+    assert len({out.node.node_id for out in outputs}) == len(outputs)
+    for out in outputs:
+        source = by_id[out.node.node_id]
+        assert out.node is not source.node
+        assert out.node.relationships == source.node.relationships
+        metadata = out.node.metadata
+        assert set(metadata) == set(source.node.metadata) | set(METADATA_KEYS) | {RETRIEVAL_SCORE_KEY}
+        assert {k: metadata[k] for k in source.node.metadata} == source.node.metadata
+        assert metadata[RETRIEVAL_SCORE_KEY] == source.score
+        assert out.score == metadata["ragprune_score"]
+        original = metadata[ORIGINAL_TEXT_KEY]
+        assert original == source.node.get_content() and inputs[metadata["ragprune_index"]] is source
+        spans = metadata["ragprune_kept_spans"]
+        assert out.node.get_content() == " ".join(original[start:end] for start, end in spans)
+        shown_to_llm = out.node.get_content(metadata_mode=MetadataMode.LLM)
+        assert "ragprune" not in shown_to_llm and "source: " in shown_to_llm and "page: " not in shown_to_llm
+        assert "ragprune" not in out.node.get_content(metadata_mode=MetadataMode.EMBED)
+    scores = [out.score for out in outputs]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_postprocessor_reranks_prunes_and_keeps_nodes_intact(pruner):
+    nodes = make_nodes()
+    before = [scored.model_copy(deep=True) for scored in nodes]
+    out = RagprunePostprocessor(pruner=pruner).postprocess_nodes(nodes, query_str=QUERY)
+    assert len(out) == len(nodes)
+    assert_faithful(out, nodes)
+    assert [(s.node.node_id, s.score, s.node.get_content(), s.node.metadata) for s in nodes] == [
+        (s.node.node_id, s.score, s.node.get_content(), s.node.metadata) for s in before
+    ]
+    expected = rank(pruner, QUERY, TEXTS)
+    assert [o.node.node_id for o in out] == [f"node-{d.index}" for d in expected]
+    assert [o.score for o in out] == pytest.approx([d.score for d in expected])
+
+
+def test_pruning_changes_text_not_identity(pruner):
+    (doc,) = prune(pruner, QUERY, TEXTS[:1])
+    low, high = sorted(s.score for s in doc.sentences)
+    post = RagprunePostprocessor(pruner=pruner, prune_threshold=(low + high) / 2)
+    (out,) = post.postprocess_nodes(make_nodes()[:1], query_str=QUERY)
+    assert (
+        out.node.get_content() and out.node.get_content() != TEXTS[0] and out.node.get_content() in TEXTS[0]
+    )
+    assert_faithful([out], make_nodes()[:1])
+    emptied = RagprunePostprocessor(pruner=pruner, prune_threshold=1.0).postprocess_nodes(
+        make_nodes(), query_str=QUERY
+    )
+    assert len(emptied) == len(TEXTS) and all(o.node.get_content() == "" for o in emptied)
+
+
+def test_top_n_and_score_threshold_are_the_only_cuts(pruner):
+    nodes = make_nodes()
+    ranked = rank(pruner, QUERY, TEXTS)
+    top2 = RagprunePostprocessor(pruner=pruner, top_n=2).postprocess_nodes(nodes, query_str=QUERY)
+    assert [o.node.node_id for o in top2] == [f"node-{d.index}" for d in ranked.top_k(2)]
+    bound = ranked.documents[2].score
+    above = RagprunePostprocessor(pruner=pruner, score_threshold=bound).postprocess_nodes(
+        nodes, query_str=QUERY
+    )
+    assert [o.node.node_id for o in above] == [f"node-{d.index}" for d in ranked.above(bound)]
+    assert len(above) == 3
+    for outputs in (top2, above):
+        assert_faithful(outputs, nodes)
+
+
+def test_query_is_required_and_empty_input_is_fine(pruner):
+    post = RagprunePostprocessor(pruner=pruner)
+    with pytest.raises(ValueError, match="needs the query"):
+        post.postprocess_nodes(make_nodes())
+    assert post.postprocess_nodes([], query_str=QUERY) == []
+
+
+def test_serialises_without_the_model(pruner):
+    data = RagprunePostprocessor(pruner=pruner, top_n=3).to_dict()
+    assert data == {
+        "top_n": 3,
+        "score_threshold": None,
+        "prune_threshold": None,
+        "class_name": "RagprunePostprocessor",
+    }
+
+
+def test_async_matches_sync_off_the_event_loop(pruner, monkeypatch):
+    threads = []
+    original = pruner.process
+
+    def recording_process(*args, **kwargs):
+        threads.append(threading.get_ident())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pruner, "process", recording_process)
+    post = RagprunePostprocessor(pruner=pruner, top_n=3)
+
+    async def run() -> tuple[list[NodeWithScore], int]:
+        return await post.apostprocess_nodes(make_nodes(), query_str=QUERY), threading.get_ident()
+
+    out, loop_thread = asyncio.run(run())
+    assert threads and threads[-1] != loop_thread
+    sync = post.postprocess_nodes(make_nodes(), query_str=QUERY)
+    assert [(o.node.node_id, o.score, o.node.get_content()) for o in out] == [
+        (o.node.node_id, o.score, o.node.get_content()) for o in sync
+    ]
+
+
+def test_query_engine_end_to_end(pruner):
+    nodes = [scored.node for scored in make_nodes()]
+    index = VectorStoreIndex(nodes, embed_model=MockEmbedding(embed_dim=8))
+    retriever = index.as_retriever(similarity_top_k=3)
+    retrieved = retriever.retrieve(QUERY)
+    assert len(retrieved) == 3
+    post = RagprunePostprocessor(pruner=pruner, top_n=2)
+    engine = index.as_query_engine(llm=MockLLM(), similarity_top_k=3, node_postprocessors=[post])
+    response = engine.query(QUERY)
+    out = response.source_nodes
+    assert len(out) == 2
+    assert_faithful(out, retrieved)
+    expected = rank(pruner, QUERY, [scored.node.get_content() for scored in retrieved], top_k=2)
+    assert [o.node.node_id for o in out] == [retrieved[d.index].node.node_id for d in expected]
+    prompt = str(response)  # MockLLM answers with the prompt it was given
+    assert all(o.node.get_content() in prompt for o in out) and "ragprune" not in prompt

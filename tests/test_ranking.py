@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ragprune import Document
+from ragprune.pipeline import RerankPruner
+from ragprune.ranking import RankedResults, prune, rank
+
+QUERY = "how long do fleas live"
+DOCS = [
+    "Fleas live up to a year. Their life cycle depends on temperature.",
+    "The Eiffel Tower is in Paris. It was finished in 1889.",
+    "Cats sleep a lot.",
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def pruner(tiny_model_dir) -> RerankPruner:
+    return RerankPruner.load(tiny_model_dir, device="cpu", batch_size=4)
+
+
+def test_rank_returns_every_document_best_first_with_its_input_position(pruner):
+    results = rank(pruner, QUERY, DOCS)
+    assert isinstance(results, RankedResults) and len(results) == len(DOCS)
+    assert sorted(doc.index for doc in results) == list(range(len(DOCS)))
+    assert [doc.rank for doc in results] == [1, 2, 3, 4]
+    logits = [doc.logit for doc in results]
+    assert logits == sorted(logits, reverse=True)
+    for doc in results:
+        assert doc.text == DOCS[doc.index] and doc.doc_id == str(doc.index)
+        assert doc.score == doc.result.probability
+    assert results.documents[-1].index == 3 and results.documents[-1].score == 0.0  # the empty document
+
+
+def test_rank_agrees_with_process(pruner):
+    processed = pruner.process(QUERY, DOCS)
+    ranked = rank(pruner, QUERY, DOCS)
+    assert [d.index for d in ranked] == [p.index for p in processed]
+    assert [d.logit for d in ranked] == [p.logit for p in processed]
+
+
+def test_top_k_argument_and_method_cut_the_same_prefix(pruner):
+    full = rank(pruner, QUERY, DOCS)
+    cut = rank(pruner, QUERY, DOCS, top_k=2)
+    assert [d.index for d in cut] == [d.index for d in full.top_k(2)] == [d.index for d in full][:2]
+    assert len(full.top_k(10)) == len(DOCS)
+    with pytest.raises(ValueError, match="positive"):
+        full.top_k(0)
+
+
+def test_documents_are_found_by_id_with_metadata_intact(pruner):
+    docs = [
+        Document("d1", DOCS[0], title="Fleas", metadata={"url": "u1"}),
+        {"id": "d2", "text": DOCS[1], "metadata": {"n": 2}},
+        {"id": "d3", "text": DOCS[2], "source": "web"},
+    ]
+    results = rank(pruner, QUERY, docs)
+    assert "d2" in results and "nope" not in results
+    assert results["d1"].metadata == {"url": "u1"} and results["d1"].document.title == "Fleas"
+    assert results["d2"].metadata == {"n": 2} and results["d2"].index == 1
+    assert results["d3"].metadata == {"source": "web"}
+    with pytest.raises(KeyError, match="no document with id 'nope'"):
+        results["nope"]
+    with pytest.raises(TypeError, match="string id"):
+        results[0]
+    cut = results.top_k(1)
+    missing = next(doc_id for doc_id in ("d1", "d2", "d3") if doc_id not in cut)
+    with pytest.raises(KeyError, match="cut by top_k"):
+        cut[missing]
+
+
+def test_duplicate_ids_are_reported_not_silently_resolved(pruner):
+    results = rank(pruner, QUERY, [{"id": "x", "text": DOCS[0]}, {"id": "x", "text": DOCS[1]}])
+    assert len(results) == 2
+    with pytest.raises(KeyError, match="2 documents share the id 'x'"):
+        results["x"]
+
+
+def test_prune_threshold_controls_what_is_kept_and_spans_point_into_the_original(pruner):
+    everything = prune(pruner, QUERY, DOCS[:3], threshold=0.0)
+    for doc in everything:
+        assert doc.pruned_text == doc.text.strip() and doc.compression == pytest.approx(0.0)
+        assert " ".join(span.slice(doc.text) for span in doc.kept_spans) == doc.pruned_text
+    nothing = prune(pruner, QUERY, DOCS[:3], threshold=1.0)
+    assert len(nothing) == 3  # pruning empties documents, it never drops them
+    assert all(doc.pruned_text == "" and doc.kept_spans == [] and doc.compression == 1.0 for doc in nothing)
+    assert [d.index for d in nothing] == [d.index for d in everything]
+
+
+def test_prune_between_sentence_scores_keeps_only_the_better_sentence(pruner):
+    (doc,) = prune(pruner, QUERY, DOCS[:1])
+    low, high = sorted(s.score for s in doc.sentences)
+    (cut,) = prune(pruner, QUERY, DOCS[:1], threshold=(low + high) / 2)
+    kept = [s for s in cut.sentences if s.kept]
+    assert len(kept) == 1 and kept[0].score == pytest.approx(high)
+    assert cut.pruned_text == kept[0].span.slice(DOCS[0]) and 0.0 < cut.compression < 1.0
+
+
+def test_above_keeps_documents_with_score_at_least_the_bound(pruner):
+    results = rank(pruner, QUERY, DOCS)
+    scores = sorted({doc.score for doc in results})
+    bound = scores[len(scores) // 2]
+    kept = results.above(bound)
+    assert [d.index for d in kept] == [d.index for d in results if d.score >= bound]
+    assert 0 < len(kept) < len(results)
+
+
+def test_to_dict_is_strict_json_with_ids_and_spans(pruner):
+    payload = rank(pruner, QUERY, DOCS).to_dict()
+    text = json.dumps(payload, allow_nan=False)
+    assert json.loads(text)["results"][-1]["logit"] is None  # the empty document's -inf logit
+    assert [r["id"] for r in payload["results"]] == [d.doc_id for d in rank(pruner, QUERY, DOCS)]
+    assert all("kept_spans" in r and "score" in r for r in payload["results"])
+
+
+def test_one_query_only(pruner):
+    with pytest.raises(TypeError, match="one query"):
+        rank(pruner, [QUERY, QUERY], DOCS)
+    with pytest.raises(ValueError, match="is empty"):
+        rank(pruner, "  ", DOCS)
