@@ -1,4 +1,4 @@
-"""The examples in README.md (and their source, docs/examples.md) run as written.
+"""The examples in README.md run as written.
 
 An example is a fenced code block right after a ``<!-- example:NAME -->`` line. ```python blocks
 are executed; in the ``server`` block (bash) the ``ragprune serve`` line is parsed with the real
@@ -77,7 +77,7 @@ def test_readme_examples_run_with_the_shipped_model(capsys):
     run_examples(ROOT / "README.md", capsys)
 
 
-def test_docs_examples_run_with_a_stand_in_model(tiny_model_dir, monkeypatch, capsys):
+def test_readme_examples_run_with_a_stand_in_model(tiny_model_dir, monkeypatch, capsys):
     """The same snippets with the tiny test model standing in for the shipped one: the code runs."""
     load = RerankPruner.load.__func__
 
@@ -85,4 +85,4 @@ def test_docs_examples_run_with_a_stand_in_model(tiny_model_dir, monkeypatch, ca
         return load(cls, tiny_model_dir if model is None else model, device="cpu", **kwargs)
 
     monkeypatch.setattr(RerankPruner, "load", classmethod(load_tiny))
-    run_examples(ROOT / "docs" / "examples.md", capsys)
+    run_examples(ROOT / "README.md", capsys)

@@ -115,7 +115,9 @@ def _segmented_max(start_a, value_a, count_a, start_b, value_b, count_b):
     )
 
 
-@triton.jit
+# Sizes vary with every batch: specialising on them (divisibility by 16, == 1) would recompile the
+# kernels for new variants in the middle of a run.
+@triton.jit(do_not_specialize=["N", "S", "P", "rank_blocks"])
 def _token_pass_kernel(
     hidden_ptr,
     row_stride,
@@ -199,7 +201,7 @@ def _token_pass_kernel(
         tl.atomic_add(count_ptr + target, count, mask=writes, sem="relaxed")
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["S"])
 def _sentence_pass_kernel(
     value_ptr,
     count_ptr,
@@ -258,9 +260,10 @@ def score_sentences_triton(
     num_sentences, num_pairs = inputs.num_sentences, inputs.num_pairs
     config = config or default_config(width)
     device = hidden.device
-    workspace = torch.zeros(2 * num_sentences + num_pairs, dtype=torch.int64, device=device)
-    values, counts = workspace[:num_sentences], workspace[num_sentences : 2 * num_sentences]
-    kept_tokens = workspace[2 * num_sentences :]
+    # separate buffers keep every pointer 16-byte aligned whatever the sizes (no alignment recompiles)
+    values = torch.zeros(num_sentences, dtype=torch.int64, device=device)
+    counts = torch.zeros(num_sentences, dtype=torch.int64, device=device)
+    kept_tokens = torch.zeros(num_pairs, dtype=torch.int64, device=device)
     has_rank = inputs.rank_rows is not None
     if out is None:
         scores = torch.empty(num_sentences, dtype=torch.float32, device=device)

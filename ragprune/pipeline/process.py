@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,6 +20,9 @@ from ragprune.pipeline.encoding import NO_SENTENCE, PairTemplate, Row, build_row
 from ragprune.pipeline.inputs import PassageLike, QueryLike, as_documents, as_query
 from ragprune.pipeline.results import PassageResult, QueryResult, SentenceScore
 from ragprune.types import Document, Query
+
+if TYPE_CHECKING:
+    from ragprune.ranking import RankedResults
 
 PROGRESS_MIN_BATCHES = 20
 
@@ -108,6 +112,27 @@ class RerankPruner:
         results = self._score(parsed_queries, documents, threshold)
         ordered = [_order(result, reorder, top_k) for result in results]
         return ordered[0] if single else ordered
+
+    def rank(
+        self, query: QueryLike, docs: Sequence[PassageLike], *, top_k: int | None = None
+    ) -> RankedResults:
+        """Rerank ``docs`` for one query, best first (``CrossEncoder.rank`` / ``rerankers`` shape)."""
+        from ragprune.ranking import rank
+
+        return rank(self, query, docs, top_k=top_k)
+
+    def prune(
+        self,
+        query: QueryLike,
+        docs: Sequence[PassageLike],
+        *,
+        threshold: float | None = None,
+        top_k: int | None = None,
+    ) -> RankedResults:
+        """Rerank and prune ``docs`` for one query; each result carries its kept spans and pruned text."""
+        from ragprune.ranking import prune
+
+        return prune(self, query, docs, threshold=threshold, top_k=top_k)
 
     # ---- scoring ------------------------------------------------------------------------------
 
