@@ -130,3 +130,13 @@ def test_one_overlong_sentence_is_cut_and_scored_whole(pruner):
 def test_results_are_deterministic(pruner):
     first = pruner.process("fleas", PASSAGES).to_dict()
     assert pruner.process("fleas", PASSAGES).to_dict() == first
+
+
+def test_parallel_row_preparation_gives_the_same_results(tiny_model_dir, monkeypatch):
+    from ragprune.pipeline import parallel
+
+    monkeypatch.setattr(parallel, "SHARD_PAIRS", 4)
+    passages = [f"{text} Extra sentence {i}." for i, text in enumerate(PASSAGES * 4)]
+    serial = RerankPruner.load(tiny_model_dir, device="cpu", prepare_workers=0)
+    with RerankPruner.load(tiny_model_dir, device="cpu", prepare_workers=2) as forked:
+        assert forked.process("fleas", passages).to_dict() == serial.process("fleas", passages).to_dict()

@@ -194,7 +194,7 @@ def collate(
     rows, token_labels = [], []
     for group, candidates in zip(groups, chosen):
         for c in candidates:
-            row = build_rows(0, group.query_ids, passages[pool_index[c.pid]], template, max_length)[0]
+            row = build_rows(group.query_ids, passages[pool_index[c.pid]], template, max_length)[0]
             rows.append(row)
             labels = np.where(
                 row.sentence_ids == NO_SENTENCE, -100.0, c.labels[np.maximum(row.sentence_ids, 0)]

@@ -66,7 +66,6 @@ class TokenizedPassage:
 class Row:
     """One encoder input: a chunk of one pair's passage after the query."""
 
-    pair: int
     input_ids: np.ndarray
     token_type_ids: np.ndarray
     sentence_ids: np.ndarray  # per input token: the pair-local sentence index, or NO_SENTENCE
@@ -78,7 +77,8 @@ def tokenize_passages(
     """Tokenize passages in one batched call and map each token to its sentence by character offset."""
     if not texts:
         return []
-    encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    # verbose=False: long passages are expected here, they are chunked rather than truncated
+    encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     title_ids = _tokenize_titles(tokenizer, titles)
     passages = []
     for text, ids, offsets, title in zip(texts, encoded["input_ids"], encoded["offset_mapping"], title_ids):
@@ -137,7 +137,6 @@ def chunk_ranges(token_sentence: np.ndarray, title_length: int, budget: int) -> 
 
 
 def build_rows(
-    pair: int,
     query_ids: np.ndarray,
     passage: TokenizedPassage,
     template: PairTemplate,
@@ -166,7 +165,6 @@ def build_rows(
         tail_length = len(body) + len(template.suffix)
         rows.append(
             Row(
-                pair=pair,
                 input_ids=np.concatenate([head, body, template.suffix]),
                 token_type_ids=np.concatenate([head_types, np.full(tail_length, template.passage_type)]),
                 sentence_ids=np.concatenate(
@@ -179,3 +177,27 @@ def build_rows(
             )
         )
     return rows
+
+
+@dataclass(frozen=True)
+class PreparedPair:
+    """What the encoder needs for one (query, passage) pair: its rows and the passage's sentences."""
+
+    rows: list[Row]
+    sentences: list[Span]
+
+
+def prepare_pairs(
+    tokenizer: PreTrainedTokenizerBase,
+    template: PairTemplate,
+    max_length: int,
+    query_ids: list[np.ndarray],
+    texts: list[str],
+    titles: list[str],
+) -> list[PreparedPair]:
+    """Rows and sentences of each pair; ``query_ids[i]`` are the query tokens of pair ``i``."""
+    passages = tokenize_passages(tokenizer, texts, titles)
+    return [
+        PreparedPair(build_rows(query, passage, template, max_length), passage.sentences)
+        for query, passage in zip(query_ids, passages)
+    ]

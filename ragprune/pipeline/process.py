@@ -16,8 +16,9 @@ from transformers import PreTrainedTokenizerBase
 
 from ragprune.kernels import SentenceScores, score_sentences
 from ragprune.models.encoder import RerankPruneModel
-from ragprune.pipeline.encoding import NO_SENTENCE, PairTemplate, Row, build_rows, tokenize_passages
+from ragprune.pipeline.encoding import NO_SENTENCE, PairTemplate, Row
 from ragprune.pipeline.inputs import PassageLike, QueryLike, as_documents, as_query
+from ragprune.pipeline.parallel import RowPreparer, default_workers
 from ragprune.pipeline.results import PassageResult, QueryResult, SentenceScore
 from ragprune.types import Document, Query
 
@@ -56,6 +57,7 @@ class RerankPruner:
         progress: bool | None = None,
         scoring_backend: str = "auto",
         time_stages: bool = False,
+        prepare_workers: int | None = None,
     ) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
@@ -69,6 +71,18 @@ class RerankPruner:
         self.progress = progress
         self.scoring_backend = scoring_backend
         self.stage_timer = StageTimer(self.device) if time_stages else None
+        workers = default_workers(self.device.type) if prepare_workers is None else prepare_workers
+        self.preparer = RowPreparer(tokenizer, self.template, self.max_length, workers)
+
+    def close(self) -> None:
+        """Stop the row-preparation worker processes, if any were started."""
+        self.preparer.close()
+
+    def __enter__(self) -> RerankPruner:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @classmethod
     def load(cls, model: str | Path | None = None, **kwargs) -> RerankPruner:
@@ -146,16 +160,13 @@ class RerankPruner:
         pairs = [
             (qi, di) for qi, docs in enumerate(documents) for di, doc in enumerate(docs) if doc.text.strip()
         ]
-        tokenized = tokenize_passages(
-            self.tokenizer,
+        prepared = self.preparer(
+            [query_ids[qi] for qi, _ in pairs],
             [documents[qi][di].text for qi, di in pairs],
             [documents[qi][di].title for qi, di in pairs],
         )
-        rows_per_pair = [
-            build_rows(p, query_ids[qi], tokenized[p], self.template, self.max_length)
-            for p, (qi, _) in enumerate(pairs)
-        ]
-        sentence_counts = [len(passage.sentences) for passage in tokenized]
+        rows_per_pair = [pair.rows for pair in prepared]
+        sentence_counts = [len(pair.sentences) for pair in prepared]
         outputs = self._run_batches(rows_per_pair, sentence_counts, threshold)
 
         results = []
@@ -171,7 +182,7 @@ class RerankPruner:
                 sentences = [
                     SentenceScore(span, float(score), bool(kept))
                     for span, score, kept in zip(
-                        tokenized[p].sentences, out.sentence_scores, out.sentence_kept
+                        prepared[p].sentences, out.sentence_scores, out.sentence_kept
                     )
                 ]
                 probability = _calibrated_probability(out.logit, self.model.config.training)

@@ -1,0 +1,83 @@
+"""CPU preparation of encoder rows in worker processes, so a GPU is not kept waiting on Python.
+
+Tokenizing, sentence splitting and row building cost a few hundred microseconds per pair in one
+Python thread: on a GPU that scores tens of thousands of pairs a second, that is the bottleneck.
+Large jobs are cut into shards that forked workers prepare in parallel; small jobs and CPU-only
+inference (where the encoder already uses every core) stay in the calling process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+from transformers import PreTrainedTokenizerBase
+
+from ragprune.pipeline.encoding import PairTemplate, PreparedPair, prepare_pairs
+
+SHARD_PAIRS = 1024  # pairs per task: large enough to amortise pickling, small enough to balance
+MAX_WORKERS = 8
+
+_worker_state: tuple[PreTrainedTokenizerBase, PairTemplate, int] | None = None
+
+
+def default_workers(device_type: str) -> int:
+    """Worker processes for a device: none on CPU, up to ``MAX_WORKERS`` spare cores next to a GPU."""
+    if device_type == "cpu":
+        return 0
+    return max(0, min(MAX_WORKERS, (os.cpu_count() or 1) - 1))
+
+
+class RowPreparer:
+    """Prepares pairs in the calling process, or in a pool of forked workers for large jobs."""
+
+    def __init__(
+        self, tokenizer: PreTrainedTokenizerBase, template: PairTemplate, max_length: int, workers: int
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.template = template
+        self.max_length = max_length
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __call__(
+        self, query_ids: list[np.ndarray], texts: list[str], titles: list[str]
+    ) -> list[PreparedPair]:
+        if self.workers < 2 or len(texts) < 2 * SHARD_PAIRS:
+            return prepare_pairs(self.tokenizer, self.template, self.max_length, query_ids, texts, titles)
+        shards = [
+            (query_ids[i : i + SHARD_PAIRS], texts[i : i + SHARD_PAIRS], titles[i : i + SHARD_PAIRS])
+            for i in range(0, len(texts), SHARD_PAIRS)
+        ]
+        prepared: list[PreparedPair] = []
+        for shard in self._executor().map(_prepare_shard, shards):
+            prepared.extend(shard)
+        return prepared
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # fork: workers inherit the tokenizer instead of unpickling it; they never touch CUDA
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_init_worker,
+                initargs=(self.tokenizer, self.template, self.max_length),
+            )
+        return self._pool
+
+
+def _init_worker(tokenizer: PreTrainedTokenizerBase, template: PairTemplate, max_length: int) -> None:
+    global _worker_state
+    _worker_state = (tokenizer, template, max_length)
+
+
+def _prepare_shard(shard: tuple[list[np.ndarray], list[str], list[str]]) -> list[PreparedPair]:
+    tokenizer, template, max_length = _worker_state
+    return prepare_pairs(tokenizer, template, max_length, *shard)
