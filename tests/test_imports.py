@@ -1,9 +1,11 @@
-"""``import ragprune`` and ``ragprune --help`` must not pull in the heavy libraries."""
+"""``import ragprune`` (integrations included) and ``ragprune --help`` must not pull in the heavy libraries."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+
+import pytest
 
 HEAVY = (
     "torch",
@@ -12,6 +14,7 @@ HEAVY = (
     "pyserini",
     "langchain_core",
     "llama_index",
+    "fastapi",
     "triton",
 )
 
@@ -26,11 +29,15 @@ def _modules_after(code: str) -> set[str]:
     return set(out.split())
 
 
-def test_import_ragprune_is_light():
-    loaded = _modules_after("import ragprune")
-    assert not [name for name in HEAVY if name in loaded]
-
-
-def test_cli_help_is_light():
-    loaded = _modules_after("from ragprune.cli import build_parser\nbuild_parser().format_help()")
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import ragprune",
+        "import ragprune.integrations",
+        "from ragprune.cli import build_parser\nbuild_parser().format_help()",
+    ],
+    ids=["import-ragprune", "import-integrations", "cli-help"],
+)
+def test_stays_light(code: str) -> None:
+    loaded = _modules_after(code)
     assert not [name for name in HEAVY if name in loaded]

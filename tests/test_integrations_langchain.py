@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import subprocess
-import sys
 import threading
 
 import pytest
@@ -13,24 +11,11 @@ pytest.importorskip("langchain_core", reason="needs langchain-core (integrations
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.vectorstores import InMemoryVectorStore
+from sample_texts import QUERY, TEXTS
 
 from ragprune.integrations import METADATA_KEYS, ORIGINAL_TEXT_KEY
 from ragprune.integrations.langchain import RagpruneCompressor
-from ragprune.pipeline import RerankPruner
 from ragprune.ranking import prune, rank
-
-QUERY = "how long do fleas live"
-TEXTS = [
-    "Fleas live up to a year. Their life cycle depends on temperature.",
-    "The Eiffel Tower is in Paris. It was finished in 1889.",
-    "Cats sleep a lot. Dogs bark at night.",
-    "Ticks are not insects. They are arachnids.",
-]
-
-
-@pytest.fixture(scope="module")
-def pruner(tiny_model_dir) -> RerankPruner:
-    return RerankPruner.load(tiny_model_dir, device="cpu", batch_size=4)
 
 
 def make_docs() -> list[Document]:
@@ -122,15 +107,7 @@ def test_empty_input_and_bad_settings(pruner):
         RagpruneCompressor(pruner=pruner).compress_documents(make_docs(), "")
 
 
-def test_async_matches_sync_and_runs_the_model_off_the_event_loop(pruner, monkeypatch):
-    threads = []
-    original = pruner.process
-
-    def recording_process(*args, **kwargs):
-        threads.append(threading.get_ident())
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(pruner, "process", recording_process)
+def test_async_matches_sync_and_runs_the_model_off_the_event_loop(pruner, process_threads):
     compressor = RagpruneCompressor(pruner=pruner, top_n=3)
     docs = make_docs()
 
@@ -138,7 +115,7 @@ def test_async_matches_sync_and_runs_the_model_off_the_event_loop(pruner, monkey
         return list(await compressor.acompress_documents(docs, QUERY)), threading.get_ident()
 
     out, loop_thread = asyncio.run(compress())
-    assert threads and threads[-1] != loop_thread
+    assert process_threads and process_threads[-1] != loop_thread
     assert out == list(compressor.compress_documents(docs, QUERY))
 
 
@@ -161,12 +138,3 @@ def test_contextual_compression_retriever_end_to_end(pruner):
     expected = rank(pruner, QUERY, [doc.page_content for doc in retrieved], top_k=2)
     assert [doc.id for doc in out] == [retrieved[d.index].id for d in expected]
     assert asyncio.run(retriever.ainvoke(QUERY)) == out
-
-
-def test_importing_ragprune_does_not_import_the_frameworks():
-    code = (
-        "import sys, ragprune, ragprune.integrations; "
-        "print(sorted(m for m in ('langchain_core', 'llama_index', 'fastapi', 'torch') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"

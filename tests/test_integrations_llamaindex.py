@@ -11,24 +11,11 @@ from llama_index.core import VectorStoreIndex
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.llms import MockLLM
 from llama_index.core.schema import MetadataMode, NodeRelationship, NodeWithScore, RelatedNodeInfo, TextNode
+from sample_texts import QUERY, TEXTS
 
 from ragprune.integrations import METADATA_KEYS, ORIGINAL_TEXT_KEY
 from ragprune.integrations.llamaindex import RETRIEVAL_SCORE_KEY, RagprunePostprocessor
-from ragprune.pipeline import RerankPruner
 from ragprune.ranking import prune, rank
-
-QUERY = "how long do fleas live"
-TEXTS = [
-    "Fleas live up to a year. Their life cycle depends on temperature.",
-    "The Eiffel Tower is in Paris. It was finished in 1889.",
-    "Cats sleep a lot. Dogs bark at night.",
-    "Ticks are not insects. They are arachnids.",
-]
-
-
-@pytest.fixture(scope="module")
-def pruner(tiny_model_dir) -> RerankPruner:
-    return RerankPruner.load(tiny_model_dir, device="cpu", batch_size=4)
 
 
 def make_nodes() -> list[NodeWithScore]:
@@ -132,22 +119,14 @@ def test_serialises_without_the_model(pruner):
     }
 
 
-def test_async_matches_sync_off_the_event_loop(pruner, monkeypatch):
-    threads = []
-    original = pruner.process
-
-    def recording_process(*args, **kwargs):
-        threads.append(threading.get_ident())
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(pruner, "process", recording_process)
+def test_async_matches_sync_off_the_event_loop(pruner, process_threads):
     post = RagprunePostprocessor(pruner=pruner, top_n=3)
 
     async def run() -> tuple[list[NodeWithScore], int]:
         return await post.apostprocess_nodes(make_nodes(), query_str=QUERY), threading.get_ident()
 
     out, loop_thread = asyncio.run(run())
-    assert threads and threads[-1] != loop_thread
+    assert process_threads and process_threads[-1] != loop_thread
     sync = post.postprocess_nodes(make_nodes(), query_str=QUERY)
     assert [(o.node.node_id, o.score, o.node.get_content()) for o in out] == [
         (o.node.node_id, o.score, o.node.get_content()) for o in sync

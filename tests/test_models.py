@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 from safetensors.torch import save_file
+from tiny_models import TINY_ENCODER_SIZES, tiny_encoder_config
 from transformers import DebertaV2Config, DebertaV2Model
 
 from ragprune.models import RerankPruneModel, load_model, load_provence
@@ -49,14 +50,10 @@ def test_bad_sentence_reduce_is_rejected():
 def _tiny_provence_folder(folder, tokenizer):
     """A randomly initialised checkpoint in Provence's weight layout, plus a reference forward."""
     torch.manual_seed(1)
-    config = DebertaV2Config(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        pooler_hidden_size=32,
+    width = TINY_ENCODER_SIZES["hidden_size"]
+    config = tiny_encoder_config(
+        DebertaV2Config,
+        pooler_hidden_size=width,
         pooler_hidden_act="gelu",
         num_labels=1,
         type_vocab_size=0,
@@ -67,9 +64,9 @@ def _tiny_provence_folder(folder, tokenizer):
     )
     config.architectures = ["DebertaV2ForCompressionAndRanking"]
     encoder = DebertaV2Model(config).eval()
-    pooler = torch.nn.Linear(32, 32)
-    classifier = torch.nn.Linear(32, 1)
-    token_classifier = torch.nn.Linear(32, 2)
+    pooler = torch.nn.Linear(width, width)
+    classifier = torch.nn.Linear(width, 1)
+    token_classifier = torch.nn.Linear(width, 2)
     state = {f"deberta.{k}": v for k, v in encoder.state_dict().items()}
     state |= {f"pooler.dense.{k}": v for k, v in pooler.state_dict().items()}
     state |= {f"classifier.{k}": v for k, v in classifier.state_dict().items()}
@@ -117,11 +114,7 @@ def test_from_backbone_loads_pretrained_encoder_weights(tmp_path):
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(2)
-    backbone = BertModel(
-        BertConfig(
-            vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
-        )
-    )
+    backbone = BertModel(tiny_encoder_config(BertConfig, vocab_size=100, num_hidden_layers=1))
     backbone.save_pretrained(tmp_path / "bert")
     model = RerankPruneModel.from_backbone(tmp_path / "bert")
     torch.testing.assert_close(

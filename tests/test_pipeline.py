@@ -14,11 +14,6 @@ PASSAGES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def pruner(tiny_model_dir) -> RerankPruner:
-    return RerankPruner.load(tiny_model_dir, device="cpu", batch_size=4)
-
-
 def test_process_scores_ranks_and_keeps_every_passage(pruner):
     result = pruner.process("how long do fleas live", PASSAGES)
     assert sorted(p.index for p in result) == [0, 1, 2]

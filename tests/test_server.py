@@ -13,18 +13,15 @@ pytest.importorskip("fastapi", reason="needs fastapi + uvicorn (serve extra)")
 pytest.importorskip("httpx", reason="needs httpx (dev extra)")
 
 import httpx
+from sample_texts import QUERY
+from sample_texts import TEXTS as ALL_TEXTS
 from server_helpers import running_server
 
 from ragprune.pipeline import RerankPruner
 from ragprune.ranking import prune, rank
 from ragprune.server import ServerLimits, create_app
 
-QUERY = "how long do fleas live"
-TEXTS = [
-    "Fleas live up to a year. Their life cycle depends on temperature.",
-    "The Eiffel Tower is in Paris. It was finished in 1889.",
-    "Cats sleep a lot. Dogs bark at night.",
-]
+TEXTS = ALL_TEXTS[:3]  # the limits and expected counts below are written for three documents
 LIMITS = ServerLimits(
     max_documents=8,
     max_document_chars=2_000,
@@ -34,11 +31,6 @@ LIMITS = ServerLimits(
     max_batch_size=64,
     max_pending=64,
 )
-
-
-@pytest.fixture(scope="module")
-def pruner(tiny_model_dir) -> RerankPruner:
-    return RerankPruner.load(tiny_model_dir, device="cpu", batch_size=8)
 
 
 @pytest.fixture(scope="module")

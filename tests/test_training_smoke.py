@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_models import tiny_encoder_config
 
 from ragprune.pipeline import RerankPruner
 
@@ -74,8 +75,7 @@ def tiny_training_data(tmp_path, tiny_model_dir) -> tuple[Path, Path]:
 
     torch.manual_seed(0)
     backbone = tmp_path / "backbone"
-    BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=64, max_position_embeddings=128)).save_pretrained(backbone)
+    BertModel(tiny_encoder_config(BertConfig, num_hidden_layers=1)).save_pretrained(backbone)
     load_tokenizer(tiny_model_dir).save_pretrained(backbone)
     return data, backbone
 
