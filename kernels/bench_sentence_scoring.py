@@ -45,10 +45,14 @@ from ragprune.kernels.sentence_scoring import (  # noqa: E402
     prepare_inputs,
     score_sentences_torch,
 )
-from ragprune.kernels.testing import BatchSpec, compare_with_reference, decisions_agree, synthetic_batch  # noqa: E402
-
-SCORE_TOLERANCE = 1e-5  # absolute, on probabilities; float32 arithmetic on the same (bf16) inputs
-RANK_TOLERANCE = 1e-5  # relative
+from ragprune.kernels.testing import (  # noqa: E402
+    RANK_TOLERANCE,
+    SCORE_TOLERANCE,
+    BatchSpec,
+    compare_with_reference,
+    decisions_agree,
+    synthetic_batch,
+)
 
 # Encoders of the two benchmark widths: MiniLM-L6 (the project's PyPI backbone) and a 24-layer large model.
 DEVICE = "cuda"  # "cpu" under --dry-run

@@ -153,7 +153,7 @@ def prune(
     threshold: float | None = None,
     top_k: int | None = None,
 ) -> RankedResults:
-    """Rank ``docs`` for ``query`` and prune each to the sentences whose keep score reaches ``threshold``
+    """Rank ``docs`` for ``query`` and prune each to the sentences whose keep score is above ``threshold``
     (``None``: the model's threshold). Every document comes back unless ``top_k`` cuts the list."""
     if isinstance(query, Sequence) and not isinstance(query, str):
         raise TypeError("rank/prune take one query; call pruner.process for a batch of queries")

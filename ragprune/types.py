@@ -75,9 +75,6 @@ class RankedList:
     query: Query
     items: list[ScoredDocument]
 
-    def top(self, k: int) -> RankedList:
-        return RankedList(self.query, self.items[:k])
-
 
 def json_float(value: float) -> float | None:
     """A float as JSON can carry it: non-finite values become ``None`` (``null``)."""

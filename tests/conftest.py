@@ -2,6 +2,7 @@
 
 Plain helpers that test modules import live next to this file: ``tiny_models`` (encoder configs, the
 tokenizer), ``sample_texts`` (a query and passages), ``kernel_checks`` and ``server_helpers``.
+Hypothesis runs derandomized and without its example database, so every run tests the same examples.
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 import torch
+from hypothesis import settings
 from tiny_models import minilm_tokenizer_path, tiny_encoder_config
 
 if TYPE_CHECKING:
     from ragprune.pipeline import RerankPruner
+
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.load_profile("deterministic")
 
 
 @pytest.fixture(scope="session")
@@ -27,9 +32,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ragprune.models import RerankPruneConfig, RerankPruneModel, load_tokenizer
 
     torch.manual_seed(0)
-    model = RerankPruneModel(
-        tiny_encoder_config(BertConfig), RerankPruneConfig(max_length=64, threshold=0.5)
-    )
+    model = RerankPruneModel(tiny_encoder_config(BertConfig), RerankPruneConfig(max_length=64, threshold=0.5))
     folder = tmp_path_factory.mktemp("tiny_model")
     model.save_pretrained(folder, load_tokenizer(minilm_tokenizer_path()))
     return folder

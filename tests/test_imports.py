@@ -1,4 +1,4 @@
-"""``import ragprune`` (integrations included) and ``ragprune --help`` must not pull in the heavy libraries."""
+"""``import ragprune``, ``import ragprune.integrations`` and ``ragprune --help`` load no heavy library."""
 
 from __future__ import annotations
 

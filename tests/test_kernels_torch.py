@@ -10,20 +10,12 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kernel_checks import assert_matches_reference, assert_score_at_threshold_is_dropped
 
-from ragprune.kernels import REDUCTIONS, score_sentences
+from ragprune.kernels import DECISION_TOLERANCE, REDUCTIONS, score_sentences
 from ragprune.kernels.reference import per_sample_loop
 from ragprune.kernels.sentence_scoring import resolve_backend
-from ragprune.kernels.testing import (
-    BatchSpec,
-    batch_specs,
-    compare_with_reference,
-    reference_for,
-    synthetic_batch,
-)
-
-SCORE_TOLERANCE = 1e-5  # absolute, on probabilities in [0, 1]; float32 arithmetic lands near 1e-7
-RANK_TOLERANCE = 1e-5  # relative; the oracle sees the same (possibly bf16-rounded) inputs upcast
+from ragprune.kernels.testing import SCORE_TOLERANCE, BatchSpec, batch_specs, reference_for, synthetic_batch
 
 
 @settings(max_examples=60, deadline=None)
@@ -31,10 +23,7 @@ RANK_TOLERANCE = 1e-5  # relative; the oracle sees the same (possibly bf16-round
 def test_torch_path_matches_float64_reference(spec: BatchSpec, reduce: str) -> None:
     batch = synthetic_batch(spec)
     result = score_sentences(reduce=reduce, backend="torch", **batch.arguments)
-    comparison = compare_with_reference(
-        result, reference_for(batch, reduce), batch.arguments["sentence_pair"]
-    )
-    assert comparison.ok(SCORE_TOLERANCE, RANK_TOLERANCE), comparison
+    assert_matches_reference(result, batch, reference_for(batch, reduce))
     assert result.scores.dtype == torch.float32 and result.keep.dtype == torch.bool
     assert result.kept_tokens.dtype == torch.int64 and result.kept_tokens.shape == (spec.num_pairs,)
     assert (result.rank_logits is not None) == spec.with_rank
@@ -53,10 +42,7 @@ def test_thousands_of_sentences_in_one_batch(reduce: str) -> None:
     batch = synthetic_batch(spec)
     assert batch.arguments["sentence_pair"].shape[0] > 3000
     result = score_sentences(reduce=reduce, backend="torch", **batch.arguments)
-    comparison = compare_with_reference(
-        result, reference_for(batch, reduce), batch.arguments["sentence_pair"]
-    )
-    assert comparison.ok(SCORE_TOLERANCE, RANK_TOLERANCE), comparison
+    comparison = assert_matches_reference(result, batch, reference_for(batch, reduce))
     assert comparison.decisions_checked > 2900
 
 
@@ -89,13 +75,7 @@ def test_sentence_split_across_chunks_counts_every_token() -> None:
 
 @pytest.mark.parametrize("reduce", REDUCTIONS)
 def test_score_exactly_at_threshold_is_dropped(reduce: str) -> None:
-    spec = BatchSpec(num_pairs=5, hidden_size=16, seed=3, empty_sentence_rate=0.0, sentences_per_pair=(1, 4))
-    arguments = synthetic_batch(spec).arguments | {"token_weight": torch.zeros(16), "token_bias": 0.0}
-    exactly = score_sentences(reduce=reduce, **arguments | {"thresholds": 0.5})  # every probability is 0.5
-    assert not exactly.keep.any()
-    below = score_sentences(reduce=reduce, **arguments | {"thresholds": 0.4999})
-    assert below.keep.all()
-    assert below.kept_tokens.sum().item() == int((arguments["sentence_ids"] >= 0).sum())
+    assert_score_at_threshold_is_dropped(reduce, backend="torch", num_pairs=5)
 
 
 def test_empty_sentences_are_never_kept() -> None:
@@ -161,7 +141,7 @@ def test_per_sample_loop_baseline_matches_reference(spec: BatchSpec, reduce: str
         reduce,
     )
     reference = reference_for(batch, reduce)
-    clear = reference.margins > 1e-5
+    clear = reference.margins > DECISION_TOLERANCE
     assert np.array_equal(keep[clear], reference.keep[clear])
     assert np.abs(scores - reference.scores)[clear].max(initial=0.0) < SCORE_TOLERANCE
     if clear.all():

@@ -51,21 +51,19 @@ else:
     import torch
     from hypothesis import given, settings
     from hypothesis import strategies as st
+    from kernel_checks import assert_matches_reference, assert_score_at_threshold_is_dropped
 
-    from ragprune.kernels import REDUCTIONS, SentenceScores, score_sentences
+    from ragprune.kernels import DECISION_TOLERANCE, REDUCTIONS, SentenceScores, score_sentences
     from ragprune.kernels._triton_sentence_scoring import KernelConfig, score_sentences_triton
     from ragprune.kernels.sentence_scoring import prepare_inputs
     from ragprune.kernels.testing import (
         BatchSpec,
         batch_specs,
-        compare_with_reference,
         decisions_agree,
         reference_for,
         synthetic_batch,
     )
 
-    SCORE_TOLERANCE = 1e-5
-    RANK_TOLERANCE = 1e-5
     CONFIGS = [
         KernelConfig(),
         KernelConfig(block_tokens=16, block_hidden=16, block_sentences=32),
@@ -87,12 +85,12 @@ else:
         batch = synthetic_batch(spec)
         result = _run_triton(batch.arguments, reduce, config)
         reference = reference_for(batch, reduce)
-        comparison = compare_with_reference(result, reference, batch.arguments["sentence_pair"])
-        assert comparison.ok(SCORE_TOLERANCE, RANK_TOLERANCE), comparison
+        assert_matches_reference(result, batch, reference)
         torch_result = score_sentences(reduce=reduce, backend="torch", **batch.arguments)
         assert decisions_agree(result, torch_result, reference)
+        ambiguous = torch.from_numpy(reference.margins <= DECISION_TOLERANCE)
         clear_pairs = torch.ones(spec.num_pairs, dtype=torch.bool)
-        clear_pairs[batch.arguments["sentence_pair"][torch.from_numpy(reference.margins <= 1e-5)]] = False
+        clear_pairs[batch.arguments["sentence_pair"][ambiguous]] = False
         assert torch.equal(result.kept_tokens[clear_pairs], torch_result.kept_tokens[clear_pairs])
 
     @pytest.mark.parametrize(
@@ -115,10 +113,7 @@ else:
         batch = synthetic_batch(spec)
         assert batch.arguments["sentence_pair"].shape[0] > 2000
         result = _run_triton(batch.arguments, reduce, config)
-        comparison = compare_with_reference(
-            result, reference_for(batch, reduce), batch.arguments["sentence_pair"]
-        )
-        assert comparison.ok(SCORE_TOLERANCE, RANK_TOLERANCE), comparison
+        assert_matches_reference(result, batch, reference_for(batch, reduce))
 
     @pytest.mark.parametrize("reduce", REDUCTIONS)
     def test_long_sentence_split_over_many_blocks_and_chunks(reduce: str) -> None:
@@ -134,22 +129,11 @@ else:
         )
         batch = synthetic_batch(spec)
         result = _run_triton(batch.arguments, reduce, KernelConfig(block_tokens=16, block_hidden=16))
-        comparison = compare_with_reference(
-            result, reference_for(batch, reduce), batch.arguments["sentence_pair"]
-        )
-        assert comparison.ok(SCORE_TOLERANCE, RANK_TOLERANCE), comparison
+        assert_matches_reference(result, batch, reference_for(batch, reduce))
 
     @pytest.mark.parametrize("reduce", REDUCTIONS)
     def test_score_exactly_at_threshold_is_dropped(reduce: str) -> None:
-        spec = BatchSpec(
-            num_pairs=4, hidden_size=16, seed=3, empty_sentence_rate=0.0, sentences_per_pair=(1, 4)
-        )
-        arguments = synthetic_batch(spec).arguments | {"token_weight": torch.zeros(16), "token_bias": 0.0}
-        exactly = score_sentences(reduce=reduce, backend="triton", **arguments | {"thresholds": 0.5})
-        assert not exactly.keep.any()
-        below = score_sentences(reduce=reduce, backend="triton", **arguments | {"thresholds": 0.4999})
-        assert below.keep.all()
-        assert below.kept_tokens.sum().item() == int((arguments["sentence_ids"] >= 0).sum())
+        assert_score_at_threshold_is_dropped(reduce, backend="triton", num_pairs=4)
 
     def test_every_output_element_is_written() -> None:
         batch = synthetic_batch(BatchSpec(num_pairs=5, hidden_size=37, seed=9))

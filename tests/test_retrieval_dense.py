@@ -37,7 +37,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     BertModel(config).save_pretrained(backbone)
     tokenizer.save_pretrained(backbone)
     transformer = Transformer(str(backbone), max_seq_length=32)
-    model = SentenceTransformer(modules=[transformer, Pooling(32, "mean")], device="cpu")
+    model = SentenceTransformer(modules=[transformer, Pooling(config.hidden_size, "mean")], device="cpu")
     model.save(str(root / "model"))
     return root / "model"
 

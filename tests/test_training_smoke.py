@@ -67,7 +67,8 @@ def tiny_training_data(tmp_path, tiny_model_dir) -> tuple[Path, Path]:
         gold = {gold_pid: [pool[list(PASSAGES).index(gold_pid)]["sentences"][0]]} if qid != "q4" else {}
         groups.append({"qid": qid, "query": query, "source": "toy", "candidates": candidates, "gold": gold})
         sentences += [{"qid": qid, "pid": pid, "cos": [0.5, 0.2]} for pid in PASSAGES]
-    valid = [dict(groups[0], candidates=[dict(c, label=int(c["pid"] == "p1") * 2) for c in groups[0]["candidates"]])]
+    graded = [dict(c, label=int(c["pid"] == "p1") * 2) for c in groups[0]["candidates"]]
+    valid = [dict(groups[0], candidates=graded)]
     _write(data / "pool.jsonl.gz", pool)
     _write(data / "groups.jsonl.gz", groups)
     _write(data / "sentences.jsonl.gz", sentences)

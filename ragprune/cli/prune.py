@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ragprune.cli.model_options import add_model_options, load_pruner
+
 INPUT_HELP = (
     'JSONL, one object per line: {"query": str, "passages": [str | {"id", "text", "title", "metadata"}], '
     '"id": optional query id}; other fields are copied to the output'
@@ -23,15 +25,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--threshold", type=float, default=None, help="pruning threshold (default: the model's)"
     )
-    parser.add_argument(
-        "--model", default=None, help="model folder (default: the model shipped with ragprune)"
-    )
     parser.add_argument("--top-k", type=int, default=None, help="keep only the best k passages per query")
     parser.add_argument(
         "--keep-order", action="store_true", help="keep the input order instead of sorting by score"
     )
-    parser.add_argument("--batch-size", type=int, default=64, help="encoder rows per batch (default 64)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    add_model_options(parser)
     return parser
 
 
@@ -41,7 +39,6 @@ def run(args: argparse.Namespace) -> int:
 
     from ragprune.data.errors import DataFormatError
     from ragprune.data.files import numbered_json_objects
-    from ragprune.pipeline import RerankPruner
     from ragprune.types import Query
 
     records = []
@@ -54,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                 f"write lines as {INPUT_HELP}",
             )
         records.append(record)
-    pruner = RerankPruner.load(args.model, device=args.device, batch_size=args.batch_size)
+    pruner = load_pruner(args)
     queries = [Query(str(r.get("id", i)), r["query"]) for i, r in enumerate(records)]
     results = pruner.process(
         queries,

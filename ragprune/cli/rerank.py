@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ragprune.cli.model_options import add_model_options, load_pruner
+
 DEFAULT_MEASURES = ("nDCG@10", "RR(rel=2)@10", "R@100")
 
 
@@ -21,16 +23,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--output", required=True, help="where to write the reranked TREC run")
     parser.add_argument(
-        "--model", default=None, help="model folder (default: the model shipped with ragprune)"
-    )
-    parser.add_argument(
         "--top-k", type=int, default=100, help="rerank this many documents per query (default 100)"
     )
     parser.add_argument(
         "--threshold", type=float, default=None, help="pruning threshold (default: the model's)"
     )
-    parser.add_argument("--batch-size", type=int, default=64, help="encoder rows per batch (default 64)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument(
         "--qrels", default=None, help="TREC qrels: also print measures of input and output runs"
     )
@@ -40,6 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--tag", default="ragprune", help="run tag written in the output run (default ragprune)"
     )
+    add_model_options(parser)
     return parser
 
 
@@ -50,7 +48,6 @@ def run(args: argparse.Namespace) -> int:
 
     from ragprune.cli import UserError
     from ragprune.data import read_corpus, read_qrels, read_queries, read_run, write_run
-    from ragprune.pipeline import RerankPruner
     from ragprune.pipeline.rerank_run import rerank_run
 
     if args.top_k < 1:
@@ -59,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     first_stage = read_run(args.run)
     corpus = read_corpus(args.passages)
     qrels = read_qrels(args.qrels) if args.qrels else None
-    pruner = RerankPruner.load(args.model, device=args.device, batch_size=args.batch_size)
+    pruner = load_pruner(args)
     start = time.perf_counter()
     reranked = rerank_run(pruner, queries, first_stage, corpus, top_k=args.top_k, threshold=args.threshold)
     seconds = time.perf_counter() - start

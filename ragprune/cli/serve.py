@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ragprune.cli.model_options import add_model_options, load_pruner
+
 # ``ragprune.server.ServerLimits`` fields settable as --max-...; unset options keep the server's defaults.
 LIMIT_OPTIONS = {
     "max_documents": "documents per request",
@@ -29,13 +31,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
     )
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
-    parser.add_argument(
-        "--model", default=None, help="model folder (default: the model shipped with ragprune)"
-    )
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    parser.add_argument(
-        "--batch-size", type=int, default=64, help="encoder rows per forward pass (default 64)"
-    )
     for field, what in LIMIT_OPTIONS.items():
         parser.add_argument(
             f"--{field.replace('_', '-')}",
@@ -46,6 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
+    add_model_options(parser)
     return parser
 
 
@@ -60,13 +56,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"ragprune serve needs {error.name}: pip install 'ragprune[serve]'") from error
     from pathlib import Path
 
-    from ragprune.pipeline import RerankPruner
-
     chosen = {field: getattr(args, field) for field in LIMIT_OPTIONS if getattr(args, field) is not None}
     bad = [f"--{field.replace('_', '-')}" for field, value in chosen.items() if value < 1]
     if bad:
         raise UserError(f"{', '.join(bad)} must be a positive number")
-    pruner = RerankPruner.load(args.model, device=args.device, batch_size=args.batch_size)
+    pruner = load_pruner(args)
     model_name = Path(args.model).name if args.model else "ragprune-default"
     app = create_app(pruner, limits=ServerLimits(**chosen), model_name=model_name)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)

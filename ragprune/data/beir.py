@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from ragprune.data.errors import DataFormatError, DataMismatchError
-from ragprune.data.files import field_of, numbered_json_objects, numbered_lines, preview
+from ragprune.data.files import field_of, numbered_json_objects, numbered_lines, split_columns
 from ragprune.data.paths import resolve_dataset_dir
-from ragprune.data.trec import Qrels
+from ragprune.data.trec import DUPLICATE_JUDGEMENT, Qrels, add_pair
 from ragprune.types import Document
 
 
@@ -118,18 +118,17 @@ def read_beir_qrels(path: str | Path) -> Qrels:
     qrels: Qrels = {}
     first = True
     for lineno, line in numbered_lines(path, "BEIR qrels"):
-        fields = line.split("\t")
-        is_header, first = first and fields[-1].strip() == "score", False
+        is_header, first = first and line.split("\t")[-1].strip() == "score", False
         if is_header:
             continue
-        if len(fields) != 3:
-            raise DataFormatError.at(
-                path,
-                lineno,
-                f"expected 3 tab-separated columns 'query-id corpus-id score', "
-                f"got {len(fields)}: {preview(line)}",
-                "use BEIR qrels format (header 'query-id<TAB>corpus-id<TAB>score')",
-            )
+        fields = split_columns(
+            line,
+            "query-id corpus-id score",
+            path,
+            lineno,
+            "use BEIR qrels format (header 'query-id<TAB>corpus-id<TAB>score')",
+            separator="\t",
+        )
         qid, doc_id, score = (f.strip() for f in fields)
         try:
             grade = int(score)
@@ -137,13 +136,5 @@ def read_beir_qrels(path: str | Path) -> Qrels:
             raise DataFormatError.at(
                 path, lineno, f"score {score!r} is not an integer", "write relevance scores as integers"
             ) from None
-        judged = qrels.setdefault(qid, {})
-        if doc_id in judged:
-            raise DataFormatError.at(
-                path,
-                lineno,
-                f"duplicate judgement for query {qid!r}, doc {doc_id!r}",
-                "keep one line per (query, doc) pair",
-            )
-        judged[doc_id] = grade
+        add_pair(qrels, qid, doc_id, grade, path, lineno, DUPLICATE_JUDGEMENT)
     return qrels

@@ -49,6 +49,21 @@ def preview(line: str, limit: int = 60) -> str:
     return repr(line if len(line) <= limit else line[:limit] + "...")
 
 
+def split_columns(
+    line: str, columns: str, path: str | Path, lineno: int, fix: str, separator: str | None = None
+) -> list[str]:
+    """``line`` split on ``separator`` (``None``: any whitespace) into exactly the space-separated names
+    in ``columns``; any other count is a :class:`DataFormatError` naming the columns, with ``fix``."""
+    fields = line.split(separator)
+    expected = len(columns.split())
+    if len(fields) != expected:
+        kind = "tab-separated columns" if separator == "\t" else "columns"
+        raise DataFormatError.at(
+            path, lineno, f"expected {expected} {kind} '{columns}', got {len(fields)}: {preview(line)}", fix
+        )
+    return fields
+
+
 def numbered_json_objects(path: str | Path, what: str) -> Iterator[tuple[int, dict[str, Any]]]:
     """The JSON objects of a JSON-lines file as ``(1-based line number, object)``."""
     for lineno, line in numbered_lines(path, what):

@@ -14,12 +14,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from ragprune.data.errors import DataFormatError, DataMismatchError
-from ragprune.data.files import numbered_lines, preview
+from ragprune.data.files import numbered_lines, preview, split_columns
 
 Qrels = dict[str, dict[str, int]]
 Run = dict[str, dict[str, float]]
+
+DUPLICATE_JUDGEMENT = "duplicate judgement for query {qid!r}, doc {doc_id!r}"
+"""The qrels readers' problem for a (query, doc) pair judged twice (``str.format`` template)."""
+
+_Value = TypeVar("_Value")
 
 
 def read_topics(path: str | Path) -> dict[str, str]:
@@ -60,16 +66,13 @@ def read_qrels(path: str | Path) -> Qrels:
     """Query id -> doc id -> integer relevance from a TREC qrels file."""
     qrels: Qrels = {}
     for lineno, line in numbered_lines(path, "qrels"):
-        fields = line.split()
-        if len(fields) != 4:
-            raise DataFormatError.at(
-                path,
-                lineno,
-                f"expected 4 columns 'query_id iteration doc_id relevance', "
-                f"got {len(fields)}: {preview(line)}",
-                "use TREC qrels format, e.g. '19335 0 1017759 2'",
-            )
-        qid, _iteration, doc_id, relevance = fields
+        qid, _iteration, doc_id, relevance = split_columns(
+            line,
+            "query_id iteration doc_id relevance",
+            path,
+            lineno,
+            "use TREC qrels format, e.g. '19335 0 1017759 2'",
+        )
         try:
             grade = int(relevance)
         except ValueError:
@@ -79,15 +82,7 @@ def read_qrels(path: str | Path) -> Qrels:
                 f"relevance {relevance!r} is not an integer",
                 "write relevance grades as integers (e.g. 0-3)",
             ) from None
-        judged = qrels.setdefault(qid, {})
-        if doc_id in judged:
-            raise DataFormatError.at(
-                path,
-                lineno,
-                f"duplicate judgement for query {qid!r}, doc {doc_id!r}",
-                "keep one line per (query, doc) pair",
-            )
-        judged[doc_id] = grade
+        add_pair(qrels, qid, doc_id, grade, path, lineno, DUPLICATE_JUDGEMENT)
     return qrels
 
 
@@ -95,15 +90,13 @@ def read_run(path: str | Path) -> Run:
     """Query id -> doc id -> score from a TREC run file (ranks are implied by the scores)."""
     run: Run = {}
     for lineno, line in numbered_lines(path, "run"):
-        fields = line.split()
-        if len(fields) != 6:
-            raise DataFormatError.at(
-                path,
-                lineno,
-                f"expected 6 columns 'query_id Q0 doc_id rank score tag', got {len(fields)}: {preview(line)}",
-                "use TREC run format, e.g. '264014 Q0 5611210 1 15.78 bm25'",
-            )
-        qid, _q0, doc_id, rank, score, _tag = fields
+        qid, _q0, doc_id, rank, score, _tag = split_columns(
+            line,
+            "query_id Q0 doc_id rank score tag",
+            path,
+            lineno,
+            "use TREC run format, e.g. '264014 Q0 5611210 1 15.78 bm25'",
+        )
         try:
             int(rank)
             value = float(score)
@@ -116,16 +109,27 @@ def read_run(path: str | Path) -> Run:
             ) from None
         if not math.isfinite(value):
             raise DataFormatError.at(path, lineno, f"score {score!r} is not finite", "write finite scores")
-        ranked = run.setdefault(qid, {})
-        if doc_id in ranked:
-            raise DataFormatError.at(
-                path,
-                lineno,
-                f"doc {doc_id!r} appears twice for query {qid!r}",
-                "keep one line per (query, doc) pair",
-            )
-        ranked[doc_id] = value
+        add_pair(run, qid, doc_id, value, path, lineno, "doc {doc_id!r} appears twice for query {qid!r}")
     return run
+
+
+def add_pair(
+    table: dict[str, dict[str, _Value]],
+    qid: str,
+    doc_id: str,
+    value: _Value,
+    path: str | Path,
+    lineno: int,
+    duplicate: str,
+) -> None:
+    """Set ``table[qid][doc_id] = value`` for one line of a qrels or run file. A pair already there is a
+    :class:`DataFormatError` whose problem is ``duplicate`` formatted with ``qid`` and ``doc_id``."""
+    row = table.setdefault(qid, {})
+    if doc_id in row:
+        raise DataFormatError.at(
+            path, lineno, duplicate.format(qid=qid, doc_id=doc_id), "keep one line per (query, doc) pair"
+        )
+    row[doc_id] = value
 
 
 def ranked_items(scores: Mapping[str, float]) -> list[tuple[str, float]]:

@@ -1,4 +1,7 @@
-"""Evaluation: ranking measures (via ir-measures) and paired significance tests."""
+"""Evaluation: ranking measures (via ir-measures) and paired significance tests.
+
+Context-pruning measures against sentence-level gold are in :mod:`ragprune.evaluation.pruning`.
+"""
 
 from __future__ import annotations
 

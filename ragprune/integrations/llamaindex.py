@@ -37,7 +37,7 @@ class RagprunePostprocessor(BaseNodePostprocessor):
     score_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     """Keep only nodes whose calibrated relevance probability is at least this."""
     prune_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
-    """Keep a sentence when its keep score reaches this (None: the model's own threshold)."""
+    """Keep a sentence when its keep score is above this (None: the model's own threshold)."""
 
     @classmethod
     def class_name(cls) -> str:

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
 
 __all__ = [
+    "RANK_TOLERANCE",
+    "SCORE_TOLERANCE",
     "BatchSpec",
     "Comparison",
     "SyntheticBatch",
@@ -38,6 +40,12 @@ _DTYPES = {
     "int64": torch.int64,
 }
 _HIDDEN_DTYPES = ("bfloat16", "float16", "float32")
+
+SCORE_TOLERANCE = 1e-5
+"""Largest absolute score error a backend may show against the oracle (float32 arithmetic lands near 1e-7)."""
+RANK_TOLERANCE = 1e-5
+"""Largest rank-logit error relative to the oracle (see :attr:`Comparison.rank_relative_error`); the
+oracle sees the same, possibly bf16-rounded, inputs upcast."""
 
 
 @dataclass(frozen=True)
@@ -187,9 +195,9 @@ class Comparison:
     decisions_checked: int  # sentences whose reference margin exceeds the tolerance
     decision_mismatches: int  # of those, how many disagree
     kept_token_mismatches: int  # pairs without an ambiguous sentence whose kept-token count differs
-    rank_relative_error: float | None
+    rank_relative_error: float | None  # ||logits - ref|| / max(||ref||, sqrt(P)): see _relative_error
 
-    def ok(self, score_tolerance: float, rank_tolerance: float = 1e-3) -> bool:
+    def ok(self, score_tolerance: float = SCORE_TOLERANCE, rank_tolerance: float = RANK_TOLERANCE) -> bool:
         """Within ``score_tolerance`` (absolute), all decisions and counts right, rank within tolerance."""
         return (
             self.unwritten_scores == 0
@@ -235,10 +243,16 @@ def compare_with_reference(
 
 
 def _relative_error(values: np.ndarray, reference: np.ndarray) -> float:
+    """The error relative to the reference's norm, floored at logits of magnitude 1 (``sqrt(n)``).
+
+    A logit is a dot product whose float32 rounding error scales with its terms, not with its value: a
+    sum that cancels to nearly 0 has a tiny value but an ordinary error, so below magnitude 1 the
+    error is judged in absolute terms instead.
+    """
     if not np.isfinite(values).all():
         return math.inf
-    norm = float(np.linalg.norm(reference))
-    return float(np.linalg.norm(values - reference)) / norm if norm > 0 else float(np.linalg.norm(values))
+    scale = max(float(np.linalg.norm(reference)), math.sqrt(reference.size))
+    return float(np.linalg.norm(values - reference)) / scale if scale > 0 else 0.0
 
 
 def decisions_agree(

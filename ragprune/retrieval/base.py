@@ -5,9 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
+from ragprune.data.trec import Run
 from ragprune.types import Document
-
-Run = dict[str, dict[str, float]]
 
 
 class Retriever(ABC):
