@@ -135,3 +135,9 @@ def test_parallel_row_preparation_gives_the_same_results(tiny_model_dir, monkeyp
     serial = RerankPruner.load(tiny_model_dir, device="cpu", prepare_workers=0)
     with RerankPruner.load(tiny_model_dir, device="cpu", prepare_workers=2) as forked:
         assert forked.process("fleas", passages).to_dict() == serial.process("fleas", passages).to_dict()
+
+
+def test_long_titles_are_capped_and_never_pruned(pruner):
+    title = " ".join(f"title{i}" for i in range(200))
+    passage = pruner.process("fleas", [Document("d", PASSAGES[0], title=title)], threshold=0.0).passages[0]
+    assert passage.chunks == 1 and passage.pruned_text == PASSAGES[0]

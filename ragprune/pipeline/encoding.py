@@ -142,8 +142,12 @@ def build_rows(
     template: PairTemplate,
     max_length: int,
 ) -> list[Row]:
-    """The encoder rows of one pair: one row, or one per chunk when the passage is too long."""
-    title = passage.token_ids[: passage.title_length]
+    """The encoder rows of one pair: one row, or one per chunk when the passage is too long.
+
+    The title is context for the score, repeated in every chunk, and never pruned; it may use at most
+    a quarter of the window (its first tokens), so the passage text itself always keeps most of it.
+    """
+    title = passage.token_ids[: min(passage.title_length, max_length // 4)]
     budget = max_length - template.overhead - len(query_ids) - len(title)
     if budget < 8:
         raise ValueError(
