@@ -60,8 +60,14 @@ def tiny_training_data(tmp_path, tiny_model_dir) -> tuple[Path, Path]:
     groups, sentences = [], []
     for qid, (query, gold_pid) in QUERIES.items():
         candidates = [
-            {"pid": pid, "bm25": 1.0, "minilm": 0.1, "mpnet": 0.1, "teacher": 1.0 if pid == gold_pid else 0.0,
-             "label": None}
+            {
+                "pid": pid,
+                "bm25": 1.0,
+                "minilm": 0.1,
+                "mpnet": 0.1,
+                "teacher": 1.0 if pid == gold_pid else 0.0,
+                "label": None,
+            }
             for pid in PASSAGES
         ]
         gold = {gold_pid: [pool[list(PASSAGES).index(gold_pid)]["sentences"][0]]} if qid != "q4" else {}
@@ -73,6 +79,7 @@ def tiny_training_data(tmp_path, tiny_model_dir) -> tuple[Path, Path]:
     _write(data / "groups.jsonl.gz", groups)
     _write(data / "sentences.jsonl.gz", sentences)
     _write(data / "valid_dl21.jsonl.gz", valid)
+    _write(data / "valid_pruning.jsonl.gz", groups[:2])
 
     torch.manual_seed(0)
     backbone = tmp_path / "backbone"
@@ -85,9 +92,26 @@ def test_training_smoke_run_saves_a_loadable_model_and_resumes(tiny_training_dat
     data, backbone = tiny_training_data
     train = _load_train_module()
     out = tmp_path / "out"
-    argv = ["--data", str(data), "--backbone", str(backbone), "--out", str(out), "--device", "cpu",
-            "--epochs", "2", "--max-steps", "2", "--queries-per-step", "2", "--group-size", "3",
-            "--max-length", "64"]
+    argv = [
+        "--data",
+        str(data),
+        "--backbone",
+        str(backbone),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--epochs",
+        "2",
+        "--max-steps",
+        "2",
+        "--queries-per-step",
+        "2",
+        "--group-size",
+        "3",
+        "--max-length",
+        "64",
+    ]
     summary = train.main(argv)
     assert 0.0 <= summary["best_dl21_ndcg@10"] <= 1.0
     assert (out / "checkpoint.pt").is_file()

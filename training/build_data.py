@@ -390,8 +390,10 @@ def write_jsonl_gz(path: Path, records: Iterable[dict]) -> int:
     return count
 
 
-def r4(x: float) -> float:
-    return round(float(x), 4)
+def r3(x: float) -> float:
+    """Scores are written with 3 decimals: 1e-3 is ~1% of a query's cosine spread, and the files stay
+    small enough to travel to the GPU with the model."""
+    return round(float(x), 3)
 
 
 def candidate_labels(group: Group) -> list[int | None]:
@@ -407,15 +409,15 @@ def group_record(group: Group, feats: dict[str, np.ndarray], teacher: np.ndarray
     for i, pid in enumerate(group.candidates):
         candidate = {
             "pid": pid,
-            "bm25": round(float(feats["bm25"][i]), 3),
-            "minilm": r4(feats["minilm"][i]),
-            "mpnet": r4(feats["mpnet"][i]),
-            "teacher": r4(teacher[i]),
+            "bm25": round(float(feats["bm25"][i]), 2),
+            "minilm": r3(feats["minilm"][i]),
+            "mpnet": r3(feats["mpnet"][i]),
+            "teacher": r3(teacher[i]),
             "label": labels[i],
         }
         if group.docnos:
             candidate["docno"] = group.docnos[i]
-            candidate["bm25_run"] = round(group.bm25_given[i], 3)
+            candidate["bm25_run"] = round(group.bm25_given[i], 2)
         candidates.append(candidate)
     gold = {pid: [s.to_list() for s in spans] for pid, spans in sorted(group.gold.items())}
     return {
@@ -604,7 +606,7 @@ def main() -> int:
             for i in sorted(chosen_rows):
                 record = {"qid": group.qid, "pid": group.candidates[i]}
                 for name, values in sentence_cos[group.qid].items():
-                    record["cos" if name == "minilm" else f"cos_{name}"] = [r4(c) for c in values[i]]
+                    record["cos" if name == "minilm" else f"cos_{name}"] = [r3(c) for c in values[i]]
                 yield record
 
     files = {

@@ -9,7 +9,7 @@ takes a few queries with a group of candidates each and trains, in one encoder p
     every sentence of a non-relevant passage is labelled "drop").
 After each epoch the model reranks the DL21 validation slice (a training split: tuning is allowed
 there, never on DL19/DL20/BEIR). At the end it fits Platt calibration on DL21 and picks the pruning
-threshold on a held-out slice of the sentence-labelled training questions, then saves fp16 weights.
+threshold on the sentence-labelled training questions build_data.py held out, then saves fp16 weights.
 
 Runs unattended on one GPU (bf16) or, tiny, on the CPU (the tests run a smoke version).
 """
@@ -70,10 +70,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="silver: keep sentences within this cosine of the best",
     )
     p.add_argument(
-        "--silver-min-prob",
+        "--silver-min-cos",
         type=float,
-        default=0.3,
-        help="silver: teacher probability to call top-1 relevant",
+        default=0.5,
+        help="silver: MPNet cosine the teacher's top passage needs to count as relevant",
     )
     p.add_argument(
         "--target-recall", type=float, default=0.92, help="pruning threshold: held-out gold recall to keep"
@@ -150,14 +150,17 @@ def build_groups(
             continue
         teacher = np.asarray([c["teacher"] for c in candidates], float)
         z = (teacher - teacher.mean()) / (teacher.std() + 1e-6)
-        probs = np.exp(z / args.tau - (z / args.tau).max())
-        probs /= probs.sum()
         top = int(np.argmax(z))
         gold = record.get("gold") or {}
         built = []
         for i, c in enumerate(candidates):
             passage = passages[pool_index[c["pid"]]]
-            relevant = c["pid"] in gold or (not gold and i == top and probs[i] >= args.silver_min_prob)
+            # gold passages are relevant, judged negatives are not; otherwise trust the teacher's top
+            # passage only when it is close to the query in absolute terms (z-scores rank junk too)
+            silver = (
+                not gold and c.get("label") != 0 and i == top and c.get("mpnet", 0.0) >= args.silver_min_cos
+            )
+            relevant = c["pid"] in gold or silver
             labels = sentence_labels(
                 passage,
                 gold.get(c["pid"]),
@@ -327,6 +330,7 @@ def main(argv: list[str] | None = None) -> dict:
     # data
     pool = read_jsonl(args.data / "pool.jsonl.gz")
     records = read_jsonl(args.data / "groups.jsonl.gz")
+    pruning_records = read_jsonl(args.data / "valid_pruning.jsonl.gz")  # held out by build_data.py
     valid = read_jsonl(args.data / "valid_dl21.jsonl.gz")
     cosines = {(r["qid"], r["pid"]): r["cos"] for r in read_jsonl(args.data / "sentences.jsonl.gz")}
     texts = {p["pid"]: p["text"] for p in pool}
@@ -341,19 +345,17 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.time()
     passages = tokenize_passages(tokenizer, [p["text"] for p in pool], [""] * len(pool))
     pool_index = {p["pid"]: i for i, p in enumerate(pool)}
-    encoded_queries = tokenizer([r["query"] for r in records], add_special_tokens=False)["input_ids"]
+    with_queries = records + pruning_records
+    encoded_queries = tokenizer([r["query"] for r in with_queries], add_special_tokens=False)["input_ids"]
     query_ids = {
-        r["qid"]: np.asarray(ids)[: args.max_length // 4] for r, ids in zip(records, encoded_queries)
+        r["qid"]: np.asarray(ids)[: args.max_length // 4] for r, ids in zip(with_queries, encoded_queries)
     }
     log.info("tokenized in %.1fs", time.time() - t0)
-    groups = build_groups(records, pool_index, passages, query_ids, cosines, args)
-
-    # held-out slice of sentence-labelled training questions for the pruning threshold
-    labelled = sorted((g for g in groups if g.gold), key=lambda g: g.qid)
-    rng.shuffle(labelled)
-    held_out = {g.qid for g in labelled[: max(1, len(labelled) // 10)]}
-    train_groups = [g for g in groups if g.qid not in held_out]
-    log.info("%d training groups, %d held out for the threshold", len(train_groups), len(held_out))
+    train_groups = build_groups(records, pool_index, passages, query_ids, cosines, args)
+    threshold_groups = build_groups(pruning_records, pool_index, passages, query_ids, cosines, args)
+    log.info(
+        "%d training groups, %d held-out groups for the threshold", len(train_groups), len(threshold_groups)
+    )
 
     config = RerankPruneConfig(max_length=args.max_length)
     model = RerankPruneModel.from_backbone(args.backbone, config).to(device)
@@ -455,7 +457,7 @@ def main(argv: list[str] | None = None) -> dict:
     pruner = inference_copy(model, tokenizer, device)
     _, pairs = validate(pruner, valid, texts)
     scale, bias = fit_platt(pairs)
-    threshold = pick_threshold(pruner, [g for g in groups if g.qid in held_out], texts, args.target_recall)
+    threshold = pick_threshold(pruner, threshold_groups, texts, args.target_recall)
     model.config.threshold = threshold["threshold"]
     model.config.training = {
         "calibration_scale": scale,
