@@ -120,3 +120,14 @@ def test_from_backbone_loads_pretrained_encoder_weights(tmp_path):
     torch.testing.assert_close(
         model.encoder.embeddings.word_embeddings.weight, backbone.embeddings.word_embeddings.weight
     )
+
+
+
+
+def test_an_fp16_backbone_folder_trains_in_float32(tmp_path):
+    """A backbone saved in fp16 (as carried to the GPU) must still give float32 trainable weights."""
+    from transformers import BertConfig, BertModel
+
+    BertModel(tiny_encoder_config(BertConfig)).half().save_pretrained(tmp_path / "fp16")
+    model = RerankPruneModel.from_backbone(tmp_path / "fp16")
+    assert {p.dtype for p in model.parameters()} == {torch.float32}

@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> dict:
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
     )
     checkpoint_path = args.out / "checkpoint.pt"
-    step, start_epoch, history = 0, 0, []
+    step, start_epoch, history, skipped = 0, 0, [], 0
     if checkpoint_path.is_file():
         state = torch.load(checkpoint_path, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
@@ -416,6 +416,12 @@ def main(argv: list[str] | None = None) -> dict:
             )
             loss = rank_loss + args.token_weight * token_loss
             optimizer.zero_grad(set_to_none=True)
+            if not torch.isfinite(loss):
+                skipped += 1
+                log.warning(
+                    "step %d: non-finite loss (rank %s, token %s), batch skipped", step, rank_loss, token_loss
+                )
+                continue
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -433,7 +439,15 @@ def main(argv: list[str] | None = None) -> dict:
                     (first + args.queries_per_step) * size / (time.time() - t0),
                 )
         ndcg, _ = validate(inference_copy(model, tokenizer, device), valid, texts)
-        history.append({"epoch": epoch, "step": step, "dl21_ndcg@10": ndcg, "seconds": time.time() - t0})
+        history.append(
+            {
+                "epoch": epoch,
+                "step": step,
+                "dl21_ndcg@10": ndcg,
+                "seconds": time.time() - t0,
+                "skipped_batches": skipped,
+            }
+        )
         log.info("epoch %d: DL21 validation nDCG@10 %.4f", epoch, ndcg)
         if ndcg > best_ndcg:
             best_ndcg = ndcg

@@ -30,7 +30,9 @@ class RerankPruneModel(nn.Module):
         super().__init__()
         self.config = config or RerankPruneConfig()
         self.backbone_config = backbone_config
-        self.encoder = _build_encoder(backbone_config)
+        # float32 whatever dtype the backbone folder was saved in (an fp16 config would otherwise
+        # build fp16 weights, which AdamW cannot train); inference casts down where it runs
+        self.encoder = _build_encoder(backbone_config).float()
         hidden = backbone_config.hidden_size
         self.rank_head = RankHead(hidden, self.config.rank_pooler_activation)
         self.token_head = TokenHead(hidden)
