@@ -1,0 +1,68 @@
+"""Re-pick a trained model's default pruning threshold on the held-out training questions, on the CPU.
+
+``train.py`` picks the threshold at the end of a GPU run over every candidate of the held-out slice
+(``valid_pruning.jsonl.gz`` from ``build_data.py``; training data, never an evaluation set). This script
+does the same selection with the same function for a model folder that already exists, scoring only
+the passages that hold gold sentences (what the recall target constrains), so it runs in a minute on
+a laptop CPU. ``removed`` is then measured over those gold passages only. It rewrites the folder's
+``ragprune_config.json`` (threshold and ``training.threshold_selection``).
+
+    .venv/bin/python training/tune_threshold.py --model ragprune/models/default --data .cache/train
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # train.py beside this file
+
+import numpy as np  # noqa: E402
+import train  # noqa: E402
+
+from ragprune.models.config import RerankPruneConfig  # noqa: E402
+from ragprune.pipeline import RerankPruner  # noqa: E402
+from ragprune.pipeline.encoding import tokenize_passages  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--data", type=Path, default=Path(".cache/train"))
+    parser.add_argument("--target-recall", type=float, default=0.92)
+    parser.add_argument("--silver-margin", type=float, default=0.1)
+    parser.add_argument("--silver-min-cos", type=float, default=0.5)
+    args = parser.parse_args(argv)
+
+    records = train.read_jsonl(args.data / "valid_pruning.jsonl.gz")
+    for record in records:  # gold passages only
+        record["candidates"] = [c for c in record["candidates"] if c["pid"] in (record.get("gold") or {})]
+    needed = {c["pid"] for record in records for c in record["candidates"]}
+    pool = [p for p in train.read_jsonl(args.data / "pool.jsonl.gz") if p["pid"] in needed]
+    texts = {p["pid"]: p["text"] for p in pool}
+
+    pruner = RerankPruner.load(args.model, device="cpu")
+    passages = tokenize_passages(pruner.tokenizer, [p["text"] for p in pool], [""] * len(pool))
+    encoded = pruner.tokenizer([r["query"] for r in records], add_special_tokens=False)["input_ids"]
+    query_ids = {r["qid"]: np.asarray(ids) for r, ids in zip(records, encoded)}
+    groups = train.build_groups(
+        [r for r in records if r["candidates"]],
+        {p["pid"]: i for i, p in enumerate(pool)},
+        passages,
+        query_ids,
+        {},
+        args,
+    )
+    selection = train.pick_threshold(pruner, groups, texts, args.target_recall)
+    selection["method"] = "training/tune_threshold.py: gold passages of valid_pruning.jsonl.gz"
+    config = RerankPruneConfig.load(args.model)
+    config.threshold = selection["threshold"]
+    config.training["threshold_selection"] = selection
+    config.save(args.model)
+    print(selection)
+    return selection
+
+
+if __name__ == "__main__":
+    main()
