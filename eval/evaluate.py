@@ -59,6 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--limit", type=int, default=0, help="only the first N queries/examples per set (smoke runs)"
     )
+    p.add_argument(
+        "--only",
+        choices=("reranking", "pruning"),
+        default=None,
+        help="run one half (pruning alone is cheap enough for a CPU); default: both",
+    )
     return p.parse_args(argv)
 
 
@@ -191,12 +197,13 @@ def _sentence_cosines(bi_encoder: BiEncoder, examples, texts) -> list:
 def write_report(results: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-    lines = [
-        f"# ragprune evaluation\n\nModel: `{results['model']}`. Hardware: {results['hardware']}.\n",
-        "## Reranking the BM25 top-100 (nDCG@10 / RR@10 / R@100; RR counts grade >= 2 on TREC DL)\n",
-        "| set | BM25 | bi-encoder cosine | ragprune | Δ vs cosine (p, paired t) | compression |",
-        "|---|---|---|---|---|---|",
-    ]
+    lines = [f"# ragprune evaluation\n\nModel: `{results['model']}`. Hardware: {results['hardware']}.\n"]
+    if results["reranking"]:
+        lines += [
+            "## Reranking the BM25 top-100 (nDCG@10 / RR@10 / R@100; RR counts grade >= 2 on TREC DL)\n",
+            "| set | BM25 | bi-encoder cosine | ragprune | Δ vs cosine (p, paired t) | compression |",
+            "|---|---|---|---|---|---|",
+        ]
     for name, r in results["reranking"].items():
         cells = [
             " / ".join(f"{r['rows'][row][m]:.4f}" for m in r["measures"])
@@ -209,7 +216,8 @@ def write_report(results: dict, out: Path) -> None:
             + " | ".join(cells)
             + f" | {delta} | {r['mean_compression']:.3f} |"
         )
-    lines.append("\n## Pruning (macro over examples)\n")
+    if results["pruning"]:
+        lines.append("\n## Pruning (macro over examples)\n")
     for name, r in results["pruning"].items():
         lines += [
             f"### {name} ({r['examples']} examples)\n",
@@ -221,7 +229,8 @@ def write_report(results: dict, out: Path) -> None:
             lines.append(f"| {row} | " + " | ".join(cells) + " |")
         lines.append("")
     (out / "results.md").write_text("\n".join(lines) + "\n")
-    _plot(results["pruning"], out / "pruning.png")
+    if results["pruning"]:
+        _plot(results["pruning"], out / "pruning.png")
 
 
 def _fmt(value: float | None) -> str:
@@ -266,8 +275,10 @@ def main(argv: list[str] | None = None) -> dict:
     results = {
         "model": args.model or "default",
         "hardware": hardware,
-        "reranking": evaluate_reranking(pruner, bi_encoder, args.limit, args.first_stage),
-        "pruning": evaluate_pruning(pruner, bi_encoder, args.limit),
+        "reranking": {}
+        if args.only == "pruning"
+        else evaluate_reranking(pruner, bi_encoder, args.limit, args.first_stage),
+        "pruning": {} if args.only == "reranking" else evaluate_pruning(pruner, bi_encoder, args.limit),
     }
     write_report(results, args.out)
     print((args.out / "results.md").read_text())

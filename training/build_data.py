@@ -437,6 +437,7 @@ def group_record(group: Group, feats: dict[str, np.ndarray], teacher: np.ndarray
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(".cache/train"), help="output folder")
+    parser.add_argument("--cache", type=Path, default=None, help="embedding cache folder (default: OUT/emb)")
     parser.add_argument("--data", type=Path, default=None, help="data root (default: $RAGPRUNE_DATA)")
     parser.add_argument("--bm25-depth", type=int, default=30, help="BM25 candidates per training query")
     parser.add_argument(
@@ -535,7 +536,7 @@ def main() -> int:
     for name in teachers.TEACHERS:
         start = time.time()
         model = teachers.load_teacher(name)
-        emb = out / "emb"
+        emb = args.cache or out / "emb"
         passage_emb[name] = teachers.encode_cached(
             model, used_texts, teachers.EmbeddingCache(emb / f"{name}-passages"), label=f"{name} passages"
         )
