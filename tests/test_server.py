@@ -271,11 +271,11 @@ def test_queued_requests_are_batched_isolated_and_bounded(pruner):
             async with httpx.AsyncClient(base_url=url, timeout=60) as client:
                 first = asyncio.create_task(client.post("/v1/prune", json=good[0]))
                 await asyncio.to_thread(gated.entered.wait, 30)
-                rest = [
-                    asyncio.create_task(client.post("/v1/prune", json=p))
-                    for p in [*good[1:], bad, thresholded]
-                ]
-                await asyncio.to_thread(wait_for, lambda: app.state.batcher.pending == 5)
+                rest = []
+                for queued_count, payload in enumerate([*good[1:], bad, thresholded], start=1):
+                    # one at a time, so the queue order (and thus the batches) is deterministic
+                    rest.append(asyncio.create_task(client.post("/v1/prune", json=payload)))
+                    await asyncio.to_thread(wait_for, lambda n=queued_count: app.state.batcher.pending == n)
                 queued = asyncio.create_task(client.post("/v1/prune", json=good[1]))
                 await asyncio.to_thread(wait_for, lambda: app.state.batcher.pending == 6)
                 refused = await client.post("/v1/prune", json=good[1])  # one over max_pending

@@ -46,12 +46,37 @@ def test_gold_spans_skips_empty_sentences(bd):
     assert bd.gold_spans([Span(3, 5), None, Span(0, 2)], [0, 1, 2]) == [Span(0, 2), Span(3, 5)]
 
 
-def test_trecqa_windows_cover_all_sentences_in_order(bd):
+def test_sentence_windows_cover_all_sentences_in_order(bd):
     sentences = ["x" * 300] * 7 + ["y" * 2000, "z"]
-    windows = bd.trecqa_windows(sentences)
+    windows = bd.sentence_windows(sentences, max_chars=800)
     assert [i for w in windows for i in w] == list(range(len(sentences)))
     assert all(len(w) >= 1 for w in windows)
-    assert all(sum(len(sentences[i]) for i in w) <= bd.TRECQA_CHUNK_CHARS or len(w) == 1 for w in windows)
+    assert all(sum(len(sentences[i]) + 1 for i in w) <= 800 or len(w) == 1 for w in windows)
+
+
+def _context_labels(bd, source, sentences, gold_ids):
+    pool, group = bd.Pool(), bd.Group("q", "question", source)
+    bd.add_context(pool, group, sentences, gold_ids, "ctx")
+    texts = {pid: passage.text for pid, passage in pool.passages.items()}
+    labels = [group.labels.get(pid) for pid in texts]
+    gold = {texts[pid]: [texts[pid][s.start : s.end] for s in spans] for pid, spans in group.gold.items()}
+    return labels, gold
+
+
+def test_add_context_windows_long_relevant_documents(bd):
+    sentences = [f"Sentence number {i} " + "w" * 280 + "." for i in range(6)]
+    labels, gold = _context_labels(bd, "scifact", sentences, [4])
+    assert labels == [None, None, 1]  # windows of 2 sentences; only the gold window is labelled
+    assert list(gold.values()) == [[sentences[4]]]
+
+
+def test_add_context_labels_by_source(bd):
+    short = ["One answer.", "Other text."]
+    assert _context_labels(bd, "nq", short, [])[0] == [1]  # gold passage whose answer sentence is unknown
+    assert _context_labels(bd, "hotpotqa", short, [])[0] == [0]  # distractor paragraph
+    assert _context_labels(bd, "wikiqa", short, [0]) == ([1], {"One answer. Other text.": ["One answer."]})
+    long = ["a" * 500 + ".", "b" * 500 + ".", "c" * 500 + "."]
+    assert _context_labels(bd, "trecqa", long, [1])[0] == [0, 1, 0]
 
 
 def test_pool_dedupes_by_text_and_keeps_every_original_id(bd):

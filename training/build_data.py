@@ -4,8 +4,9 @@ Run from the repository root (after ``python training/fetch_teacher.py``)::
 
     .venv/bin/python training/build_data.py --out .cache/train
 
-Steps, each logged to ``<out>/log.txt``; every encoding is cached under ``<out>/emb`` and reused, so a
-killed or repeated run only redoes what is missing:
+Steps, each logged to ``<out>/log.txt``; every encoding is cached under ``--cache``
+(``.cache/teacher-emb``, ~550 MB, outside ``--out``) and reused, so a killed or repeated run only redoes
+what is missing:
 
 1. Passage pool from training-only sources (DL21/DL22 passages, NQ-oracle, HotpotQA/SciFact/WikiQA/TrecQA
    train, the MS MARCO toy triples), deduplicated by exact text; ``pid`` is a hash of the text.
@@ -66,7 +67,17 @@ EVAL_PRUNING = (
     "pruning/trecqa_dev.jsonl",
 )
 GOLD_SOURCES = ("nq", "hotpotqa", "scifact", "wikiqa", "trecqa")
-TRECQA_CHUNK_CHARS = 800  # TrecQA lists ~50 candidate sentences per question: cut into passage-sized windows
+# Sentence-source contexts longer than this are cut into consecutive sentence windows, so that each fits
+# the 256-token encoder window next to its query (~180-200 tokens) and no gold sentence lies beyond it.
+WINDOW_CHARS = 800
+# Whether a source's context as a whole answers its question (then a window without gold is unlabelled).
+RELEVANT_CONTEXT: dict[str, Callable[[list[int]], bool]] = {
+    "nq": lambda gold: True,  # the annotated gold passage, even where the answer heuristic found no sentence
+    "scifact": lambda gold: True,  # the abstract the claim cites
+    "hotpotqa": lambda gold: bool(gold),  # supporting paragraph vs distractor
+    "wikiqa": lambda gold: bool(gold),  # the paragraph answers iff a sentence does
+    "trecqa": lambda gold: False,  # a list of unrelated candidate sentences: only gold windows answer
+}
 RRF_K = 60
 
 
@@ -170,38 +181,37 @@ def add_trec_passages(pool: Pool, dl: TrecDLSet, source: str) -> None:
         pool.add(text, source, docno)
 
 
-def pruning_groups(pool: Pool, path: Path, source: str, key: Callable[[PruningExample], str]) -> list[Group]:
-    """Groups from a pruning JSONL file: every context joins the pool; gold ids become spans.
+def add_context(
+    pool: Pool, group: Group, sentences: list[str], gold_ids: list[int], original_id: str
+) -> None:
+    """Add one source context to the pool, cut into sentence windows, and label each window for *group*.
 
-    A context with gold sentences is labelled relevant (1); a context the source lists without gold
-    (HotpotQA distractors, TrecQA windows without an answer) is labelled 0, except for NQ-oracle, whose
-    single context is the annotated gold passage (1) even where the answer-sentence heuristic failed.
-    Examples that share ``key`` (SciFact: one claim citing several abstracts) form one group.
+    A window holding gold sentences is labelled 1 with their spans. Otherwise: 0 if the context does not
+    answer (HotpotQA distractor, TrecQA window, unanswerable WikiQA paragraph); 1 if the context answers
+    but names no gold sentence and fits one window (NQ passages where the answer heuristic failed); no
+    label for the other windows of an answering context (part of a relevant document, no gold in them).
     """
-    groups: dict[str, Group] = {}
-    for example in read_pruning_jsonl(path):
-        qid = f"{source}:{key(example)}"
-        group = groups.setdefault(qid, Group(qid, example.question, source))
-        for index, context in enumerate(example.contexts):
-            windows = (
-                trecqa_windows(context.sentences) if source == "trecqa" else [range(len(context.sentences))]
-            )
-            for window_no, window in enumerate(windows):
-                text, spans = join_sentences([context.sentences[i] for i in window])
-                if not text:
-                    continue
-                pid = pool.add(text, source, f"{example.id}#{index}.{window_no}")
-                gold_ids = [i - window[0] for i in context.gold_sentence_ids if i in window]
-                label = 1 if gold_ids or source == "nq" else 0
-                add_labelled(group, pid, label, gold_spans(spans, gold_ids))
-    return list(groups.values())
+    windows = sentence_windows(sentences)
+    relevant = RELEVANT_CONTEXT[group.source](gold_ids)
+    for window_no, window in enumerate(windows):
+        text, spans = join_sentences([sentences[i] for i in window])
+        if not text:
+            continue
+        pid = pool.add(text, group.source, f"{original_id}.{window_no}")
+        window_gold = [i - window.start for i in gold_ids if i in window]
+        if window_gold:
+            add_labelled(group, pid, 1, gold_spans(spans, window_gold))
+        elif not relevant:
+            add_labelled(group, pid, 0, None)
+        elif not gold_ids and len(windows) == 1:
+            add_labelled(group, pid, 1, None)
 
 
-def trecqa_windows(sentences: list[str]) -> list[range]:
-    """Consecutive sentence windows of at most ~TRECQA_CHUNK_CHARS characters (at least one sentence)."""
+def sentence_windows(sentences: list[str], max_chars: int = WINDOW_CHARS) -> list[range]:
+    """Consecutive sentence windows of at most *max_chars* characters (a longer sentence stands alone)."""
     windows, start, size = [], 0, 0
     for i, sentence in enumerate(sentences):
-        if i > start and size + len(sentence) > TRECQA_CHUNK_CHARS:
+        if i > start and size + len(sentence) > max_chars:
             windows.append(range(start, i))
             start, size = i, 0
         size += len(sentence) + 1
@@ -209,9 +219,23 @@ def trecqa_windows(sentences: list[str]) -> list[range]:
     return windows
 
 
+def pruning_groups(pool: Pool, path: Path, source: str, key: Callable[[PruningExample], str]) -> list[Group]:
+    """Groups from a pruning JSONL file (see :func:`add_context` for the windows and labels).
+
+    Examples that share ``key`` (SciFact: one claim citing several abstracts) form one group.
+    """
+    groups: dict[str, Group] = {}
+    for example in read_pruning_jsonl(path):
+        qid = f"{source}:{key(example)}"
+        group = groups.setdefault(qid, Group(qid, example.question, source))
+        for index, context in enumerate(example.contexts):
+            add_context(pool, group, context.sentences, context.gold_sentence_ids, f"{example.id}#{index}")
+    return list(groups.values())
+
+
 def wikiqa_groups(pool: Pool, path: Path) -> list[Group]:
     """WikiQA train: ``question<TAB>sentence<TAB>label`` rows; a question's rows, in file order, are the
-    sentences of its Wikipedia summary paragraph. Label 1 if any sentence answers, else 0."""
+    sentences of its Wikipedia summary paragraph; label 1 marks an answer sentence."""
     rows: dict[str, list[tuple[str, int]]] = {}
     for lineno, line in numbered_lines(path, "WikiQA pairs"):
         fields = line.split("\t")
@@ -220,12 +244,9 @@ def wikiqa_groups(pool: Pool, path: Path) -> list[Group]:
         rows.setdefault(fields[0], []).append((fields[1], int(fields[2])))
     groups = []
     for number, (question, pairs) in enumerate(rows.items()):
-        text, spans = join_sentences([sentence for sentence, _ in pairs])
-        qid = f"wikiqa:{number}"
-        pid = pool.add(text, "wikiqa", qid)
+        group = Group(f"wikiqa:{number}", question, "wikiqa")
         gold_ids = [i for i, (_, label) in enumerate(pairs) if label]
-        group = Group(qid, question, "wikiqa")
-        add_labelled(group, pid, 1 if gold_ids else 0, gold_spans(spans, gold_ids))
+        add_context(pool, group, [sentence for sentence, _ in pairs], gold_ids, group.qid)
         groups.append(group)
     return groups
 
@@ -437,7 +458,12 @@ def group_record(group: Group, feats: dict[str, np.ndarray], teacher: np.ndarray
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(".cache/train"), help="output folder")
-    parser.add_argument("--cache", type=Path, default=None, help="embedding cache folder (default: OUT/emb)")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(".cache/teacher-emb"),
+        help="embedding cache (kept outside --out, so --out holds only what travels to the GPU)",
+    )
     parser.add_argument("--data", type=Path, default=None, help="data root (default: $RAGPRUNE_DATA)")
     parser.add_argument("--bm25-depth", type=int, default=30, help="BM25 candidates per training query")
     parser.add_argument(
@@ -519,6 +545,11 @@ def main() -> int:
 
     # 3. BM25 candidates ------------------------------------------------------------------------------
     bm25_scores = bm25_candidates(pool, groups + prune_valid + valid, args.bm25_depth, floor_depth=1000)
+    # A listwise target needs at least two candidates; a few MS MARCO queries match almost nothing here.
+    too_few = Counter(g.source for g in groups + prune_valid if len(g.candidates) < 2)
+    groups = [g for g in groups if len(g.candidates) >= 2]
+    prune_valid = [g for g in prune_valid if len(g.candidates) >= 2]
+    LOG.info("dropped queries with fewer than 2 candidates: %s", dict(too_few))
     timings["pool+bm25_s"] = time.time() - clock
     LOG.info("BM25 candidates done (%.0f s)", timings["pool+bm25_s"])
 
@@ -536,7 +567,7 @@ def main() -> int:
     for name in teachers.TEACHERS:
         start = time.time()
         model = teachers.load_teacher(name)
-        emb = args.cache or out / "emb"
+        emb = args.cache
         passage_emb[name] = teachers.encode_cached(
             model, used_texts, teachers.EmbeddingCache(emb / f"{name}-passages"), label=f"{name} passages"
         )
@@ -651,6 +682,7 @@ def main() -> int:
         "valid_pruning": describe(prune_valid),
         "valid_dl21": describe(valid),
         "dropped_repeating_eval_queries": dict(dropped),
+        "dropped_fewer_than_2_candidates": dict(too_few),
         "dl21_ndcg10": {k: round(v, 4) for k, v in table.items()},
         "teacher": {
             "name": chosen,
