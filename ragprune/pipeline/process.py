@@ -179,10 +179,10 @@ class RerankPruner:
                     passage_results.append(PassageResult(doc, di, -math.inf, 0.0))
                     continue
                 out = outputs[p]
-                sentences = [
-                    SentenceScore(span, float(score), bool(kept))
+                sentences = [  # .tolist(): plain floats and bools, far cheaper than numpy scalars
+                    SentenceScore(span, score, kept)
                     for span, score, kept in zip(
-                        prepared[p].sentences, out.sentence_scores, out.sentence_kept
+                        prepared[p].sentences, out.sentence_scores.tolist(), out.sentence_kept.tolist()
                     )
                 ]
                 probability = _calibrated_probability(out.logit, self.model.config.training)
