@@ -185,3 +185,20 @@ else:
             backend="triton",
         )
         assert no_tokens.scores.tolist() == [0.0, 0.0, 0.0] and not no_tokens.keep.any()
+
+    def test_pipeline_takes_the_same_decisions_with_either_backend(tiny_model_dir: Path) -> None:
+        from sample_texts import QUERY, TEXTS
+
+        from ragprune.pipeline import RerankPruner
+
+        with_kernel = RerankPruner.load(tiny_model_dir, device="cpu", scoring_backend="triton")
+        with_torch = RerankPruner.load(tiny_model_dir, device="cpu", scoring_backend="torch")
+        for threshold in (0.3, 0.5, 0.7):
+            kernel_result = with_kernel.process(QUERY, TEXTS, threshold=threshold, reorder=False)
+            torch_result = with_torch.process(QUERY, TEXTS, threshold=threshold, reorder=False)
+            for a, b in zip(kernel_result, torch_result, strict=True):
+                assert a.logit == pytest.approx(b.logit, abs=1e-5)
+                for x, y in zip(a.sentences, b.sentences, strict=True):
+                    assert x.score == pytest.approx(y.score, abs=1e-5)
+                    if abs(y.score - threshold) > DECISION_TOLERANCE:
+                        assert x.kept == y.kept
