@@ -77,9 +77,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 progress=False,
             )
             # warm-up over a tenth of the pairs: kernels compiled, clocks up, allocator primed
-            timed_run(pruner, queries[: len(queries) // 10 + 1], passages[: len(passages) // 10 + 1])
-            pruner.stage_timer.reset()
-            seconds, _, compression = timed_run(pruner, queries, passages)
+            with pruner:
+                timed_run(pruner, queries[: len(queries) // 10 + 1], passages[: len(passages) // 10 + 1])
+                pruner.stage_timer.reset()
+                seconds, _, compression = timed_run(pruner, queries, passages)
             stages = pruner.stage_timer.milliseconds()
             gpu_ms = stages.get("encoder", 0.0) + stages.get("scoring", 0.0)
             rows.append(

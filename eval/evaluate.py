@@ -28,6 +28,7 @@ from ragprune.evaluation import compare_runs, evaluate_run
 from ragprune.evaluation.pruning import context_text, score_pruning
 from ragprune.pipeline import RerankPruner
 from ragprune.pipeline.rerank_run import rerank_run
+from ragprune.pipeline.results import require_rethresholdable
 from ragprune.retrieval import get_retriever
 from ragprune.text import split_sentences
 from ragprune.types import Document, Span
@@ -152,6 +153,7 @@ def evaluate_reranking(pruner: RerankPruner, bi_encoder: BiEncoder, limit: int, 
 
 
 def evaluate_pruning(pruner: RerankPruner, bi_encoder: BiEncoder, limit: int) -> dict:
+    require_rethresholdable(pruner.reduce)
     results = {}
     for name, relative in PRUNING_SETS.items():
         examples = read_pruning_jsonl(data_root() / relative)[: limit or None]

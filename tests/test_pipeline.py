@@ -141,3 +141,7 @@ def test_long_titles_are_capped_and_never_pruned(pruner):
     title = " ".join(f"title{i}" for i in range(200))
     passage = pruner.process("fleas", [Document("d", PASSAGES[0], title=title)], threshold=0.0).passages[0]
     assert passage.chunks == 1 and passage.pruned_text == PASSAGES[0]
+
+
+def test_no_queries_give_no_results(pruner):
+    assert pruner.process([], []) == []

@@ -395,6 +395,63 @@ def dl21_ndcg10(groups: list[Group], scores: dict[str, np.ndarray]) -> dict[str,
     return evaluate_run(qrels, run, ["nDCG@10"]).per_query["nDCG@10"]
 
 
+def covered(span: Span, gold: list[Span]) -> float:
+    """Share of *span*'s characters that lie inside the gold spans."""
+    inside = sum(max(0, min(span.end, g.end) - max(span.start, g.start)) for g in gold)
+    return inside / max(1, len(span))
+
+
+def silver_quality(
+    group_list: list[Group], spans_of: dict[str, list[Span]], sentence_cos: dict[str, dict[str, list]]
+) -> dict:
+    """How well each teacher's best-cosine sentence finds the gold sentence, per source: top-1 hit rate
+    and AUC (gold vs other sentences of the same passage; a pool sentence is gold when >= 50% covered).
+    Also counts gold passages where no pool sentence reaches 50% (gold is a fragment of a pool sentence)."""
+    hits: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    uncovered = Counter()
+    for group in group_list:
+        for i, pid in enumerate(group.candidates):
+            if pid not in group.gold:
+                continue
+            is_gold = np.array([covered(s, group.gold[pid]) >= 0.5 for s in spans_of[pid]])
+            if not is_gold.any():
+                uncovered[group.source] += 1
+                continue
+            for name, per_candidate in sentence_cos[group.qid].items():
+                cos = per_candidate[i]
+                hits[group.source][f"{name}_top1"].append(float(is_gold[cos.argmax()]))
+                if not is_gold.all():
+                    pos, neg = cos[is_gold][:, None], cos[~is_gold][None, :]
+                    hits[group.source][f"{name}_auc"].append(
+                        float((pos > neg).mean() + 0.5 * (pos == neg).mean())
+                    )
+    table = {
+        source: {key: round(float(np.mean(values)), 3) for key, values in sorted(by_key.items())}
+        for source, by_key in sorted(hits.items())
+    }
+    return {"per_source": table, "gold_passages_without_covered_sentence": dict(uncovered)}
+
+
+def window_checks(
+    tokenizer, group_list: list[Group], pool: Pool, used: list[str], limit: int
+) -> dict[str, dict[str, int]]:
+    """Per source: passages longer than *limit* tokens, and gold passages with a gold span that ends
+    after the last passage token fitting beside the query in a *limit*-token pair."""
+    long_passages, late_gold = Counter(), Counter()
+    for pid in used:
+        long_passages[pool.passages[pid].source] += (
+            len(tokenizer(pool.passages[pid].text)["input_ids"]) > limit
+        )
+    for group in group_list:
+        budget = limit - len(tokenizer(group.query, add_special_tokens=False)["input_ids"]) - 3
+        for pid, spans in group.gold.items():
+            text = pool.passages[pid].text
+            offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+            last_char = offsets[budget - 1][1] if len(offsets) > budget else len(text)
+            late_gold[group.source] += any(span.end > last_char for span in spans)
+    return {"passages_over_limit": dict(long_passages), "gold_beyond_pair_window": dict(late_gold)}
+
+
 # --------------------------------------------------------------------------------------------------
 # Output helpers
 # --------------------------------------------------------------------------------------------------
@@ -582,6 +639,9 @@ def main() -> int:
                 label=f"{name} sentences",
             )
         timings[f"{name}_encode_s"] = time.time() - start
+        if name == "minilm":
+            checks = window_checks(model.tokenizer, groups + prune_valid, pool, used, teachers.MAX_SEQ_LENGTH)
+            LOG.info("window checks (MiniLM tokens, limit %d): %s", teachers.MAX_SEQ_LENGTH, checks)
         del model
 
     # Per-group features: cosine per teacher, BM25, best-sentence cosine.
@@ -628,6 +688,8 @@ def main() -> int:
     teacher = {g.qid: combine(specs[chosen], feats[g.qid]) for g in every_group}
     spread = float(np.median([feats[g.qid]["mpnet"].std() for g in groups if len(g.candidates) > 1]))
     spread_t = float(np.median([teacher[g.qid].std() for g in groups if len(g.candidates) > 1]))
+    silver = silver_quality(groups + prune_valid, spans_of, sentence_cos)
+    LOG.info("silver sentence evidence vs gold: %s", silver)
 
     # 5-6. Outputs -------------------------------------------------------------------------------------
     def sentence_records(group_list: list[Group]) -> Iterable[dict]:
@@ -695,6 +757,8 @@ def main() -> int:
             },
         },
         "median_within_query_std": {"mpnet_cos": round(spread, 4), "teacher": round(spread_t, 4)},
+        "silver_vs_gold": silver,
+        "window_checks": checks,
         "records": counts,
         "bytes": sizes,
         "timings_s": {k: round(v, 1) for k, v in timings.items()},

@@ -40,6 +40,7 @@ from ragprune.pipeline.encoding import (
     build_rows,
     tokenize_passages,
 )
+from ragprune.pipeline.results import require_rethresholdable
 
 log = logging.getLogger("train")
 
@@ -48,7 +49,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", type=Path, default=Path(".cache/train"), help="folder written by build_data.py")
     p.add_argument("--backbone", type=Path, required=True, help="Hugging Face encoder folder to start from")
-    p.add_argument("--out", type=Path, required=True, help="output folder (model/, log.jsonl, checkpoint.pt)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output folder (model/, train.log, summary.json, checkpoint.pt)",
+    )
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--group-size", type=int, default=16, help="candidates per query per step")
     p.add_argument("--queries-per-step", type=int, default=16)
@@ -286,6 +292,7 @@ def pick_threshold(pruner: RerankPruner, groups: list[Group], texts: dict[str, s
 
     ``removed`` is the share of characters dropped over the candidates the groups hold.
     """
+    require_rethresholdable(pruner.reduce)
     queries, passages, gold = [], [], []
     for group in groups:
         golds = [c for c in group.candidates if c.pid in group.gold]
@@ -382,16 +389,23 @@ def main(argv: list[str] | None = None) -> dict:
     )
     checkpoint_path = args.out / "checkpoint.pt"
     step, start_epoch, history, skipped = 0, 0, [], 0
+    best_state, best_ndcg = None, -1.0
     if checkpoint_path.is_file():
         state = torch.load(checkpoint_path, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        step, start_epoch, history = state["step"], state["epoch"], state["history"]
+        step, start_epoch, history, skipped = (
+            state["step"],
+            state["epoch"],
+            state["history"],
+            state["skipped"],
+        )
+        best_state, best_ndcg = state["best_state"], state["best_ndcg"]
+        rng.setstate(state["rng"])
         log.info("resumed at epoch %d, step %d", start_epoch, step)
 
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-    best_state, best_ndcg = None, -1.0
     for epoch in range(start_epoch, args.epochs):
         model.train()
         order = list(range(len(train_groups)))
@@ -416,7 +430,7 @@ def main(argv: list[str] | None = None) -> dict:
             with autocast:
                 out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
             scores = out.rank_logits.float().view(len(batch_groups), size)
-            target = rank_targets(batch_groups, chosen, 1.0, args.gold_mix).to(device)
+            target = rank_targets(batch_groups, chosen, args.tau, args.gold_mix).to(device)
             rank_loss = F.kl_div(F.log_softmax(scores, dim=-1), target, reduction="batchmean")
             mask = batch["token_labels"] >= 0
             token_loss = F.binary_cross_entropy_with_logits(
@@ -446,7 +460,8 @@ def main(argv: list[str] | None = None) -> dict:
                     scheduler.get_last_lr()[0],
                     (first + args.queries_per_step) * size / (time.time() - t0),
                 )
-        ndcg, _ = validate(inference_copy(model, tokenizer, device), valid, texts)
+        with inference_copy(model, tokenizer, device) as pruner:
+            ndcg, _ = validate(pruner, valid, texts)
         history.append(
             {
                 "epoch": epoch,
@@ -468,6 +483,10 @@ def main(argv: list[str] | None = None) -> dict:
                 "step": step,
                 "epoch": epoch + 1,
                 "history": history,
+                "skipped": skipped,
+                "best_state": best_state,
+                "best_ndcg": best_ndcg,
+                "rng": rng.getstate(),
             },
             checkpoint_path,
         )
@@ -476,10 +495,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     if best_state is not None:
         model.load_state_dict(best_state)
-    pruner = inference_copy(model, tokenizer, device)
-    _, pairs = validate(pruner, valid, texts)
+    with inference_copy(model, tokenizer, device) as pruner:
+        _, pairs = validate(pruner, valid, texts)
+        threshold = pick_threshold(pruner, threshold_groups, texts, args.target_recall)
     scale, bias = fit_platt(pairs)
-    threshold = pick_threshold(pruner, threshold_groups, texts, args.target_recall)
     model.config.threshold = threshold["threshold"]
     model.config.training = {
         "calibration_scale": scale,

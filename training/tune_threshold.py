@@ -3,11 +3,11 @@
 ``train.py`` picks the threshold at the end of a GPU run over every candidate of the held-out slice
 (``valid_pruning.jsonl.gz`` from ``build_data.py``; training data, never an evaluation set). This script
 does the same selection with the same function for a model folder that already exists, scoring only
-the passages that hold gold sentences (what the recall target constrains), so it runs in a minute on
-a laptop CPU. ``removed`` is then measured over those gold passages only. It rewrites the folder's
-``ragprune_config.json`` (threshold and ``training.threshold_selection``).
+the passages that hold gold sentences (what the recall target constrains) and each question's best
+non-gold candidate, so it runs in a minute on a laptop CPU. ``removed`` is measured over those
+passages. It rewrites the folder's ``ragprune_config.json`` (threshold and ``training.threshold_selection``).
 
-    .venv/bin/python training/tune_threshold.py --model ragprune/models/default --data .cache/train
+    .venv/bin/python training/tune_threshold.py --model ragprune/models/default --data .carry/train
 """
 
 from __future__ import annotations
@@ -36,8 +36,12 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     records = train.read_jsonl(args.data / "valid_pruning.jsonl.gz")
-    for record in records:  # gold passages only
-        record["candidates"] = [c for c in record["candidates"] if c["pid"] in (record.get("gold") or {})]
+    for record in records:  # gold passages, plus the best non-gold one (groups need two candidates)
+        gold = record.get("gold") or {}
+        others = sorted(
+            (c for c in record["candidates"] if c["pid"] not in gold), key=lambda c: -c["teacher"]
+        )
+        record["candidates"] = [c for c in record["candidates"] if c["pid"] in gold] + others[:1]
     needed = {c["pid"] for record in records for c in record["candidates"]}
     pool = [p for p in train.read_jsonl(args.data / "pool.jsonl.gz") if p["pid"] in needed]
     texts = {p["pid"]: p["text"] for p in pool}
@@ -55,7 +59,9 @@ def main(argv: list[str] | None = None) -> dict:
         args,
     )
     selection = train.pick_threshold(pruner, groups, texts, args.target_recall)
-    selection["method"] = "training/tune_threshold.py: gold passages of valid_pruning.jsonl.gz"
+    selection["method"] = (
+        "training/tune_threshold.py: gold + best non-gold passage per valid_pruning question"
+    )
     config = RerankPruneConfig.load(args.model)
     config.threshold = selection["threshold"]
     config.training["threshold_selection"] = selection

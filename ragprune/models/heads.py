@@ -11,7 +11,7 @@ class RankHead(nn.Module):
     """Relevance logit from the ``[CLS]`` hidden state.
 
     With ``pooler_activation`` set it is ``out(act(pooler(h_cls)))`` (Provence's layout);
-    without, a single linear layer, which lets the scoring kernel fuse it with the token head.
+    without, a single linear layer on ``[CLS]``.
     """
 
     def __init__(self, hidden_size: int, pooler_activation: str | None = None) -> None:
@@ -19,10 +19,6 @@ class RankHead(nn.Module):
         self.pooler = nn.Linear(hidden_size, hidden_size) if pooler_activation else None
         self.activation = ACT2FN[pooler_activation] if pooler_activation else None
         self.out = nn.Linear(hidden_size, 1)
-
-    @property
-    def is_linear(self) -> bool:
-        return self.pooler is None
 
     def forward(self, cls_hidden: torch.Tensor) -> torch.Tensor:
         x = cls_hidden

@@ -75,6 +75,9 @@ class RowPreparer:
 
 def _init_worker(tokenizer: PreTrainedTokenizerBase, template: PairTemplate, max_length: int) -> None:
     global _worker_state
+    # one tokenizer thread per worker process: the workers are the parallelism (and Rust threads do not
+    # survive a fork)
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
     _worker_state = (tokenizer, template, max_length)
 
 

@@ -153,6 +153,8 @@ class RerankPruner:
     def _score(
         self, queries: list[Query], documents: list[list[Document]], threshold: float
     ) -> list[QueryResult]:
+        if not queries:
+            return []
         query_ids = [
             np.asarray(ids, dtype=np.int64)
             for ids in self.tokenizer([q.text for q in queries], add_special_tokens=False)["input_ids"]

@@ -19,6 +19,16 @@ class SentenceScore:
     kept: bool
 
 
+def require_rethresholdable(reduce: str) -> None:
+    """Threshold sweeps score once and compare the sentence scores with each threshold; that is exact
+    for ``mean`` and ``max``, whose scores do not depend on the threshold, but not for ``vote``."""
+    if reduce == "vote":
+        raise ValueError(
+            "threshold sweeps need sentence_reduce 'mean' or 'max': a 'vote' score depends on the threshold; "
+            "run process once per threshold instead"
+        )
+
+
 @dataclass
 class PassageResult:
     """One passage of one query: relevance, sentence decisions and what was kept.
