@@ -23,9 +23,9 @@ def bd():
     return module
 
 
-def test_join_sentences_spans_cover_each_sentence(bd):
+def test_window_text_spans_cover_each_sentence(bd):
     sentences = ["First one.", " Second starts with a space.", "Third ends with space.  \n", "", "Last"]
-    text, spans = bd.join_sentences(sentences)
+    text, spans = bd.window_text(sentences)
     assert text == "First one. Second starts with a space. Third ends with space.  \nLast"
     assert [None if s is None else text[s.start : s.end] for s in spans] == [
         "First one.",
@@ -36,8 +36,8 @@ def test_join_sentences_spans_cover_each_sentence(bd):
     ]
 
 
-def test_join_sentences_strips_leading_whitespace_and_shifts_spans(bd):
-    text, spans = bd.join_sentences(["  Lead.", " ", "Next."])
+def test_window_text_strips_outer_whitespace_and_shifts_spans(bd):
+    text, spans = bd.window_text(["  Lead.", " ", "Next.  \n"])
     assert text == "Lead. Next."
     assert spans == [Span(0, 5), None, Span(6, 11)]
 

@@ -53,6 +53,7 @@ from ragprune.data import (  # noqa: E402
 )
 from ragprune.data.files import numbered_lines  # noqa: E402
 from ragprune.evaluation import evaluate_run, paired_test  # noqa: E402
+from ragprune.evaluation.pruning import context_text  # noqa: E402
 from ragprune.text import split_sentences  # noqa: E402
 from ragprune.types import Span  # noqa: E402
 
@@ -139,32 +140,15 @@ def add_labelled(group: Group, pid: str, label: int, gold: list[Span] | None) ->
         group.gold[pid] = sorted(set(group.gold.get(pid, [])) | set(gold))
 
 
-def join_sentences(sentences: list[str]) -> tuple[str, list[Span | None]]:
-    """Passage text from a dataset's sentence list, and each sentence's trimmed span in that text.
+def window_text(sentences: list[str]) -> tuple[str, list[Span | None]]:
+    """Passage text of consecutive dataset sentences, and each sentence's span in it (``None`` if empty).
 
-    Sentences are glued with one space unless one side already carries whitespace (HotpotQA sentences
-    start with a space, SciFact sentences end with one), so the text reads as the source paragraph.
-    A sentence that is empty or only whitespace is left out of the text and gets ``None``.
+    Joined exactly as the pruning evaluation joins a context (:func:`context_text`), then stripped of
+    outer whitespace (a window may start with HotpotQA's leading space or end with SciFact's newline).
     """
-    parts: list[str] = []
-    spans: list[Span | None] = []
-    pos = 0
-    for sentence in sentences:
-        body = len(sentence.strip())
-        if not body:
-            spans.append(None)
-            continue
-        if parts and not (parts[-1][-1:].isspace() or sentence[:1].isspace()):
-            parts.append(" ")
-            pos += 1
-        lead = len(sentence) - len(sentence.lstrip())
-        spans.append(Span(pos + lead, pos + lead + body))
-        parts.append(sentence)
-        pos += len(sentence)
-    text = "".join(parts)
+    text, spans = context_text(sentences)
     shift = len(text) - len(text.lstrip())
-    shifted = [None if s is None else Span(s.start - shift, s.end - shift) for s in spans]
-    return text.strip(), shifted
+    return text.strip(), [Span(s.start - shift, s.end - shift) if len(s) else None for s in spans]
 
 
 def gold_spans(spans: list[Span | None], gold_ids: Iterable[int]) -> list[Span]:
@@ -194,7 +178,7 @@ def add_context(
     windows = sentence_windows(sentences)
     relevant = RELEVANT_CONTEXT[group.source](gold_ids)
     for window_no, window in enumerate(windows):
-        text, spans = join_sentences([sentences[i] for i in window])
+        text, spans = window_text([sentences[i] for i in window])
         if not text:
             continue
         pid = pool.add(text, group.source, f"{original_id}.{window_no}")

@@ -33,7 +33,8 @@ def rewrite(name, keep):
 silver = set()
 
 def group(record):
-    candidates = [{k: c[k] for k in ("pid", "teacher", "label", "mpnet")} for c in record["candidates"]]
+    fields = ("pid", "docno", "teacher", "label", "mpnet")  # docno: DL21 validation only
+    candidates = [{k: c[k] for k in fields if k in c} for c in record["candidates"]]
     top = max(candidates, key=lambda c: c["teacher"], default=None)
     if top is not None and top["mpnet"] >= 0.5:
         silver.add((record["qid"], top["pid"]))

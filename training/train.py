@@ -248,15 +248,20 @@ def inference_copy(model: RerankPruneModel, tokenizer, device: torch.device) -> 
 
 
 def validate(pruner: RerankPruner, records: list[dict], texts: dict[str, str]) -> tuple[float, list]:
-    """nDCG@10 of reranking the DL21 validation candidates; also returns (logit, relevance) pairs."""
+    """nDCG@10 of reranking the DL21 validation candidates; also returns (logit, relevance) pairs.
+
+    Documents are keyed by their collection id (``docno``) where the data has it: DL21's top-100 holds
+    exact-duplicate texts (one ``pid``) that are judged differently.
+    """
     import ir_measures
 
+    doc_id = lambda c: c.get("docno", c["pid"])  # noqa: E731
     queries = [r["query"] for r in records]
-    passages = [[{"id": c["pid"], "text": texts[c["pid"]]} for c in r["candidates"]] for r in records]
+    passages = [[{"id": doc_id(c), "text": texts[c["pid"]]} for c in r["candidates"]] for r in records]
     results = pruner.process(queries, passages)
     run, qrels, pairs = [], [], []
     for record, result in zip(records, results):
-        labels = {c["pid"]: c["label"] for c in record["candidates"] if c["label"] is not None}
+        labels = {doc_id(c): c["label"] for c in record["candidates"] if c["label"] is not None}
         for passage in result:
             run.append(ir_measures.ScoredDoc(record["qid"], passage.document.id, passage.logit))
             if passage.document.id in labels:
