@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import torch
 
 from ragprune.data import load_trec_dl
+from ragprune.devices import default_device, describe_hardware
+from ragprune.models import load_model
 from ragprune.pipeline import RerankPruner
 
 
@@ -56,20 +57,18 @@ def timed_run(pruner: RerankPruner, queries, passages) -> tuple[float, int, floa
 
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    hardware = (
-        torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else f"{platform.processor() or 'CPU'} ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
-    )
+    device = torch.device(args.device or default_device())
+    hardware = describe_hardware(str(device))
     queries, passages = build_pairs(args.pairs, args.words)
     n_pairs = sum(len(p) for p in passages)
+    model, tokenizer = load_model(args.model)  # read once; each configuration wraps the same weights
     rows = []
     backends = ("triton", "torch") if device.type == "cuda" else ("torch",)
     for backend in backends:
         for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
-            pruner = RerankPruner.load(
-                args.model,
+            pruner = RerankPruner(
+                model,
+                tokenizer,
                 device=device,
                 batch_size=batch_size,
                 scoring_backend=backend,

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import httpx
 import numpy as np
 
 from ragprune.data import data_root
+from ragprune.devices import cpu_name, describe_hardware
 
 SERVER_START_TIMEOUT_S = 180.0
 WARMUP_REQUESTS = 5
@@ -162,20 +162,8 @@ async def run_level(
 
 
 def hardware(device: str) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    described = f"CPU {cpu} ({os.cpu_count()} logical cores), server device {device}"
-    if device.startswith("cuda"):
-        import torch
-
-        described += f" = {torch.cuda.get_device_name(torch.device(device))}"
-    return described
+    described = f"CPU {cpu_name()} ({os.cpu_count()} logical cores), server device {device}"
+    return f"{described} = {describe_hardware(device)}" if device.startswith("cuda") else described
 
 
 def main() -> int:

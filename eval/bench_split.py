@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ragprune.data import data_root
+from ragprune.devices import cpu_name
 from ragprune.text import split_sentences
 
 AGREEMENT_FILES = {
@@ -30,20 +31,6 @@ AGREEMENT_FILES = {
     "hotpotqa_dev_distractor_100": "dev, held out",
     "scifact_rationales_dev": "dev, held out",
 }
-
-
-def data_root() -> Path:
-    return Path(os.environ.get("RAGPRUNE_DATA", "../shared/data"))
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def msmarco_passages(root: Path) -> list[str]:

@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ragprune.data import data_root, load_beir, load_trec_dl, read_pruning_jsonl
+from ragprune.devices import default_device, describe_hardware
 from ragprune.evaluation import compare_runs, evaluate_run
 from ragprune.evaluation.pruning import context_text, score_pruning
 from ragprune.pipeline import RerankPruner
@@ -266,17 +265,12 @@ def _plot(pruning: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = args.device or default_device()
     pruner = RerankPruner.load(args.model, device=device, batch_size=args.batch_size)
     bi_encoder = BiEncoder(args.bi_encoder, device)
-    hardware = (
-        torch.cuda.get_device_name()
-        if device.startswith("cuda")
-        else f"{platform.processor() or 'CPU'}, {torch.get_num_threads()} threads"
-    )
     results = {
         "model": args.model or "default",
-        "hardware": hardware,
+        "hardware": describe_hardware(device),
         "reranking": {}
         if args.only == "pruning"
         else evaluate_reranking(pruner, bi_encoder, args.limit, args.first_stage),

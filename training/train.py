@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ragprune.devices import default_device
 from ragprune.models import RerankPruneConfig, RerankPruneModel, load_tokenizer
 from ragprune.pipeline import RerankPruner
 from ragprune.pipeline.encoding import (
@@ -87,7 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: all epochs)")
     p.add_argument("--valid-queries", type=int, default=0, help="limit DL21 validation queries (0: all)")
     p.add_argument("--seed", type=int, default=13)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     return p.parse_args(argv)
 
 
@@ -345,7 +346,7 @@ def main(argv: list[str] | None = None) -> dict:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
-    device = torch.device(args.device)
+    device = torch.device(args.device or default_device())
 
     # data
     pool = read_jsonl(args.data / "pool.jsonl.gz")

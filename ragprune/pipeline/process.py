@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from ragprune.devices import default_device
 from ragprune.kernels import SentenceScores, score_sentences
 from ragprune.models.encoder import RerankPruneModel
 from ragprune.pipeline.encoding import NO_SENTENCE, PairTemplate, Row
@@ -59,7 +60,7 @@ class RerankPruner:
         time_stages: bool = False,
         prepare_workers: int | None = None,
     ) -> None:
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = torch.device(device or default_device())
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.model = model.to(self.device, dtype).eval()
         self.tokenizer = tokenizer
