@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Gather what training/gpu_run.sh needs into git-ignored folders that the device call carries
 # (the GPU machine takes at most 64 MiB per call and has no registry).
+# Usage: bash training/pack_for_gpu.sh [TRAINING_DATA_FOLDER]   (default .cache/train)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${RAGPRUNE_DATA:-../shared/data}"
+export TRAIN_DATA="${1:-.cache/train}"
+rm -rf .carry/train
 mkdir -p .carry/train .carry/data/trec-dl .whl
 # all-MiniLM-L6-v2 in fp16: 45 MB instead of 90 MB
 .venv/bin/python - <<'PY'
@@ -21,9 +24,10 @@ PY
 .venv/bin/python - <<'PY'
 import gzip
 import json
+import os
 
 def rewrite(name, keep):
-    with gzip.open(f".cache/train/{name}.jsonl.gz", "rt") as src, \
+    with gzip.open(f"{os.environ['TRAIN_DATA']}/{name}.jsonl.gz", "rt") as src, \
             gzip.open(f".carry/train/{name}.jsonl.gz", "wt", compresslevel=9) as dst:
         for line in src:
             record = keep(json.loads(line))

@@ -1,0 +1,87 @@
+"""Make the teacher of the next training round: the current teacher plus a trained model's scores.
+
+``teacher' = z(teacher) + w * z(model logit)`` per query, with ``w`` chosen on the DL21 validation
+slice (a training split; DL19/DL20/BEIR are never read). Writes a copy of the ``build_data.py`` folder
+whose ``teacher`` fields are replaced (and each candidate's ``student`` logit added), so ``train.py``
+trains on it unchanged. Prints the DL21 nDCG@10 of every weight tried.
+
+    .venv/bin/python training/mix_teacher.py --data .carry/train --scores student_scores.jsonl.gz \\
+        --out .carry/train2
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts beside this file
+
+import numpy as np  # noqa: E402
+import train  # noqa: E402
+from build_data import zscore  # noqa: E402
+
+from ragprune.evaluation import evaluate_run  # noqa: E402
+
+WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 1e6)
+"""Student weights tried; 1e6 stands for the student alone."""
+
+
+def mixed(record: dict, scores: dict[str, float], weight: float) -> np.ndarray:
+    teacher = np.asarray([c["teacher"] for c in record["candidates"]], float)
+    student = np.asarray([scores[c["pid"]] for c in record["candidates"]], float)
+    return (zscore(teacher) + weight * zscore(student)) / (1 + weight)
+
+
+def dl21_ndcg(records: list[dict], scores: dict[str, dict[str, float]], weight: float) -> float:
+    """nDCG@10 on the DL21 validation slice of reranking by the mixed teacher (documents keyed by docno)."""
+    qrels, run = {}, {}
+    for record in records:
+        doc_ids = [c.get("docno", c["pid"]) for c in record["candidates"]]
+        qrels[record["qid"]] = {
+            d: c["label"] for d, c in zip(doc_ids, record["candidates"]) if c["label"] is not None
+        }
+        run[record["qid"]] = dict(zip(doc_ids, mixed(record, scores[record["qid"]], weight).tolist()))
+    return evaluate_run(qrels, run, ["nDCG@10"]).aggregate["nDCG@10"]
+
+
+def main(argv: list[str] | None = None) -> float:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="build_data.py output")
+    parser.add_argument("--scores", type=Path, required=True, help="score_candidates.py output")
+    parser.add_argument("--out", type=Path, required=True, help="new data folder")
+    parser.add_argument("--weight", type=float, default=None, help="student weight (default: best on DL21)")
+    args = parser.parse_args(argv)
+
+    scores = {r["qid"]: r["scores"] for r in train.read_jsonl(args.scores)}
+    valid = train.read_jsonl(args.data / "valid_dl21.jsonl.gz")
+    table = {w: dl21_ndcg(valid, scores, w) for w in WEIGHTS}
+    for w, value in table.items():
+        print(f"student weight {w:g}: DL21 nDCG@10 {value:.4f}")
+    weight = args.weight if args.weight is not None else max(table, key=table.get)
+    print(f"chosen weight {weight:g}")
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    for path in args.data.glob("*.jsonl.gz"):
+        if path.name not in ("groups.jsonl.gz", "valid_pruning.jsonl.gz", "valid_dl21.jsonl.gz"):
+            shutil.copy(path, args.out / path.name)
+            continue
+        with gzip.open(args.out / path.name, "wt", encoding="utf-8") as handle:
+            for record in train.read_jsonl(path):
+                if record["candidates"]:
+                    for candidate, value in zip(
+                        record["candidates"], mixed(record, scores[record["qid"]], weight)
+                    ):
+                        candidate["student"] = scores[record["qid"]][candidate["pid"]]
+                        candidate["teacher"] = round(float(value), 4)
+                handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+    summary = {"student_weight": weight, "dl21_ndcg@10": {str(w): v for w, v in table.items()}}
+    (args.out / "teacher_mix.json").write_text(json.dumps(summary, indent=2))
+    return weight
+
+
+if __name__ == "__main__":
+    main()
