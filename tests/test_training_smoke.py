@@ -1,4 +1,4 @@
-"""A CPU smoke run of training/train.py: a tiny backbone, a handful of groups, two steps."""
+"""CPU smoke runs of the training scripts: a tiny backbone, a handful of groups, two steps."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from tiny_models import tiny_encoder_config
 
+from ragprune.models import RerankPruneModel
 from ragprune.pipeline import RerankPruner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,8 +32,8 @@ QUERIES = {
 }
 
 
-def _load_train_module():
-    spec = importlib.util.spec_from_file_location("ragprune_train", ROOT / "training" / "train.py")
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"ragprune_{name}", ROOT / "training" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
     spec.loader.exec_module(module)
@@ -90,7 +92,7 @@ def tiny_training_data(tmp_path, tiny_model_dir) -> tuple[Path, Path]:
 
 def test_training_smoke_run_saves_a_loadable_model_and_resumes(tiny_training_data, tmp_path):
     data, backbone = tiny_training_data
-    train = _load_train_module()
+    train = _load_script("train")
     out = tmp_path / "out"
     argv = [
         "--data",
@@ -125,7 +127,7 @@ def test_training_smoke_run_saves_a_loadable_model_and_resumes(tiny_training_dat
 
 
 def test_silver_labels_follow_the_best_sentence():
-    train = _load_train_module()
+    train = _load_script("train")
     from ragprune.pipeline.encoding import TokenizedPassage
     from ragprune.types import Span
 
@@ -135,3 +137,74 @@ def test_silver_labels_follow_the_best_sentence():
     assert train.sentence_labels(passage, None, [0.2, 0.55, 0.5], relevant=False, margin=0.1).sum() == 0
     gold = train.sentence_labels(passage, [[6, 10]], None, relevant=True, margin=0.1)
     assert gold.tolist() == [0.0, 1.0, 0.0]
+
+
+def test_student_scores_cover_every_candidate_and_mix_into_the_teacher(
+    tiny_training_data, tiny_model_dir, tmp_path
+):
+    data, _ = tiny_training_data
+    scores_path = tmp_path / "scores.jsonl.gz"
+    _load_script("score_candidates").main(
+        ["--model", str(tiny_model_dir), "--data", str(data), "--out", str(scores_path), "--device", "cpu"]
+    )
+    with gzip.open(scores_path, "rt") as handle:
+        scores = {r["qid"]: r["scores"] for r in map(json.loads, handle)}
+    with gzip.open(data / "groups.jsonl.gz", "rt") as handle:
+        groups = [json.loads(line) for line in handle]
+    assert all(set(scores[g["qid"]]) == {c["pid"] for c in g["candidates"]} for g in groups)
+
+    mix = _load_script("mix_teacher")
+    out = tmp_path / "mixed"
+    assert mix.main(["--data", str(data), "--scores", str(scores_path), "--out", str(out)]) in mix.WEIGHTS
+    assert (
+        mix.main(["--data", str(data), "--scores", str(scores_path), "--out", str(out), "--weight", "0"]) == 0
+    )
+    with gzip.open(out / "groups.jsonl.gz", "rt") as handle:
+        mixed = [json.loads(line) for line in handle]
+    for before, after in zip(groups, mixed, strict=True):
+        teacher = [c["teacher"] for c in before["candidates"]]
+        z = (teacher - np.mean(teacher)) / (np.std(teacher) + 1e-6)
+        assert [c["teacher"] for c in after["candidates"]] == pytest.approx(z, abs=1e-3)
+        assert [c["student"] for c in after["candidates"]] == [
+            scores[before["qid"]][c["pid"]] for c in before["candidates"]
+        ]
+    assert (out / "pool.jsonl.gz").is_file() and (out / "teacher_mix.json").is_file()
+
+
+def test_pseudo_queries_take_one_eligible_sentence_per_passage_deterministically():
+    ict = _load_script("build_ict")
+    long_sentence = "This sentence has quite a few words in it so it is eligible. "
+    pool = [{"pid": f"p{i}", "text": long_sentence * 2 + f"Short {i}. " + "Tiny."} for i in range(6)] + [
+        {"pid": "two", "text": long_sentence * 2}
+    ]  # two sentences only: never a source
+    chosen = ict.pseudo_queries(pool, count=4, seed=1)
+    assert chosen == ict.pseudo_queries(pool, count=4, seed=1)
+    assert len(chosen) == 4 and len({pid for pid, _ in chosen}) == 4
+    assert all(pid != "two" and sentence == long_sentence.strip() for pid, sentence in chosen)
+    assert ict.pseudo_queries(pool, count=4, seed=2) != chosen
+
+
+def test_greedy_soup_averages_ingredients_and_saves_a_calibrated_model(tiny_training_data, tmp_path):
+    data, backbone = tiny_training_data
+    train, soup = _load_script("train"), _load_script("soup")
+    folders = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"run{seed}"
+        train.main(
+            ["--data", str(data), "--backbone", str(backbone), "--out", str(out), "--device", "cpu"]
+            + ["--epochs", "1", "--max-steps", "2", "--queries-per-step", "2", "--group-size", "3"]
+            + ["--max-length", "64", "--seed", seed]
+        )
+        folders.append(out / "model")
+    models = [RerankPruneModel.from_pretrained(f) for f in folders]
+    mean = soup.average(models)
+    for key, value in mean.state_dict().items():
+        assert torch.allclose(value, (models[0].state_dict()[key] + models[1].state_dict()[key]) / 2)
+
+    summary = soup.main(
+        ["--models", *map(str, folders), "--data", str(data), "--out", str(tmp_path / "soup")]
+    )
+    assert 1 <= len(summary["soup"]["ingredients"]) <= 2
+    assert summary["best_dl21_ndcg@10"] >= max(summary["soup"]["ingredient_dl21_ndcg@10"].values())
+    pruner = RerankPruner.load(tmp_path / "soup" / "model", device="cpu")
+    assert pruner.threshold == summary["threshold"]["threshold"]

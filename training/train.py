@@ -331,6 +331,50 @@ def pick_threshold(pruner: RerankPruner, groups: list[Group], texts: dict[str, s
     return best
 
 
+# ---- data ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainingData:
+    texts: dict[str, str]  # pool pid -> text
+    valid: list[dict]  # DL21 validation records
+    train_groups: list[Group]
+    threshold_groups: list[Group]  # held-out gold-labelled training questions
+    pool_index: dict[str, int]
+    passages: list[TokenizedPassage]
+
+
+def load_training_data(args: argparse.Namespace, tokenizer) -> TrainingData:
+    """Read a ``build_data.py`` folder, tokenize every passage and query once, build the groups."""
+    pool = read_jsonl(args.data / "pool.jsonl.gz")
+    records = read_jsonl(args.data / "groups.jsonl.gz")
+    pruning_records = read_jsonl(args.data / "valid_pruning.jsonl.gz")  # held out by build_data.py
+    valid = read_jsonl(args.data / "valid_dl21.jsonl.gz")
+    cosines = {(r["qid"], r["pid"]): r["cos"] for r in read_jsonl(args.data / "sentences.jsonl.gz")}
+    if args.valid_queries:
+        valid = valid[: args.valid_queries]
+    log.info(
+        "pool %d passages, %d training queries, %d validation queries", len(pool), len(records), len(valid)
+    )
+    t0 = time.time()
+    passages = tokenize_passages(tokenizer, [p["text"] for p in pool], [""] * len(pool))
+    pool_index = {p["pid"]: i for i, p in enumerate(pool)}
+    with_queries = records + pruning_records
+    encoded_queries = tokenizer([r["query"] for r in with_queries], add_special_tokens=False)["input_ids"]
+    query_ids = {
+        r["qid"]: np.asarray(ids)[: args.max_length // 4] for r, ids in zip(with_queries, encoded_queries)
+    }
+    log.info("tokenized in %.1fs", time.time() - t0)
+    train_groups = build_groups(records, pool_index, passages, query_ids, cosines, args)
+    threshold_groups = build_groups(pruning_records, pool_index, passages, query_ids, cosines, args)
+    log.info(
+        "%d training groups, %d held-out groups for the threshold", len(train_groups), len(threshold_groups)
+    )
+    return TrainingData(
+        {p["pid"]: p["text"] for p in pool}, valid, train_groups, threshold_groups, pool_index, passages
+    )
+
+
 # ---- main ---------------------------------------------------------------------------------------
 
 
@@ -348,35 +392,11 @@ def main(argv: list[str] | None = None) -> dict:
     rng = random.Random(args.seed)
     device = torch.device(args.device or default_device())
 
-    # data
-    pool = read_jsonl(args.data / "pool.jsonl.gz")
-    records = read_jsonl(args.data / "groups.jsonl.gz")
-    pruning_records = read_jsonl(args.data / "valid_pruning.jsonl.gz")  # held out by build_data.py
-    valid = read_jsonl(args.data / "valid_dl21.jsonl.gz")
-    cosines = {(r["qid"], r["pid"]): r["cos"] for r in read_jsonl(args.data / "sentences.jsonl.gz")}
-    texts = {p["pid"]: p["text"] for p in pool}
-    if args.valid_queries:
-        valid = valid[: args.valid_queries]
-    log.info(
-        "pool %d passages, %d training queries, %d validation queries", len(pool), len(records), len(valid)
-    )
-
     tokenizer = load_tokenizer(args.backbone)
+    data = load_training_data(args, tokenizer)
+    texts, valid, train_groups = data.texts, data.valid, data.train_groups
+    pool_index, passages = data.pool_index, data.passages
     template = PairTemplate.from_tokenizer(tokenizer)
-    t0 = time.time()
-    passages = tokenize_passages(tokenizer, [p["text"] for p in pool], [""] * len(pool))
-    pool_index = {p["pid"]: i for i, p in enumerate(pool)}
-    with_queries = records + pruning_records
-    encoded_queries = tokenizer([r["query"] for r in with_queries], add_special_tokens=False)["input_ids"]
-    query_ids = {
-        r["qid"]: np.asarray(ids)[: args.max_length // 4] for r, ids in zip(with_queries, encoded_queries)
-    }
-    log.info("tokenized in %.1fs", time.time() - t0)
-    train_groups = build_groups(records, pool_index, passages, query_ids, cosines, args)
-    threshold_groups = build_groups(pruning_records, pool_index, passages, query_ids, cosines, args)
-    log.info(
-        "%d training groups, %d held-out groups for the threshold", len(train_groups), len(threshold_groups)
-    )
 
     config = RerankPruneConfig(max_length=args.max_length)
     model = RerankPruneModel.from_backbone(args.backbone, config).to(device)
@@ -501,26 +521,35 @@ def main(argv: list[str] | None = None) -> dict:
 
     if best_state is not None:
         model.load_state_dict(best_state)
+    return finish(model, tokenizer, device, data, args, {"history": history, "best_dl21_ndcg@10": best_ndcg})
+
+
+def finish(
+    model: RerankPruneModel,
+    tokenizer,
+    device: torch.device,
+    data: TrainingData,
+    args: argparse.Namespace,
+    record: dict,
+) -> dict:
+    """Calibrate ``probability`` on DL21, pick the default threshold, save the fp16 model; the summary.
+
+    ``record`` (validation history, best DL21 score, ...) goes into the saved config and the summary.
+    """
     with inference_copy(model, tokenizer, device) as pruner:
-        _, pairs = validate(pruner, valid, texts)
-        threshold = pick_threshold(pruner, threshold_groups, texts, args.target_recall)
+        _, pairs = validate(pruner, data.valid, data.texts)
+        threshold = pick_threshold(pruner, data.threshold_groups, data.texts, args.target_recall)
     scale, bias = fit_platt(pairs)
     model.config.threshold = threshold["threshold"]
     model.config.training = {
         "calibration_scale": scale,
         "calibration_bias": bias,
         "threshold_selection": threshold,
-        "validation": history,
-        "best_dl21_ndcg@10": best_ndcg,
+        **record,
         "args": {k: str(v) for k, v in vars(args).items()},
     }
     model.cpu().save_pretrained(args.out / "model", tokenizer, dtype=torch.float16)
-    summary = {
-        "best_dl21_ndcg@10": best_ndcg,
-        "threshold": threshold,
-        "calibration": [scale, bias],
-        "history": history,
-    }
+    summary = {**record, "threshold": threshold, "calibration": [scale, bias]}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     log.info("saved %s: %s", args.out / "model", json.dumps(summary))
     return summary
