@@ -30,6 +30,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-sizes", default="128,256,512")
     p.add_argument("--device", default=None)
     p.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "runs/bench")))
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="also write a torch profiler table (CPU and GPU time per op) of one run per backend",
+    )
     return p.parse_args(argv)
 
 
@@ -53,6 +58,21 @@ def timed_run(pruner: RerankPruner, queries, passages) -> tuple[float, int, floa
     seconds = time.perf_counter() - start
     compression = sum(p.compression for r in results for p in r) / max(1, sum(len(r) for r in results))
     return seconds, kept, compression
+
+
+def write_profile(pruner: RerankPruner, queries, passages, path: Path) -> None:
+    """Ops by total CPU time and by total GPU time over one ``process`` call: where the wall time goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if pruner.device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        timed_run(pruner, queries, passages)
+    averages = prof.key_averages()
+    tables = [averages.table(sort_by="cpu_time_total", row_limit=30)]
+    if pruner.device.type == "cuda":
+        tables.append(averages.table(sort_by="cuda_time_total", row_limit=30))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n\n".join(tables))
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -80,6 +100,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 timed_run(pruner, queries[: len(queries) // 10 + 1], passages[: len(passages) // 10 + 1])
                 pruner.stage_timer.reset()
                 seconds, _, compression = timed_run(pruner, queries, passages)
+                if args.profile and batch_size == max(int(b) for b in args.batch_sizes.split(",")):
+                    write_profile(pruner, queries, passages, args.out / f"profile_{backend}.txt")
             stages = pruner.stage_timer.milliseconds()
             gpu_ms = stages.get("encoder", 0.0) + stages.get("scoring", 0.0)
             rows.append(

@@ -132,8 +132,9 @@ def test_parallel_row_preparation_gives_the_same_results(tiny_model_dir, monkeyp
 
     monkeypatch.setattr(parallel, "SHARD_PAIRS", 4)
     passages = [f"{text} Extra sentence {i}." for i, text in enumerate(PASSAGES * 4)]
-    serial = RerankPruner.load(tiny_model_dir, device="cpu", prepare_workers=0)
-    with RerankPruner.load(tiny_model_dir, device="cpu", prepare_workers=2) as forked:
+    serial = RerankPruner.load(tiny_model_dir, device="cpu", prepare_workers=0, batch_size=2)
+    # batches of 2: shards of 4 pairs are encoded in windows of 16 pairs while later shards are prepared
+    with RerankPruner.load(tiny_model_dir, device="cpu", prepare_workers=2, batch_size=2) as forked:
         assert forked.process("fleas", passages).to_dict() == serial.process("fleas", passages).to_dict()
 
 

@@ -1,10 +1,10 @@
 """Score every training and validation candidate with a trained model, as a teacher for the next round.
 
-A cross-encoder distilled from bi-encoders can rank better than its teachers (the first default model
-beats its teacher ensemble on DL21 by 6.6 points of nDCG@10), and an ensemble of the two is a stronger
-teacher again. This script writes the model's rank logit for every (query, candidate) pair of
-``groups``, ``valid_pruning`` and ``valid_dl21`` in a ``build_data.py`` folder; ``mix_teacher.py``
-combines them with the existing teacher. Run it where a GPU is (350k pairs: ~2 min on an H200).
+An ensemble of a trained student with its teacher can be a stronger teacher for the next round, and
+the student's scores over the training candidates show how far it is from its teacher. This script
+writes the model's rank logit for every (query, candidate) pair of ``groups``, ``valid_pruning`` and
+``valid_dl21`` in a ``build_data.py`` folder; ``mix_teacher.py`` combines them with the existing
+teacher. Run it where a GPU is (368k pairs: 97 s on an H200).
 
     python3 training/score_candidates.py --model ragprune/models/default --data .carry/train \\
         --out $OUT/student_scores.jsonl.gz

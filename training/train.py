@@ -252,7 +252,9 @@ def validate(pruner: RerankPruner, records: list[dict], texts: dict[str, str]) -
     """nDCG@10 of reranking the DL21 validation candidates; also returns (logit, relevance) pairs.
 
     Documents are keyed by their collection id (``docno``) where the data has it: DL21's top-100 holds
-    exact-duplicate texts (one ``pid``) that are judged differently.
+    exact-duplicate texts (one ``pid``) that are judged differently. The qrels are the judged candidates
+    of the run only, so relevant passages outside the top-100 are not in the ideal ranking and the
+    score reads higher than the official measure (use it to compare models, not against other tables).
     """
     import ir_measures
 

@@ -1,15 +1,17 @@
 """CPU preparation of encoder rows in worker processes, so a GPU is not kept waiting on Python.
 
-Tokenizing, sentence splitting and row building cost a few hundred microseconds per pair in one
-Python thread: on a GPU that scores tens of thousands of pairs a second, that is the bottleneck.
-Large jobs are cut into shards that forked workers prepare in parallel; small jobs and CPU-only
-inference (where the encoder already uses every core) stay in the calling process.
+Tokenizing, sentence splitting and row building cost about a millisecond per pair in one Python
+thread: on a GPU that scores tens of thousands of pairs a second, that is the bottleneck. Large jobs
+are cut into shards that forked workers prepare in parallel and hand back in order as each is done,
+so the caller can run the encoder on early shards while later ones are still being prepared. Small
+jobs and CPU-only inference (where the encoder already uses every core) stay in the calling process.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -17,8 +19,8 @@ from transformers import PreTrainedTokenizerBase
 
 from ragprune.pipeline.encoding import PairTemplate, PreparedPair, prepare_pairs
 
-SHARD_PAIRS = 1024  # pairs per task: large enough to amortise pickling, small enough to balance
-MAX_WORKERS = 8
+SHARD_PAIRS = 256  # pairs per task: large enough to amortise pickling, small enough to start the GPU early
+MAX_WORKERS = 32
 
 _worker_state: tuple[PreTrainedTokenizerBase, PairTemplate, int] | None = None
 
@@ -42,19 +44,18 @@ class RowPreparer:
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
 
-    def __call__(
+    def shards(
         self, query_ids: list[np.ndarray], texts: list[str], titles: list[str]
-    ) -> list[PreparedPair]:
+    ) -> Iterator[list[PreparedPair]]:
+        """The prepared pairs, in input order, in consecutive shards yielded as soon as each is ready."""
         if self.workers < 2 or len(texts) < 2 * SHARD_PAIRS:
-            return prepare_pairs(self.tokenizer, self.template, self.max_length, query_ids, texts, titles)
+            yield prepare_pairs(self.tokenizer, self.template, self.max_length, query_ids, texts, titles)
+            return
         shards = [
             (query_ids[i : i + SHARD_PAIRS], texts[i : i + SHARD_PAIRS], titles[i : i + SHARD_PAIRS])
             for i in range(0, len(texts), SHARD_PAIRS)
         ]
-        prepared: list[PreparedPair] = []
-        for shard in self._executor().map(_prepare_shard, shards):
-            prepared.extend(shard)
-        return prepared
+        yield from self._executor().map(_prepare_shard, shards)
 
     def close(self) -> None:
         if self._pool is not None:

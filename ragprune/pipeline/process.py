@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +17,7 @@ from transformers import PreTrainedTokenizerBase
 from ragprune.devices import default_device
 from ragprune.kernels import SentenceScores, score_sentences
 from ragprune.models.encoder import RerankPruneModel
-from ragprune.pipeline.encoding import NO_SENTENCE, PairTemplate, Row
+from ragprune.pipeline.encoding import NO_SENTENCE, PairTemplate, PreparedPair, Row
 from ragprune.pipeline.inputs import PassageLike, QueryLike, as_documents, as_query
 from ragprune.pipeline.parallel import RowPreparer, default_workers
 from ragprune.pipeline.results import PassageResult, QueryResult, SentenceScore
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from ragprune.ranking import RankedResults
 
 PROGRESS_MIN_BATCHES = 20
+ENCODE_WINDOW_BATCHES = 8
+"""Pairs are length-sorted and encoded in windows of this many batches as preparation streams in."""
 
 
 @dataclass(frozen=True)
@@ -163,14 +165,22 @@ class RerankPruner:
         pairs = [
             (qi, di) for qi, docs in enumerate(documents) for di, doc in enumerate(docs) if doc.text.strip()
         ]
-        prepared = self.preparer(
-            [query_ids[qi] for qi, _ in pairs],
-            [documents[qi][di].text for qi, di in pairs],
-            [documents[qi][di].title for qi, di in pairs],
-        )
-        rows_per_pair = [pair.rows for pair in prepared]
-        sentence_counts = [len(pair.sentences) for pair in prepared]
-        outputs = self._run_batches(rows_per_pair, sentence_counts, threshold)
+        # Encode windows of prepared pairs while the workers prepare the next shards.
+        prepared: list[PreparedPair] = []
+        outputs: list[_PairOutput | None] = [None] * len(pairs)
+        window = ENCODE_WINDOW_BATCHES * self.batch_size
+        with self._progress_bar(len(pairs)) as progress, torch.inference_mode():
+            encoded = 0
+            for shard in self.preparer.shards(
+                [query_ids[qi] for qi, _ in pairs],
+                [documents[qi][di].text for qi, di in pairs],
+                [documents[qi][di].title for qi, di in pairs],
+            ):
+                prepared.extend(shard)
+                if len(prepared) - encoded >= window or len(prepared) == len(pairs):
+                    self._run_pairs(range(encoded, len(prepared)), prepared, threshold, outputs)
+                    progress.update(len(prepared) - encoded)
+                    encoded = len(prepared)
 
         results = []
         by_pair = {pair: p for p, pair in enumerate(pairs)}
@@ -193,29 +203,34 @@ class RerankPruner:
             results.append(QueryResult(query, passage_results))
         return results
 
-    def _run_batches(
-        self, rows_per_pair: list[list[Row]], sentence_counts: list[int], threshold: float
-    ) -> list[_PairOutput]:
-        lengths = [sum(len(row.input_ids) for row in rows) for rows in rows_per_pair]
-        order = sorted(range(len(rows_per_pair)), key=lambda p: (lengths[p], p))
-        batches = _batches(order, rows_per_pair, self.batch_size)
-        show = self.progress if self.progress is not None else len(batches) >= PROGRESS_MIN_BATCHES
-        outputs: list[_PairOutput | None] = [None] * len(rows_per_pair)
-        iterator = batches
-        if show:
-            from tqdm.auto import tqdm
+    def _progress_bar(self, pairs: int):
+        show = self.progress if self.progress is not None else pairs >= PROGRESS_MIN_BATCHES * self.batch_size
+        if not show:
+            return nullcontext(_NoProgress())
+        from tqdm.auto import tqdm
 
-            iterator = tqdm(batches, desc="ragprune", unit="batch")
-        with torch.inference_mode():
-            for batch in iterator:
-                self._run_batch(batch, rows_per_pair, sentence_counts, threshold, outputs)
-        return outputs  # type: ignore[return-value]
+        return tqdm(total=pairs, desc="ragprune", unit="pair")
+
+    def _run_pairs(
+        self,
+        pair_indices: range,
+        prepared: list[PreparedPair],
+        threshold: float,
+        outputs: list[_PairOutput | None],
+    ) -> None:
+        """Encode the given prepared pairs in batches of similar length; fills ``outputs``."""
+        rows_per_pair = {p: prepared[p].rows for p in pair_indices}
+        lengths = {p: sum(len(row.input_ids) for row in rows) for p, rows in rows_per_pair.items()}
+        order = sorted(pair_indices, key=lambda p: (lengths[p], p))
+        sentence_counts = {p: len(prepared[p].sentences) for p in pair_indices}
+        for batch in _batches(order, rows_per_pair, self.batch_size):
+            self._run_batch(batch, rows_per_pair, sentence_counts, threshold, outputs)
 
     def _run_batch(
         self,
         batch: list[int],
-        rows_per_pair: list[list[Row]],
-        sentence_counts: list[int],
+        rows_per_pair: dict[int, list[Row]],
+        sentence_counts: dict[int, int],
         threshold: float,
         outputs: list[_PairOutput | None],
     ) -> None:
@@ -257,7 +272,7 @@ class RerankPruner:
         hidden: torch.Tensor,
         sentence_ids: np.ndarray,
         batch: list[int],
-        sentence_counts: list[int],
+        sentence_counts: dict[int, int],
         threshold: float,
     ) -> tuple[SentenceScores, torch.Tensor]:
         """Everything after the encoder: rank logits per row and sentence decisions per pair."""
@@ -324,7 +339,7 @@ class StageTimer:
 StageTimer.disabled = StageTimer(None)
 
 
-def _batches(order: list[int], rows_per_pair: list[list[Row]], batch_size: int) -> list[list[int]]:
+def _batches(order: list[int], rows_per_pair: dict[int, list[Row]], batch_size: int) -> list[list[int]]:
     """Consecutive pairs (in length order) grouped so a batch holds at most ``batch_size`` rows.
 
     A pair's chunks always share a batch, so sentences cut across chunks are reduced in one launch.
@@ -342,6 +357,11 @@ def _batches(order: list[int], rows_per_pair: list[list[Row]], batch_size: int) 
     if current:
         batches.append(current)
     return batches
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        """Progress is not shown."""
 
 
 def _calibrated_probability(logit: float, training: dict) -> float:
