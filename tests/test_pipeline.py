@@ -132,10 +132,36 @@ def test_parallel_row_preparation_gives_the_same_results(tiny_model_dir, monkeyp
 
     monkeypatch.setattr(parallel, "SHARD_PAIRS", 4)
     passages = [f"{text} Extra sentence {i}." for i, text in enumerate(PASSAGES * 4)]
-    serial = RerankPruner.load(tiny_model_dir, device="cpu", prepare_workers=0, batch_size=2)
-    # batches of 2: shards of 4 pairs are encoded in windows of 16 pairs while later shards are prepared
-    with RerankPruner.load(tiny_model_dir, device="cpu", prepare_workers=2, batch_size=2) as forked:
+    serial = RerankPruner.load(tiny_model_dir, device="cpu", prepare_workers=0, batch_size=1)
+    # batches of 1 row: 12 pairs in shards of 4 are encoded in windows of 8 pairs (then the last 4)
+    # while later shards are still being prepared
+    with RerankPruner.load(tiny_model_dir, device="cpu", prepare_workers=2, batch_size=1) as forked:
+        windows = []
+        run_pairs = forked._run_pairs
+        monkeypatch.setattr(
+            forked, "_run_pairs", lambda pairs, *a: (windows.append(pairs), run_pairs(pairs, *a))
+        )
         assert forked.process("fleas", passages).to_dict() == serial.process("fleas", passages).to_dict()
+        assert windows == [range(0, 8), range(8, 12)]
+
+
+def test_an_error_mid_stream_leaves_the_worker_pool_usable(tiny_model_dir, monkeypatch):
+    from ragprune.pipeline import parallel
+
+    monkeypatch.setattr(parallel, "SHARD_PAIRS", 4)
+    passages = [f"{text} Extra sentence {i}." for i, text in enumerate(PASSAGES * 4)]
+    with RerankPruner.load(tiny_model_dir, device="cpu", prepare_workers=2, batch_size=1) as forked:
+        expected = forked.process("fleas", passages).to_dict()
+        run_pairs = forked._run_pairs
+
+        def fail_once(*args):
+            monkeypatch.setattr(forked, "_run_pairs", run_pairs)
+            raise RuntimeError("encoder failed")
+
+        monkeypatch.setattr(forked, "_run_pairs", fail_once)
+        with pytest.raises(RuntimeError, match="encoder failed"):
+            forked.process("fleas", passages)
+        assert forked.process("fleas", passages).to_dict() == expected
 
 
 def test_long_titles_are_capped_and_never_pruned(pruner):

@@ -182,6 +182,8 @@ def test_pseudo_queries_take_one_eligible_sentence_per_passage_deterministically
     assert len(chosen) == 4 and len({pid for pid, _ in chosen}) == 4
     assert all(pid != "two" and sentence == long_sentence.strip() for pid, sentence in chosen)
     assert ict.pseudo_queries(pool, count=4, seed=2) != chosen
+    excluded = frozenset(f"p{i}" for i in range(4))
+    assert {pid for pid, _ in ict.pseudo_queries(pool, count=4, seed=1, exclude=excluded)} == {"p4", "p5"}
 
 
 def test_greedy_soup_averages_ingredients_and_saves_a_calibrated_model(tiny_training_data, tmp_path):

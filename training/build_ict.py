@@ -11,13 +11,16 @@ distillation instead of as a pre-training objective.
 
 Recipe, per pseudo-query:
   * query: one sentence (8-40 words) of a pool passage with at least three sentences, one per passage,
-    passages drawn with a seeded shuffle;
-  * candidates: the pool's BM25 top-k for that sentence, **without its source passage** (which holds the
-    sentence verbatim: a trivial match that would teach string containment, not relevance);
-  * teacher: the folder's teacher recipe, ``z(mpnet + 0.1 bm25)`` per query;
+    passages drawn with a seeded shuffle; never a passage of the DL21 validation runs, so that
+    validation does not see its own passages as pseudo-query sources;
+  * candidates: the pool's BM25 top-k for that sentence, **without any passage that holds the sentence
+    verbatim** (its source and near-duplicate copies: a trivial match that would teach string
+    containment, not relevance) and without DL21 validation passages;
+  * teacher: the recipe ``build_data.py`` chose on DL21 (``stats.json``), ``z(mpnet + 0.1 bm25)`` per
+    query, fixed here;
   * sentence cosines (MiniLM, like ``build_data.py``'s ``cos``) for the teacher's top candidate, which
     ``train.py`` may label silver.
-The output folder is a copy of ``--data`` with the pseudo-query groups appended to ``groups.jsonl.gz``
+The output folder holds ``--data``'s data files, with the pseudo-query groups appended to ``groups.jsonl.gz``
 and their sentence records to ``sentences.jsonl.gz``; qids start with ``ict:``.
 
     .venv/bin/python training/build_ict.py --data .cache/train --out .cache/train-ict --queries 8000
@@ -47,10 +50,13 @@ TEACHER = ("z", {"mpnet": 1.0, "bm25": 0.1})
 """The teacher recipe ``build_data.py`` chose on DL21 (``stats.json``: ``teacher.spec``)."""
 
 
-def pseudo_queries(pool: list[dict], count: int, seed: int) -> list[tuple[str, str]]:
-    """(source pid, sentence) pairs: one eligible sentence from each of ``count`` shuffled passages."""
+def pseudo_queries(
+    pool: list[dict], count: int, seed: int, exclude: frozenset[str] = frozenset()
+) -> list[tuple[str, str]]:
+    """(source pid, sentence) pairs: one eligible sentence from each of ``count`` shuffled passages,
+    never from a passage in ``exclude``."""
     rng = random.Random(seed)
-    order = sorted(pool, key=lambda p: p["pid"])
+    order = sorted((p for p in pool if p["pid"] not in exclude), key=lambda p: p["pid"])
     rng.shuffle(order)
     chosen = []
     for passage in order:
@@ -83,20 +89,23 @@ def main(argv: list[str] | None = None) -> int:
     with gzip.open(args.data / "pool.jsonl.gz", "rt", encoding="utf-8") as handle:
         pool = [json.loads(line) for line in handle]
     texts = {p["pid"]: p["text"] for p in pool}
-    queries = pseudo_queries(pool, args.queries, args.seed)
+    with gzip.open(args.data / "valid_dl21.jsonl.gz", "rt", encoding="utf-8") as handle:
+        validation = frozenset(c["pid"] for line in handle for c in json.loads(line)["candidates"])
+    queries = pseudo_queries(pool, args.queries, args.seed, exclude=validation)
     LOG.info("%d pseudo-queries from %d pool passages", len(queries), len(pool))
 
     retriever = get_retriever("bm25s", k1=0.9, b=0.4)
     retriever.index({pid: Document(pid, text) for pid, text in sorted(texts.items())})
-    run = retriever.search({f"ict:{i}": q for i, (_, q) in enumerate(queries)}, k=args.depth + 1)
+    # deeper than --depth: copies of the sentence and validation passages are dropped below
+    run = retriever.search({f"ict:{i}": q for i, (_, q) in enumerate(queries)}, k=2 * args.depth)
 
     candidates = {
         f"ict:{i}": [
             (pid, score)
             for pid, score in sorted(run.get(f"ict:{i}", {}).items(), key=lambda kv: (-kv[1], kv[0]))
-            if pid != source
+            if sentence not in texts[pid] and pid not in validation
         ][: args.depth]
-        for i, (source, _) in enumerate(queries)
+        for i, (_, sentence) in enumerate(queries)
     }
     needed = sorted({pid for ranked in candidates.values() for pid, _ in ranked})
     spans_of = {pid: split_sentences(texts[pid]) for pid in needed}
@@ -169,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     LOG.info("%d groups, %d with a silver-labelled top passage", len(groups), len(sentence_records))
 
     args.out.mkdir(parents=True, exist_ok=True)
-    for path in args.data.iterdir():
-        if path.is_file() and path.name not in ("groups.jsonl.gz", "sentences.jsonl.gz"):
+    for path in args.data.glob("*.jsonl.gz"):
+        if path.name not in ("groups.jsonl.gz", "sentences.jsonl.gz"):
             shutil.copy(path, args.out / path.name)
     for name, extra in (("groups", groups), ("sentences", sentence_records)):
         with gzip.open(args.data / f"{name}.jsonl.gz", "rt", encoding="utf-8") as handle:
@@ -185,7 +194,7 @@ class _LazyTeacher:
     def __init__(self, name: str) -> None:
         self.name, self._model = name, None
 
-    def encode(self, *args, **kwargs):
+    def encode(self, *args, **kwargs) -> np.ndarray:
         if self._model is None:
             self._model = teachers.load_teacher(self.name)
         return self._model.encode(*args, **kwargs)

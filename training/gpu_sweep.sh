@@ -17,15 +17,25 @@ export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
 OUT="${OUT:-runs/gpu-sweep}"
 mkdir -p "$OUT" /tmp/sweep
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+# whatever happens, bring back every log and summary written so far
+trap 'tar -C /tmp/sweep -cf "$OUT/runs.tar" --exclude=model --exclude=checkpoint.pt .' EXIT
 names=()
+pids=()
 for spec in "$@"; do
+  [[ "$spec" == *:* ]] || { echo "variant '$spec' is not NAME:TRAIN ARGS" >&2; exit 2; }
   name="${spec%%:*}"
+  [[ " ${names[*]} " != *" $name "* ]] || { echo "variant name '$name' used twice" >&2; exit 2; }
   names+=("$name")
   # shellcheck disable=SC2086  # the variant's and the common arguments are word lists
   python3 training/train.py --data .carry/train --backbone .carry/backbone --out "/tmp/sweep/$name" \
     ${COMMON:-} ${spec#*:} > "/tmp/sweep/$name.log" 2>&1 &
+  pids+=($!)
 done
-wait
+failed=0
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}" || { echo "variant ${names[$i]} failed:" >&2; tail -20 "/tmp/sweep/${names[$i]}.log" >&2; failed=1; }
+done
+[ "$failed" = 0 ] || exit 1
 grep -h "validation nDCG" /tmp/sweep/*.log
 if [ "${SOUP:-0}" = 1 ]; then
   models=(); for name in "${names[@]}"; do models+=("/tmp/sweep/$name/model"); done
@@ -40,5 +50,4 @@ fi
 python3 -c 'import json, sys
 print(json.dumps({"chosen": sys.argv[1], "summary": json.load(open(f"/tmp/sweep/{sys.argv[1]}/summary.json"))}))' \
   "$chosen" | tee "$OUT/sweep.json"
-tar -C /tmp/sweep -cf "$OUT/runs.tar" --exclude=model --exclude=checkpoint.pt .
 tar -C "/tmp/sweep/$chosen" -cf - model | split -b 15m - "$OUT/model.tar.part-"

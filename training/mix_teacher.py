@@ -1,6 +1,6 @@
 """Make the teacher of the next training round: the current teacher plus a trained model's scores.
 
-``teacher' = z(teacher) + w * z(model logit)`` per query, with ``w`` chosen on the DL21 validation
+``teacher' = (z(teacher) + w * z(model logit)) / (1 + w)`` per query, with ``w`` chosen on the DL21 validation
 slice (a training split; DL19/DL20/BEIR are never read). Writes a copy of the ``build_data.py`` folder
 whose ``teacher`` fields are replaced (and each candidate's ``student`` logit added), so ``train.py``
 trains on it unchanged. Prints the DL21 nDCG@10 of every weight tried, measured like ``train.py``'s
@@ -45,7 +45,7 @@ def mixed(record: dict, scores: dict[str, float], weight: float) -> np.ndarray:
 def dl21_ndcg(records: list[dict], scores: dict[str, dict[str, float]], weight: float) -> float:
     """nDCG@10 on the DL21 validation slice of reranking by the mixed teacher (documents keyed by docno)."""
     qrels, run = {}, {}
-    for record in records:
+    for record in (r for r in records if r["candidates"]):
         doc_ids = [c.get("docno", c["pid"]) for c in record["candidates"]]
         qrels[record["qid"]] = {
             d: c["label"] for d, c in zip(doc_ids, record["candidates"]) if c["label"] is not None

@@ -13,6 +13,7 @@ DL19/DL20/BEIR are never read. The soup then gets the same Platt calibration and
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import sys
@@ -32,9 +33,15 @@ log = logging.getLogger("soup")
 def average(models: list[RerankPruneModel]) -> RerankPruneModel:
     """A copy of the first model holding the element-wise mean of every model's weights."""
     states = [m.state_dict() for m in models]
-    soup = RerankPruneModel(models[0].backbone_config, models[0].config)
+    soup = RerankPruneModel(models[0].backbone_config, copy.deepcopy(models[0].config))
     soup.load_state_dict({k: torch.stack([s[k].float() for s in states]).mean(0) for k in states[0]})
     return soup.eval()
+
+
+def _history(model: RerankPruneModel) -> list[dict]:
+    """An ingredient's validation history (older models stored it under ``validation``)."""
+    training = model.config.training
+    return training.get("history") or training.get("validation") or []
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -74,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
             "ingredient_dl21_ndcg@10": dict(zip(map(str, args.models), scores)),
         },
         "best_dl21_ndcg@10": best,
-        "history": [h for i in chosen for h in models[i].config.training.get("history", [])],
+        "history": [h for i in chosen for h in _history(models[i])],
     }
     summary = train.finish(average([models[i] for i in chosen]), tokenizer, device, data, args, record)
     log.info("%s", json.dumps(summary["soup"]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 PROGRESS_MIN_BATCHES = 20
 ENCODE_WINDOW_BATCHES = 8
-"""Pairs are length-sorted and encoded in windows of this many batches as preparation streams in."""
+"""As preparation streams in, pairs are length-sorted and encoded in windows of this many times
+``batch_size`` pairs (as many batches when each pair is one row)."""
 
 
 @dataclass(frozen=True)
@@ -169,13 +170,15 @@ class RerankPruner:
         prepared: list[PreparedPair] = []
         outputs: list[_PairOutput | None] = [None] * len(pairs)
         window = ENCODE_WINDOW_BATCHES * self.batch_size
-        with self._progress_bar(len(pairs)) as progress, torch.inference_mode():
+        shards = self.preparer.shards(
+            [query_ids[qi] for qi, _ in pairs],
+            [documents[qi][di].text for qi, di in pairs],
+            [documents[qi][di].title for qi, di in pairs],
+        )
+        # closing(): an error mid-stream cancels the shards still queued for the workers
+        with closing(shards), self._progress_bar(len(pairs)) as progress, torch.inference_mode():
             encoded = 0
-            for shard in self.preparer.shards(
-                [query_ids[qi] for qi, _ in pairs],
-                [documents[qi][di].text for qi, di in pairs],
-                [documents[qi][di].title for qi, di in pairs],
-            ):
+            for shard in shards:
                 prepared.extend(shard)
                 if len(prepared) - encoded >= window or len(prepared) == len(pairs):
                     self._run_pairs(range(encoded, len(prepared)), prepared, threshold, outputs)
@@ -203,7 +206,7 @@ class RerankPruner:
             results.append(QueryResult(query, passage_results))
         return results
 
-    def _progress_bar(self, pairs: int):
+    def _progress_bar(self, pairs: int) -> AbstractContextManager:
         show = self.progress if self.progress is not None else pairs >= PROGRESS_MIN_BATCHES * self.batch_size
         if not show:
             return nullcontext(_NoProgress())
