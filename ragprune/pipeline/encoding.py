@@ -64,11 +64,15 @@ class TokenizedPassage:
 
 @dataclass(frozen=True)
 class Row:
-    """One encoder input: a chunk of one pair's passage after the query."""
+    """One encoder input: a chunk of one pair's passage after the query.
 
-    input_ids: np.ndarray
-    token_type_ids: np.ndarray
-    sentence_ids: np.ndarray  # per input token: the pair-local sentence index, or NO_SENTENCE
+    Compact dtypes (int32 ids, int8 token types): rows are pickled from the preparation workers to the
+    process that drives the GPU, and that process's unpickling is on the critical path.
+    """
+
+    input_ids: np.ndarray  # int32
+    token_type_ids: np.ndarray  # int8
+    sentence_ids: np.ndarray  # int32, per input token: the pair-local sentence index, or NO_SENTENCE
 
 
 def tokenize_passages(
@@ -169,15 +173,17 @@ def build_rows(
         tail_length = len(body) + len(template.suffix)
         rows.append(
             Row(
-                input_ids=np.concatenate([head, body, template.suffix]),
-                token_type_ids=np.concatenate([head_types, np.full(tail_length, template.passage_type)]),
+                input_ids=np.concatenate([head, body, template.suffix]).astype(np.int32),
+                token_type_ids=np.concatenate(
+                    [head_types, np.full(tail_length, template.passage_type)]
+                ).astype(np.int8),
                 sentence_ids=np.concatenate(
                     [
                         head_sentences,
                         passage.token_sentence[start:end],
                         np.full(len(template.suffix), NO_SENTENCE),
                     ]
-                ),
+                ).astype(np.int32),
             )
         )
     return rows
