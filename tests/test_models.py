@@ -122,8 +122,6 @@ def test_from_backbone_loads_pretrained_encoder_weights(tmp_path):
     )
 
 
-
-
 def test_an_fp16_backbone_folder_trains_in_float32(tmp_path):
     """A backbone saved in fp16 (as carried to the GPU) must still give float32 trainable weights."""
     from transformers import BertConfig, BertModel

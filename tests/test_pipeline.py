@@ -139,7 +139,7 @@ def test_parallel_row_preparation_gives_the_same_results(tiny_model_dir, monkeyp
         windows = []
         run_pairs = forked._run_pairs
         monkeypatch.setattr(
-            forked, "_run_pairs", lambda pairs, *a: (windows.append(pairs), run_pairs(pairs, *a))
+            forked, "_run_pairs", lambda pairs, *rest: (windows.append(pairs), run_pairs(pairs, *rest))
         )
         assert forked.process("fleas", passages).to_dict() == serial.process("fleas", passages).to_dict()
         assert windows == [range(0, 8), range(8, 12)]
@@ -172,3 +172,18 @@ def test_long_titles_are_capped_and_never_pruned(pruner):
 
 def test_no_queries_give_no_results(pruner):
     assert pruner.process([], []) == []
+
+
+def test_progress_counts_pairs_batch_by_batch(tiny_model_dir, monkeypatch):
+    from contextlib import nullcontext
+
+    updates = []
+
+    class Counter:
+        def update(self, n):
+            updates.append(n)
+
+    pruner = RerankPruner.load(tiny_model_dir, device="cpu", prepare_workers=0, batch_size=2)
+    monkeypatch.setattr(pruner, "_progress_bar", lambda pairs: nullcontext(Counter()))
+    pruner.process("fleas", PASSAGES * 2)
+    assert updates == [2] * (len(PASSAGES * 2) // 2)

@@ -181,8 +181,7 @@ class RerankPruner:
             for shard in shards:
                 prepared.extend(shard)
                 if len(prepared) - encoded >= window or len(prepared) == len(pairs):
-                    self._run_pairs(range(encoded, len(prepared)), prepared, threshold, outputs)
-                    progress.update(len(prepared) - encoded)
+                    self._run_pairs(range(encoded, len(prepared)), prepared, threshold, outputs, progress)
                     encoded = len(prepared)
 
         results = []
@@ -220,6 +219,7 @@ class RerankPruner:
         prepared: list[PreparedPair],
         threshold: float,
         outputs: list[_PairOutput | None],
+        progress: _NoProgress,
     ) -> None:
         """Encode the given prepared pairs in batches of similar length; fills ``outputs``."""
         rows_per_pair = {p: prepared[p].rows for p in pair_indices}
@@ -228,6 +228,7 @@ class RerankPruner:
         sentence_counts = {p: len(prepared[p].sentences) for p in pair_indices}
         for batch in _batches(order, rows_per_pair, self.batch_size):
             self._run_batch(batch, rows_per_pair, sentence_counts, threshold, outputs)
+            progress.update(len(batch))
 
     def _run_batch(
         self,
@@ -363,6 +364,8 @@ def _batches(order: list[int], rows_per_pair: dict[int, list[Row]], batch_size: 
 
 
 class _NoProgress:
+    """What ``process`` needs of a progress bar (``tqdm`` has it too): counting pairs done."""
+
     def update(self, n: int) -> None:
         """Progress is not shown."""
 
