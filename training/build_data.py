@@ -25,7 +25,6 @@ The recipe and the reasons for each choice are in ``training/DATA.md``.
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import json
 import logging
@@ -41,6 +40,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # data_files.py beside this file
+
+from data_files import write_jsonl_gz  # noqa: E402
 
 from ragprune.data import (  # noqa: E402
     PruningExample,
@@ -439,17 +441,6 @@ def window_checks(
 # --------------------------------------------------------------------------------------------------
 # Output helpers
 # --------------------------------------------------------------------------------------------------
-
-
-def write_jsonl_gz(path: Path, records: Iterable[dict]) -> int:
-    tmp = path.with_suffix(".tmp")
-    count = 0
-    with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=9) as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
-            count += 1
-    tmp.rename(path)
-    return count
 
 
 def r3(x: float) -> float:

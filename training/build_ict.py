@@ -29,11 +29,8 @@ and their sentence records to ``sentences.jsonl.gz``; qids start with ``ict:``.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import logging
 import random
-import shutil
 import sys
 from pathlib import Path
 
@@ -41,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts beside this 
 
 import numpy as np  # noqa: E402
 import teachers  # noqa: E402
-from build_data import combine, r3, write_jsonl_gz  # noqa: E402
+from build_data import combine, r3  # noqa: E402
+from data_files import copy_data_files, read_jsonl, write_jsonl_gz  # noqa: E402
 
 from ragprune.text import split_sentences  # noqa: E402
 
@@ -86,11 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     from ragprune.retrieval import get_retriever
     from ragprune.types import Document
 
-    with gzip.open(args.data / "pool.jsonl.gz", "rt", encoding="utf-8") as handle:
-        pool = [json.loads(line) for line in handle]
+    pool = read_jsonl(args.data / "pool.jsonl.gz")
     texts = {p["pid"]: p["text"] for p in pool}
-    with gzip.open(args.data / "valid_dl21.jsonl.gz", "rt", encoding="utf-8") as handle:
-        validation = frozenset(c["pid"] for line in handle for c in json.loads(line)["candidates"])
+    validation = frozenset(
+        c["pid"] for record in read_jsonl(args.data / "valid_dl21.jsonl.gz") for c in record["candidates"]
+    )
     queries = pseudo_queries(pool, args.queries, args.seed, exclude=validation)
     LOG.info("%d pseudo-queries from %d pool passages", len(queries), len(pool))
 
@@ -177,14 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         offset += count
     LOG.info("%d groups, %d with a silver-labelled top passage", len(groups), len(sentence_records))
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    for path in args.data.glob("*.jsonl.gz"):
-        if path.name not in ("groups.jsonl.gz", "sentences.jsonl.gz"):
-            shutil.copy(path, args.out / path.name)
+    copy_data_files(args.data, args.out, rewritten=("groups.jsonl.gz", "sentences.jsonl.gz"))
     for name, extra in (("groups", groups), ("sentences", sentence_records)):
-        with gzip.open(args.data / f"{name}.jsonl.gz", "rt", encoding="utf-8") as handle:
-            records = [json.loads(line) for line in handle]
-        write_jsonl_gz(args.out / f"{name}.jsonl.gz", records + extra)
+        write_jsonl_gz(args.out / f"{name}.jsonl.gz", read_jsonl(args.data / f"{name}.jsonl.gz") + extra)
     return 0
 
 

@@ -18,17 +18,15 @@ be worth a round; the measurement is kept because it shows where the reranker st
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
-import shutil
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts beside this file
 
 import numpy as np  # noqa: E402
-import train  # noqa: E402
 from build_data import zscore  # noqa: E402
+from data_files import copy_data_files, read_jsonl, write_jsonl_gz  # noqa: E402
 
 from ragprune.evaluation import evaluate_run  # noqa: E402
 
@@ -62,28 +60,25 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--weight", type=float, default=None, help="student weight (default: best on DL21)")
     args = parser.parse_args(argv)
 
-    scores = {r["qid"]: r["scores"] for r in train.read_jsonl(args.scores)}
-    valid = train.read_jsonl(args.data / "valid_dl21.jsonl.gz")
+    scores = {r["qid"]: r["scores"] for r in read_jsonl(args.scores)}
+    valid = read_jsonl(args.data / "valid_dl21.jsonl.gz")
     table = {w: dl21_ndcg(valid, scores, w) for w in WEIGHTS}
     for w, value in table.items():
         print(f"student weight {w:g}: DL21 nDCG@10 {value:.4f}")
     weight = args.weight if args.weight is not None else max(table, key=table.get)
     print(f"chosen weight {weight:g}")
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    for path in args.data.glob("*.jsonl.gz"):
-        if path.name not in ("groups.jsonl.gz", "valid_pruning.jsonl.gz", "valid_dl21.jsonl.gz"):
-            shutil.copy(path, args.out / path.name)
-            continue
-        with gzip.open(args.out / path.name, "wt", encoding="utf-8") as handle:
-            for record in train.read_jsonl(path):
-                if record["candidates"]:
-                    for candidate, value in zip(
-                        record["candidates"], mixed(record, scores[record["qid"]], weight)
-                    ):
-                        candidate["student"] = scores[record["qid"]][candidate["pid"]]
-                        candidate["teacher"] = round(float(value), 4)
-                handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+    rewritten = ("groups.jsonl.gz", "valid_pruning.jsonl.gz", "valid_dl21.jsonl.gz")
+    copy_data_files(args.data, args.out, rewritten)
+    for name in rewritten:
+        records = read_jsonl(args.data / name)
+        for record in records:
+            if record["candidates"]:
+                student = scores[record["qid"]]
+                for candidate, value in zip(record["candidates"], mixed(record, student, weight)):
+                    candidate["student"] = student[candidate["pid"]]
+                    candidate["teacher"] = round(float(value), 4)
+        write_jsonl_gz(args.out / name, records)
     summary = {"student_weight": weight, "dl21_ndcg@10": {str(w): v for w, v in table.items()}}
     (args.out / "teacher_mix.json").write_text(json.dumps(summary, indent=2))
     return weight

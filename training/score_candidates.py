@@ -13,16 +13,14 @@ teacher. Run it where a GPU is (368k pairs: 97 s on an H200).
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import logging
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # train.py beside this file
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # data_files.py beside this file
 
-import train  # noqa: E402
+from data_files import read_jsonl, write_jsonl_gz  # noqa: E402
 
 from ragprune.pipeline import RerankPruner  # noqa: E402
 
@@ -40,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
-    texts = {p["pid"]: p["text"] for p in train.read_jsonl(args.data / "pool.jsonl.gz")}
-    records = [r for split in SPLITS for r in train.read_jsonl(args.data / f"{split}.jsonl.gz")]
+    texts = {p["pid"]: p["text"] for p in read_jsonl(args.data / "pool.jsonl.gz")}
+    records = [r for split in SPLITS for r in read_jsonl(args.data / f"{split}.jsonl.gz")]
     records = [r for r in records if r["candidates"]]
     pairs = sum(len(r["candidates"]) for r in records)
     log.info("%d queries, %d pairs", len(records), pairs)
@@ -57,10 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     log.info("scored in %.0f s (%.0f pairs/s)", time.time() - start, pairs / (time.time() - start))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(args.out, "wt", encoding="utf-8") as handle:
-        for record, result in zip(records, results, strict=True):
-            scores = {p.document.id: round(p.logit, 4) for p in result}
-            handle.write(json.dumps({"qid": record["qid"], "scores": scores}) + "\n")
+    write_jsonl_gz(
+        args.out,
+        (
+            {"qid": record["qid"], "scores": {p.document.id: round(p.logit, 4) for p in result}}
+            for record, result in zip(records, results, strict=True)
+        ),
+    )
     return 0
 
 

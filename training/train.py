@@ -18,30 +18,33 @@ from __future__ import annotations
 
 import argparse
 import copy
-import gzip
 import json
 import logging
 import math
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # data_files.py beside this file
 
-from ragprune.devices import default_device
-from ragprune.models import RerankPruneConfig, RerankPruneModel, load_tokenizer
-from ragprune.pipeline import RerankPruner
-from ragprune.pipeline.encoding import (
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from data_files import read_jsonl  # noqa: E402
+
+from ragprune.devices import default_device  # noqa: E402
+from ragprune.models import RerankPruneConfig, RerankPruneModel, load_tokenizer  # noqa: E402
+from ragprune.pipeline import RerankPruner  # noqa: E402
+from ragprune.pipeline.encoding import (  # noqa: E402
     NO_SENTENCE,
     PairTemplate,
     TokenizedPassage,
     build_rows,
     tokenize_passages,
 )
-from ragprune.pipeline.results import require_rethresholdable
+from ragprune.pipeline.results import require_rethresholdable  # noqa: E402
 
 log = logging.getLogger("train")
 
@@ -90,11 +93,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     return p.parse_args(argv)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle]
 
 
 # ---- labels ------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # train.py beside this
 
 import numpy as np  # noqa: E402
 import train  # noqa: E402
+from data_files import read_jsonl  # noqa: E402
 
 from ragprune.models.config import RerankPruneConfig  # noqa: E402
 from ragprune.pipeline import RerankPruner  # noqa: E402
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--silver-min-cos", type=float, default=0.5)
     args = parser.parse_args(argv)
 
-    records = train.read_jsonl(args.data / "valid_pruning.jsonl.gz")
+    records = read_jsonl(args.data / "valid_pruning.jsonl.gz")
     for record in records:  # gold passages, plus the best non-gold one (groups need two candidates)
         gold = record.get("gold") or {}
         others = sorted(
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
         )
         record["candidates"] = [c for c in record["candidates"] if c["pid"] in gold] + others[:1]
     needed = {c["pid"] for record in records for c in record["candidates"]}
-    pool = [p for p in train.read_jsonl(args.data / "pool.jsonl.gz") if p["pid"] in needed]
+    pool = [p for p in read_jsonl(args.data / "pool.jsonl.gz") if p["pid"] in needed]
     texts = {p["pid"]: p["text"] for p in pool}
 
     pruner = RerankPruner.load(args.model, device="cpu")
