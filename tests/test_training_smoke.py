@@ -210,3 +210,35 @@ def test_greedy_soup_averages_ingredients_and_saves_a_calibrated_model(tiny_trai
     assert summary["best_dl21_ndcg@10"] >= max(summary["soup"]["ingredient_dl21_ndcg@10"].values())
     pruner = RerankPruner.load(tmp_path / "soup" / "model", device="cpu")
     assert pruner.threshold == summary["threshold"]["threshold"]
+
+
+def test_paragraph_coverage_counts_questions_whose_gold_paragraphs_all_rank_high(pruner, tmp_path):
+    coverage = _load_script("paragraph_coverage").coverage
+    contexts = [
+        {"title": f"t{i}", "sentences": [text], "gold_sentence_ids": []}
+        for i, text in enumerate(PASSAGES.values())
+    ]
+    gold_everywhere = [dict(c, gold_sentence_ids=[0]) for c in contexts]
+    records = [
+        {"id": "a", "source": "toy", "question": "fleas", "answers": [], "contexts": gold_everywhere},
+        {
+            "id": "b",
+            "source": "toy",
+            "question": "fleas",
+            "answers": [],
+            "contexts": gold_everywhere[:2] + contexts[2:],
+        },
+        {
+            "id": "c",
+            "source": "toy",
+            "question": "fleas",
+            "answers": [],
+            "contexts": contexts,
+        },  # no gold: skipped
+    ]
+    path = tmp_path / "pruning.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = coverage(pruner, path, ks=(2, len(PASSAGES)))
+    assert result["questions"] == 2
+    assert result["all_gold_in_top2"] <= 0.5  # question a has 5 gold paragraphs: never all in a top 2
+    assert result[f"all_gold_in_top{len(PASSAGES)}"] == 1.0
