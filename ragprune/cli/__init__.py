@@ -18,6 +18,7 @@ COMMANDS: tuple[str, ...] = (
     "eval",
     "retrieve",
     "serve",
+    "data",
 )
 
 
@@ -26,10 +27,13 @@ class UserError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ragprune import __version__
+
     parser = argparse.ArgumentParser(
         prog="ragprune",
         description="Rerank retrieved passages and prune them to the sentences that answer the query.",
     )
+    parser.add_argument("--version", action="version", version=f"ragprune {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         module = importlib.import_module(f"ragprune.cli.{name}")
@@ -42,12 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args._run(args) or 0)
-    except (UserError, FileNotFoundError, ValueError) as error:
-        print(f"ragprune {args.command}: error: {error}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         sys.stderr.close()
         return 0
+    except (UserError, OSError, ValueError) as error:  # OSError: missing files, permissions, ports
+        print(f"ragprune {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 
@@ -45,19 +44,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ragprune.cli.measure_notes import warn_unreachable
     from ragprune.data import read_any_qrels, read_run
-    from ragprune.evaluation import compare_evaluations, evaluate_run, unreachable_measures
+    from ragprune.evaluation import compare_evaluations, evaluate_run
 
     qrels = read_any_qrels(args.qrels)
     result = evaluate_run(qrels, read_run(args.run), args.measures)
-    zero = unreachable_measures(qrels, result.measures)
-    if zero:
-        print(
-            f"ragprune eval: warning: no judgement in {args.qrels} reaches the relevance threshold of "
-            f"{', '.join(zero)}, so they are 0 whatever the run; use measures without rel=2 "
-            "(e.g. RR@10, AP) for binary qrels",
-            file=sys.stderr,
-        )
+    warn_unreachable("eval", args.qrels, qrels, result.measures)
     _warn_unranked(args.run, result.unranked_queries)
     comparison = None
     if args.compare:
@@ -85,11 +78,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _warn_unranked(run_path: str, unranked: list[str]) -> None:
+    from ragprune.cli.measure_notes import warn
+
     if unranked:
-        print(
-            f"ragprune eval: warning: {len(unranked)} judged queries have no results in {run_path} "
+        warn(
+            "eval",
+            f"{len(unranked)} judged queries have no results in {run_path} "
             f"and count as 0 in the means (e.g. {', '.join(unranked[:3])})",
-            file=sys.stderr,
         )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from ragprune.cli.options import positive_int
+
 if TYPE_CHECKING:
     from ragprune.pipeline import RerankPruner
 
@@ -19,16 +21,38 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument(
         "--batch-size",
-        type=int,
+        type=positive_int,
         default=64,
         help="encoder rows (query + passage chunks) per forward pass (default 64)",
     )
 
 
-def load_pruner(args: argparse.Namespace) -> RerankPruner:
+def checked_device(name: str | None) -> str | None:
+    """``name`` if torch can run on it here; else a ``UserError`` saying which devices exist."""
     from ragprune.cli import UserError
+
+    if name is None:
+        return None
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UserError(f"--device {name!r} is not a device name; use cpu, cuda or cuda:N") from None
+    if device.type == "cpu":
+        return name
+    if device.type != "cuda":
+        raise UserError(f"--device {name}: ragprune runs on cpu or cuda, not {device.type}")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise UserError(f"--device {name}: no CUDA GPU is visible to torch here; use --device cpu")
+    if device.index is not None and device.index >= count:
+        raise UserError(f"--device {name}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+    return name
+
+
+def load_pruner(args: argparse.Namespace) -> RerankPruner:
     from ragprune.pipeline import RerankPruner
 
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size {args.batch_size}: use a positive number of rows")
-    return RerankPruner.load(args.model, device=args.device, batch_size=args.batch_size)
+    device = checked_device(args.device)
+    return RerankPruner.load(args.model, device=device, batch_size=args.batch_size)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 
 from ragprune.cli.model_options import add_model_options, load_pruner
+from ragprune.cli.options import check_output, json_line, open_output, positive_int, unit_interval
 
 INPUT_HELP = (
     'JSONL, one object per line: {"query": str, "passages": [str | {"id", "text", "title", "metadata"}], '
-    '"id": optional query id}; other fields are copied to the output'
+    '"id": optional query id (string or integer; null or absent: the line number from 0)}; other fields '
+    "are copied to the output. '-' reads standard input"
 )
 
 
@@ -21,11 +23,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "and compression.",
     )
     parser.add_argument("--input", required=True, help=INPUT_HELP)
-    parser.add_argument("--output", required=True, help="output JSONL")
     parser.add_argument(
-        "--threshold", type=float, default=None, help="pruning threshold (default: the model's)"
+        "--output",
+        required=True,
+        help="output JSONL; '-' writes to standard output. The folder must exist (it is never created)",
     )
-    parser.add_argument("--top-k", type=int, default=None, help="keep only the best k passages per query")
+    parser.add_argument(
+        "--threshold",
+        type=unit_interval,
+        default=None,
+        help="pruning threshold in [0, 1] (default: the model's)",
+    )
+    parser.add_argument(
+        "--top-k", type=positive_int, default=None, help="keep only the best k passages per query"
+    )
     parser.add_argument(
         "--keep-order", action="store_true", help="keep the input order instead of sorting by score"
     )
@@ -34,14 +45,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
+    import sys
 
     from ragprune.data.errors import DataFormatError
     from ragprune.data.files import numbered_json_objects
     from ragprune.types import Query
 
-    records = []
+    check_output(args.output, "--output")
+    records, queries = [], []
     for lineno, record in numbered_json_objects(args.input, "prune input"):
         if not isinstance(record.get("query"), str) or not isinstance(record.get("passages"), list):
             raise DataFormatError.at(
@@ -50,9 +61,17 @@ def run(args: argparse.Namespace) -> int:
                 "each line needs a string 'query' and a list 'passages'",
                 f"write lines as {INPUT_HELP}",
             )
+        query_id = record.get("id")
+        if query_id is not None and (not isinstance(query_id, str | int) or isinstance(query_id, bool)):
+            raise DataFormatError.at(
+                args.input,
+                lineno,
+                f"'id' is {type(query_id).__name__}",
+                "write the query id as a string or an integer (or leave it out)",
+            )
+        queries.append(Query(str(len(records) if query_id is None else query_id), record["query"]))
         records.append(record)
     pruner = load_pruner(args)
-    queries = [Query(str(r.get("id", i)), r["query"]) for i, r in enumerate(records)]
     results = pruner.process(
         queries,
         [r["passages"] for r in records],
@@ -60,11 +79,10 @@ def run(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         reorder=not args.keep_order,
     )
-    path = Path(args.output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
+    with open_output(args.output) as handle:
         for record, result in zip(records, results):
             extra = {k: v for k, v in record.items() if k not in {"query", "passages", "id"}}
-            handle.write(json.dumps({**extra, **result.to_dict()}, ensure_ascii=False) + "\n")
-    print(f"wrote {len(results)} queries to {path}")
+            handle.write(json_line({**extra, **result.to_dict()}, handle.encoding))
+    where = "standard output" if args.output == "-" else args.output
+    print(f"ragprune prune: wrote {len(results)} queries to {where}", file=sys.stderr)
     return 0

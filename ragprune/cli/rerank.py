@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from typing import TextIO
 
 from ragprune.cli.model_options import add_model_options, load_pruner
+from ragprune.cli.options import (
+    check_output,
+    json_line,
+    open_output,
+    positive_int,
+    status_stream,
+    unit_interval,
+)
 
 DEFAULT_MEASURES = ("nDCG@10", "RR(rel=2)@10", "R@100")
 
@@ -14,22 +23,33 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "rerank",
         help="rerank a TREC run with the rerank + prune model",
         description="Rerank the top documents of every query of a TREC run (TREC in, TREC out). "
-        "Prints throughput and the mean share of text pruning removed; with --qrels also the measures.",
+        "Prints throughput and the mean share of text pruning removed; with --qrels also the measures "
+        "of the input and output runs, averaged over the judged queries the run holds (a warning says "
+        "when that is a subset of the judged queries). Output folders must exist; '-' is standard output.",
     )
     parser.add_argument("--queries", required=True, help="topics: 'qid<TAB>text' TSV or BEIR queries.jsonl")
     parser.add_argument("--run", required=True, help="input TREC run to rerank")
     parser.add_argument(
         "--passages", required=True, help="the collection: 'pid<TAB>text' TSV (.gz ok) or BEIR corpus.jsonl"
     )
-    parser.add_argument("--output", required=True, help="where to write the reranked TREC run")
     parser.add_argument(
-        "--top-k", type=int, default=100, help="rerank this many documents per query (default 100)"
+        "--output",
+        required=True,
+        help="where to write the reranked TREC run ('-': standard output; the summary then goes to stderr)",
     )
     parser.add_argument(
-        "--threshold", type=float, default=None, help="pruning threshold (default: the model's)"
+        "--top-k", type=positive_int, default=100, help="rerank this many documents per query (default 100)"
     )
     parser.add_argument(
-        "--qrels", default=None, help="TREC qrels: also print measures of input and output runs"
+        "--threshold",
+        type=unit_interval,
+        default=None,
+        help="pruning threshold in [0, 1] (default: the model's)",
+    )
+    parser.add_argument(
+        "--qrels",
+        default=None,
+        help="TREC qrels or BEIR qrels/<split>.tsv: also print measures of input and output runs",
     )
     parser.add_argument(
         "--pruned-output", default=None, help="also write per-passage scores, spans and pruned text (JSONL)"
@@ -42,40 +62,64 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     import time
-    from pathlib import Path
 
-    from ragprune.cli import UserError
-    from ragprune.data import read_corpus, read_qrels, read_queries, read_run, write_run
+    from ragprune.data import common_queries, format_run, read_any_qrels, read_corpus, read_queries, read_run
     from ragprune.pipeline.rerank_run import rerank_run
 
-    if args.top_k < 1:
-        raise UserError(f"--top-k {args.top_k}: use a positive number of documents")
+    format_run({}, tag=args.tag)  # a bad --tag fails here, not after the reranking
+    check_output(args.output, "--output")
+    if args.pruned_output is not None:
+        check_output(args.pruned_output, "--pruned-output")
+    if args.output == "-" and args.pruned_output == "-":
+        from ragprune.cli import UserError
+
+        raise UserError("--output and --pruned-output cannot both be standard output ('-')")
     queries = read_queries(args.queries)
     first_stage = read_run(args.run)
     corpus = read_corpus(args.passages)
-    qrels = read_qrels(args.qrels) if args.qrels else None
+    qrels = read_any_qrels(args.qrels) if args.qrels else None
+    covered = common_queries(qrels, first_stage) if qrels is not None else []  # fails before the model runs
     pruner = load_pruner(args)
     start = time.perf_counter()
     reranked = rerank_run(pruner, queries, first_stage, corpus, top_k=args.top_k, threshold=args.threshold)
     seconds = time.perf_counter() - start
-    write_run(reranked.run, args.output, tag=args.tag)
+    run_text = format_run(reranked.run, tag=args.tag)
+    with open_output(args.output) as handle:
+        handle.write(run_text)
     if args.pruned_output:
-        path = Path(args.pruned_output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8") as handle:
+        with open_output(args.pruned_output) as handle:
             for result in reranked.results:
-                handle.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+                handle.write(json_line(result.to_dict(), handle.encoding))
+    out = status_stream("-" if "-" in (args.output, args.pruned_output) else args.output)
     pairs = sum(len(result) for result in reranked.results)
-    print(f"pairs\t{pairs}")
-    print(f"pairs_per_second\t{pairs / seconds:.1f}\t({pruner.device})")
-    print(f"mean_compression\t{reranked.mean_compression:.4f}")
+    print(f"pairs\t{pairs}", file=out)
+    print(f"pairs_per_second\t{pairs / seconds:.1f}\t({pruner.device})", file=out)
+    print(f"mean_compression\t{reranked.mean_compression:.4f}", file=out)
     if qrels is not None:
-        from ragprune.evaluation import evaluate_run
-
-        before = evaluate_run(qrels, first_stage, DEFAULT_MEASURES).aggregate
-        after = evaluate_run(qrels, reranked.run, DEFAULT_MEASURES).aggregate
-        for name in DEFAULT_MEASURES:
-            print(f"{name}\t{after[name]:.4f}\t(input run {before[name]:.4f})")
+        _print_measures(args.qrels, qrels, covered, first_stage, reranked.run, out)
     return 0
+
+
+def _print_measures(
+    qrels_path: str, qrels: dict, covered: list[str], before_run: dict, after_run: dict, out: TextIO
+) -> None:
+    """Input and output measures over the judged queries the run holds, with a warning when those are
+    fewer than the judged queries (``ragprune eval`` would count the others as 0)."""
+    from ragprune.cli.measure_notes import warn, warn_unreachable
+    from ragprune.evaluation import evaluate_run
+
+    if len(covered) < len(qrels):
+        warn(
+            "rerank",
+            f"the run holds {len(covered)} of the {len(qrels)} queries judged in {qrels_path}: the measures "
+            f"below are means over those {len(covered)} queries only (ragprune eval --qrels {qrels_path} "
+            "counts the missing ones as 0)",
+        )
+    judged = {qid: qrels[qid] for qid in covered}
+    warn_unreachable("rerank", qrels_path, judged, DEFAULT_MEASURES)
+    before = evaluate_run(judged, before_run, DEFAULT_MEASURES).aggregate
+    after = evaluate_run(judged, after_run, DEFAULT_MEASURES).aggregate
+    print(f"queries\t{len(covered)}\t(judged queries in the run)", file=out)
+    for name in DEFAULT_MEASURES:
+        print(f"{name}\t{after[name]:.4f}\t(input run {before[name]:.4f})", file=out)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -14,8 +16,11 @@ from ragprune.data.errors import DataFormatError, missing_file
 def open_binary(path: str | Path, what: str) -> IO[bytes]:
     """Open a data file for reading bytes, gunzipping ``*.gz`` transparently.
 
-    ``what`` names the kind of file (e.g. ``"qrels"``) for the error when it does not exist.
+    ``what`` names the kind of file (e.g. ``"qrels"``) for the error when it does not exist. The path
+    ``-`` is standard input, read whole (the commands that accept it hold every record anyway).
     """
+    if str(path) == "-":
+        return io.BytesIO(sys.stdin.buffer.read())
     path = Path(path)
     if not path.is_file():
         raise missing_file(path, what)

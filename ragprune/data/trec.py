@@ -142,6 +142,14 @@ def write_run(run: Mapping[str, Mapping[str, float]], path: str | Path, tag: str
 
     Scores are written in full precision, so :func:`read_run` gives back exactly the same values.
     """
+    text = format_run(run, tag)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def format_run(run: Mapping[str, Mapping[str, float]], tag: str = "ragprune") -> str:
+    """The text :func:`write_run` writes (for writing elsewhere, e.g. standard output)."""
     if not tag or any(ch.isspace() for ch in tag):
         raise ValueError(f"run tag {tag!r} must be a non-empty string without whitespace")
     lines: list[str] = []
@@ -152,9 +160,7 @@ def write_run(run: Mapping[str, Mapping[str, float]], path: str | Path, tag: str
             if not math.isfinite(score):
                 raise ValueError(f"score {score!r} of query {qid!r}, doc {doc_id!r} is not finite")
             lines.append(f"{qid} Q0 {doc_id} {rank} {float(score)!r} {tag}\n")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(lines), encoding="utf-8")
+    return "".join(lines)
 
 
 def _check_token(name: str, value: str) -> None:
