@@ -2,44 +2,52 @@
 
 - ``POST /v1/rerank``: ``{"query", "documents", "top_n", "return_documents"}`` ->
   ``{"model", "results": [{"index", "relevance_score", "document"?}]}``, best first (Cohere/Jina shape).
+- ``POST /v2/rerank``: Cohere's ``ClientV2.rerank``: ``{"model", "query", "documents", "top_n",
+  "relevant_spans"?}`` -> ``{"id", "results": [{"index", "relevance_score", "relevant_spans"?}], "meta"}``;
+  ``relevant_spans: {"mode": "enabled", "threshold"?, "max_spans"?}`` returns the kept sentences as
+  ``{"start", "end", "score"}`` (code point offsets), most relevant first.
 - ``POST /rerank``: text-embeddings-inference's shape, ``{"query", "texts", "return_text", "raw_scores"}``
   -> ``[{"index", "score", "text"?}]``, best first.
 - ``POST /v1/prune``: the /v1/rerank request plus ``threshold`` -> per document the score, the kept
   character spans (Unicode code point offsets into the document text), the pruned text and the
   per-sentence scores.
-- ``GET /health``: model, device, limits and batching counters.
+- ``GET /health``: model, device, limits (characters and tokens) and batching counters.
+- ``GET /info``: text-embeddings-inference's model info.
 
 Concurrent requests are gathered by a ``MicroBatcher`` into one ``RerankPruner.process`` call that
 runs in a worker thread, so the event loop keeps accepting requests while the model works. Request
-size, document count and length, and the batch size are bounded; bad input gets a 4xx whose
-``detail`` names the problem and the fix. Needs the ``serve`` extra (FastAPI + uvicorn).
+size, document count and length, and the batch size are bounded; more waiting requests than
+``max_pending`` get 429 (TEI's "overloaded"). Bad input gets a 4xx whose body names the field and the
+fix (``ragprune.server_errors``); no input gives a 5xx. Lone UTF-16 surrogates (valid JSON escapes such
+as ``"\\ud800"``) in texts are replaced by U+FFFD, one code point for one, so offsets still point into
+the text the client sent. Needs the ``serve`` extra (FastAPI + uvicorn).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.datastructures import Headers
-from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ragprune import __version__
 from ragprune.pipeline.inputs import as_document
 from ragprune.pipeline.process import RerankPruner
-from ragprune.pipeline.results import QueryResult
+from ragprune.pipeline.results import PassageResult, QueryResult
+from ragprune.server_errors import EXAMPLE_REQUEST, SafeJSONResponse, error_response, install_error_handlers
 from ragprune.types import Document, Query, json_float
 
-EXAMPLE_REQUEST = (
-    '{"query": "how long do fleas live?", "documents": ["Fleas live up to a year.", "Paris is big."]}'
-)
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,7 @@ class ServerLimits:
     max_request_chars: int = 2_000_000  # query + all documents
     max_request_bytes: int = 16 * 1024 * 1024  # the raw JSON body
     max_batch_size: int = 256  # (query, document) pairs per model call; a larger request runs alone
-    max_pending: int = 512  # requests waiting for the model; more get 503
+    max_pending: int = 512  # requests waiting for the model; more get 429
 
 
 class RerankRequest(BaseModel):
@@ -66,14 +74,39 @@ class RerankRequest(BaseModel):
     return_documents: bool = Field(default=False, description="echo each document in its result")
 
 
+class RelevantSpans(BaseModel):
+    """Cohere's ``relevant_spans`` option: return the sentences pruning keeps, with their scores."""
+
+    mode: Literal["enabled", "disabled"]
+    threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="sentence keep threshold (default: the model's)"
+    )
+    max_spans: int | None = Field(default=None, ge=1, description="at most this many spans per document")
+
+
+class RerankV2Request(BaseModel):
+    """Cohere ``ClientV2.rerank``'s request. ``max_tokens_per_doc`` and ``priority`` are accepted and
+    ignored: ragprune never truncates a document (long ones are scored in chunks)."""
+
+    model: str | None = None
+    query: str
+    documents: list[Any] = Field(description="strings (or objects as in /v1/rerank)")
+    top_n: int | None = Field(default=None, ge=1)
+    max_tokens_per_doc: int | None = Field(default=None, ge=1)
+    relevant_spans: RelevantSpans | None = None
+    priority: int | None = None
+
+
 class TeiRerankRequest(BaseModel):
-    """A text-embeddings-inference ``/rerank`` request. ``truncate`` is accepted and ignored: ragprune
-    never truncates, it scores long texts in chunks."""
+    """A text-embeddings-inference ``/rerank`` request. ``truncate`` is accepted; ragprune never
+    truncates documents (it scores long texts in chunks)."""
 
     query: str
     texts: list[Any] = Field(description="strings, or objects as in /v1/rerank's documents")
     return_text: bool = False
     raw_scores: bool = Field(default=False, description="the relevance logit instead of the probability")
+    truncate: bool = False
+    truncation_direction: Literal["right", "left", "Right", "Left"] = "right"
 
 
 class PruneRequest(RerankRequest):
@@ -203,7 +236,7 @@ def _settle(future: asyncio.Future, *, result: Any = None, error: BaseException 
 
 
 class BodySizeLimit:
-    """ASGI middleware: 413 with a JSON ``detail`` for a body over ``max_bytes``, declared or streamed.
+    """ASGI middleware: 413 with a JSON error body for a body over ``max_bytes``, declared or streamed.
 
     (Starlette's own limit answers in plain text, without saying what the limit is.)
     """
@@ -222,7 +255,7 @@ class BodySizeLimit:
             return
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await JSONResponse({"detail": self.detail}, status_code=413)(scope, receive, send)
+            await error_response(scope["path"], 413, self.detail)(scope, receive, send)
             return
         received = 0
 
@@ -258,13 +291,11 @@ def create_app(
         title="ragprune",
         summary="Rerank retrieved passages and prune them to the sentences that answer the query.",
         lifespan=lifespan,
+        default_response_class=SafeJSONResponse,
     )
     app.add_middleware(BodySizeLimit, max_bytes=limits.max_request_bytes)
     app.state.batcher = batcher
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
-        return _validation_error_response(error)
+    install_error_handlers(app)
 
     async def scored(query_text: str, values: list[Any], threshold: float | None, field: str) -> QueryResult:
         query, documents = _checked(query_text, values, limits, field)
@@ -272,11 +303,11 @@ def create_app(
             return await batcher.submit(query, documents, threshold)
         except ServerBusy:
             raise HTTPException(
-                503,
-                f"server busy: {limits.max_pending} requests are already waiting; retry shortly",
+                429,
+                f"server overloaded: {limits.max_pending} requests are already waiting; retry shortly",
                 headers={"Retry-After": "1"},
             ) from None
-        except ValueError as error:  # input the model cannot take, e.g. a query longer than its window
+        except (ValueError, TypeError) as error:  # input the model cannot take, e.g. a too long query
             raise HTTPException(422, str(error)) from error
 
     @app.post("/v1/rerank")
@@ -289,7 +320,25 @@ def create_app(
             if request.return_documents:
                 item["document"] = passage.document.to_dict()
             results.append(item)
-        return JSONResponse({"model": model_name, "results": results})
+        return SafeJSONResponse({"model": model_name, "results": results})
+
+    @app.post("/v2/rerank")
+    async def rerank_v2(request: RerankV2Request) -> JSONResponse:
+        """Rerank ``documents`` for ``query`` (Cohere ``ClientV2.rerank``), optionally with relevant spans."""
+        spans = (
+            request.relevant_spans
+            if request.relevant_spans and request.relevant_spans.mode == "enabled"
+            else None
+        )
+        result = await scored(request.query, request.documents, spans and spans.threshold, "documents")
+        results = []
+        for passage in result.passages[: request.top_n]:
+            item: dict[str, Any] = {"index": passage.index, "relevance_score": passage.probability}
+            if spans is not None and (found := _relevant_spans(passage, spans.max_spans)):
+                item["relevant_spans"] = found
+            results.append(item)
+        meta = {"api_version": {"version": "2"}, "billed_units": {"search_units": 0}}
+        return SafeJSONResponse({"id": str(uuid.uuid4()), "results": results, "meta": meta})
 
     @app.post("/v1/prune")
     async def prune(request: PruneRequest) -> JSONResponse:
@@ -302,7 +351,7 @@ def create_app(
                 for key in ("text", "title", "metadata"):
                     item.pop(key, None)
             results.append(item)
-        return JSONResponse({"model": model_name, "query": result.query.text, "results": results})
+        return SafeJSONResponse({"model": model_name, "query": result.query.text, "results": results})
 
     @app.post("/rerank")
     async def rerank_tei(request: TeiRerankRequest) -> JSONResponse:
@@ -315,7 +364,7 @@ def create_app(
             if request.return_text:
                 item["text"] = passage.document.text
             results.append(item)
-        return JSONResponse(results)
+        return SafeJSONResponse(results)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -326,15 +375,51 @@ def create_app(
             "device": str(pruner.device),
             "pending": batcher.pending,
             "batching": asdict(batcher.stats),
-            "limits": asdict(limits),
+            "limits": {**asdict(limits), **_token_limits(pruner)},
+        }
+
+    @app.get("/info")
+    async def info() -> dict[str, Any]:
+        """The model and its limits in text-embeddings-inference's ``/info`` shape."""
+        tokens = _token_limits(pruner)
+        return {
+            "model_id": model_name,
+            "model_sha": None,
+            "model_dtype": str(getattr(pruner.model, "dtype", "float32")).removeprefix("torch."),
+            "model_type": {"reranker": {"id2label": {"0": "relevance"}, "label2id": {"relevance": 0}}},
+            "max_concurrent_requests": limits.max_pending,
+            "max_input_length": tokens["window_tokens"],
+            "max_batch_tokens": limits.max_batch_size * tokens["window_tokens"],
+            "max_batch_requests": None,
+            "max_client_batch_size": limits.max_documents,
+            "tokenization_workers": max(1, getattr(getattr(pruner, "preparer", None), "workers", 1)),
+            "version": __version__,
         }
 
     return app
 
 
+def _token_limits(pruner: RerankPruner) -> dict[str, int]:
+    """The model's limits in tokens: its window (query, title and a passage chunk share it)."""
+    return {"window_tokens": int(pruner.max_length)}
+
+
+def _relevant_spans(passage: PassageResult, max_spans: int | None) -> list[dict[str, Any]]:
+    """Cohere's ``relevant_spans``: the kept sentences, most relevant first (ties in text order)."""
+    kept = [s for s in passage.sentences if s.kept]
+    kept.sort(key=lambda s: (-s.score, s.span.start))
+    return [{"start": s.span.start, "end": s.span.end, "score": s.score} for s in kept[:max_spans]]
+
+
+def _well_formed(text: str) -> str:
+    """``text`` with each lone UTF-16 surrogate replaced by U+FFFD (same length, so offsets still hold)."""
+    return LONE_SURROGATE.sub("\ufffd", text)
+
+
 def _checked(query: str, values: list[Any], limits: ServerLimits, field: str) -> tuple[Query, list[Document]]:
     """The request's query and documents (the list under ``field``), or the 4xx that says what is wrong
     and how to fix it."""
+    query = _well_formed(query)
     if not query.strip():
         raise HTTPException(422, f"query is empty; send the question text, e.g. {EXAMPLE_REQUEST}")
     if len(query) > limits.max_query_chars:
@@ -352,17 +437,7 @@ def _checked(query: str, values: list[Any], limits: ServerLimits, field: str) ->
         )
     documents = []
     for i, value in enumerate(values):
-        if not isinstance(value, str | dict):
-            raise HTTPException(
-                422,
-                f"{field}[{i}] is {type(value).__name__}; send a string or an object with a 'text' field",
-            )
-        if isinstance(value, dict) and not isinstance(value.get("metadata") or {}, dict):
-            raise HTTPException(422, f"{field}[{i}].metadata must be a JSON object")
-        try:
-            document = as_document(value, i)
-        except (TypeError, ValueError) as error:
-            raise HTTPException(422, f"{field}[{i}]: {error}") from error
+        document = _document(value, i, field)
         if len(document.text) > limits.max_document_chars:
             raise HTTPException(
                 413,
@@ -380,25 +455,27 @@ def _checked(query: str, values: list[Any], limits: ServerLimits, field: str) ->
     return Query("0", query), documents
 
 
-def _validation_error_response(error: RequestValidationError) -> JSONResponse:
-    problems = error.errors()
-    bad_json = next((p for p in problems if p.get("type") == "json_invalid"), None)
-    if bad_json is not None:
-        reason = bad_json.get("ctx", {}).get("error", "JSON decode error")
-        position = bad_json["loc"][-1]
-        message = (
-            f"request body is not valid JSON ({reason} at character {position}); send e.g. {EXAMPLE_REQUEST}"
+def _document(value: Any, i: int, field: str) -> Document:
+    """One request document as a ``Document`` (texts made well-formed), or the 422 naming the field."""
+    if isinstance(value, str):
+        return as_document(_well_formed(value), i)
+    if not isinstance(value, dict):
+        raise HTTPException(
+            422, f"{field}[{i}] is {type(value).__name__}; send a string or an object with a 'text' field"
         )
-        return JSONResponse({"detail": message}, status_code=400)
-    if any(tuple(problem["loc"]) == ("body",) for problem in problems):
-        message = (
-            "the request body must be a JSON object sent with Content-Type: application/json, "
-            f"e.g. {EXAMPLE_REQUEST}"
+    if not isinstance(value.get("metadata") or {}, dict):
+        raise HTTPException(422, f"{field}[{i}].metadata must be a JSON object")
+    for key in ("text", "title"):
+        if value.get(key) is not None and not isinstance(value[key], str):
+            raise HTTPException(422, f"{field}[{i}].{key} must be a string, got {type(value[key]).__name__}")
+    doc_id = value.get("id")
+    if doc_id is not None and (isinstance(doc_id, bool) or not isinstance(doc_id, str | int)):
+        raise HTTPException(
+            422, f"{field}[{i}].id must be a string or an integer (or absent), got {type(doc_id).__name__}"
         )
-        return JSONResponse({"detail": message}, status_code=422)
-    described = [
-        f"{'.'.join(str(part) for part in problem['loc'] if part != 'body')}: {problem['msg']}"
-        for problem in problems
-    ]
-    message = "; ".join(described) + f" (send e.g. {EXAMPLE_REQUEST})"
-    return JSONResponse({"detail": message}, status_code=422)
+    cleaned = {k: v for k, v in value.items() if not (k == "id" and v is None)}  # null id: no id
+    cleaned.update({k: _well_formed(value[k]) for k in ("text", "title") if isinstance(value.get(k), str)})
+    try:
+        return as_document(cleaned, i)
+    except (TypeError, ValueError) as error:
+        raise HTTPException(422, f"{field}[{i}]: {error}") from error

@@ -89,7 +89,9 @@ def test_tei_rerank_shape(client, pruner):
     assert [item["score"] for item in raw[:3]] == pytest.approx([d.logit for d in expected], abs=1e-5)
     assert raw[3] == {"index": 3, "score": None}  # an empty text: logit -inf
     missing = client.post("/rerank", json={"query": QUERY, "texts": []})
-    assert missing.status_code == 422 and "texts is empty" in missing.json()["detail"]
+    assert missing.status_code == 422
+    assert missing.json() == {"error": missing.json()["error"], "error_type": "validation"}  # TEI's shape
+    assert "texts is empty" in missing.json()["error"]
 
 
 def test_prune_returns_scores_spans_and_pruned_text(client, pruner):
@@ -162,7 +164,7 @@ def test_empty_and_whitespace_documents_score_zero_and_sort_last(client):
 def test_malformed_bodies_get_a_clear_4xx(client, content, headers, status, message):
     response = client.post("/v1/rerank", content=content, headers=headers)
     assert response.status_code == status
-    assert message in response.json()["detail"]
+    assert message in response.json()["message"]
 
 
 @pytest.mark.parametrize(
@@ -188,21 +190,21 @@ def test_malformed_bodies_get_a_clear_4xx(client, content, headers, status, mess
 def test_invalid_requests_get_a_clear_4xx(client, payload, status, message):
     response = client.post("/v1/prune", json=payload)
     assert response.status_code == status, response.text
-    assert message in response.json()["detail"]
+    assert message in response.json()["message"]
 
 
 def test_oversize_bodies_are_refused_with_413(client, base_url):
     big = json.dumps({"query": QUERY, "documents": ["x" * 1_000] * 21}).encode()
     assert len(big) > LIMITS.max_request_bytes
     response = client.post("/v1/rerank", content=big, headers={"content-type": "application/json"})
-    assert response.status_code == 413 and "limit of 20000 bytes" in response.json()["detail"]
+    assert response.status_code == 413 and "limit of 20000 bytes" in response.json()["message"]
 
     def chunks():  # no Content-Length: the limit applies while the body streams in
         yield big[:10_000]
         yield big[10_000:]
 
     streamed = client.post("/v1/rerank", content=chunks(), headers={"content-type": "application/json"})
-    assert streamed.status_code == 413 and "limit of 20000 bytes" in streamed.json()["detail"]
+    assert streamed.status_code == 413 and "limit of 20000 bytes" in streamed.json()["message"]
     assert client.get("/health").status_code == 200  # still serving
 
 
@@ -243,6 +245,9 @@ class GatedPruner:
         self.entered = threading.Event()
         self.release = threading.Event()
         self.calls: list[int] = []
+
+    def __getattr__(self, name: str):  # everything but process: the real pruner's (limits, model, ...)
+        return getattr(self.pruner, name)
 
     def process(self, queries, passages, **kwargs):
         self.calls.append(len(queries))
@@ -285,8 +290,8 @@ def test_queued_requests_are_batched_isolated_and_bounded(pruner):
         first, rest, queued_extra, refused = asyncio.run(scenario())
         assert first.status_code == 200
         assert [r.status_code for r in rest] == [200, 200, 200, 422, 200]
-        assert "shorten the query" in rest[3].json()["detail"]
-        assert refused.status_code == 503 and "server busy" in refused.json()["detail"]
+        assert "shorten the query" in rest[3].json()["message"]
+        assert refused.status_code == 429 and "server overloaded" in refused.json()["message"]
         assert queued_extra.status_code == 200
         for payload, response in zip([*good[1:], thresholded], [*rest[:3], rest[4]]):
             expected = prune(pruner, payload["query"], TEXTS, threshold=payload.get("threshold"))
@@ -321,5 +326,8 @@ def test_ragprune_serve_command_wires_options_into_the_server(tiny_model_dir, mo
 def test_ragprune_serve_refuses_non_positive_limits(tiny_model_dir, capsys):
     from ragprune.cli import main
 
-    assert main(["serve", "--model", str(tiny_model_dir), "--max-batch-size", "0"]) == 2
-    assert "--max-batch-size must be a positive number" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--model", str(tiny_model_dir), "--max-batch-size", "0"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--max-batch-size" in err and "0 must be a positive number" in err
