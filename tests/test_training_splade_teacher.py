@@ -144,9 +144,11 @@ def test_splade_scores_match_dense_computation_and_dl21_picks_the_best_ensemble(
     assert _read(out / "pool.jsonl.gz") == _read(data / "pool.jsonl.gz")
 
 
-def test_choose_prefers_fewer_parts_on_a_tie_and_missing_qrels_fail_clearly(st):
+def test_choose_prefers_fewer_parts_on_a_tie_and_bad_inputs_fail_clearly(st, tmp_path):
     means = {name: 0.5 for name in st.SPECS} | {"z(mpnet+0.5splade+0.1bm25)": 0.61, "mpnet": 0.61004}
     assert st.choose(means) == "mpnet"
     record = _record("dl21:7", "query", {"p0": 1.0, "p1": 0.0}, docnos=True)
     with pytest.raises(KeyError, match="DL21 query 7 has no qrels"):
         st.dl21_table([record], {"8": {"dp0": 1}})
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        st.load_splade(tmp_path)

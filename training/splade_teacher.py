@@ -81,13 +81,18 @@ def bundled_model_dir() -> Path:
 
 
 def load_splade(path: Path):
-    """``(tokenizer, model)`` of a BERT masked-LM folder, offline, on CPU, in eval mode."""
+    """``(tokenizer, model)`` of a BERT masked-LM folder, offline, on CPU, in eval mode.
+
+    Raises FileNotFoundError for a folder without a model and ValueError for a model that is not BERT
+    (:func:`encode` reads BERT's MLM head)."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path}: no config.json; pass --model a folder holding a BERT masked LM")
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = AutoModelForMaskedLM.from_pretrained(path, local_files_only=True).eval()
+    if model.config.model_type != "bert":
+        raise ValueError(f"{path} holds a {model.config.model_type!r} model; pass --model a BERT masked LM")
     return tokenizer, model
 
 
