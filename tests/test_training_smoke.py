@@ -82,6 +82,7 @@ def tiny_training_data(tmp_path, tiny_model_dir) -> tuple[Path, Path]:
     _write(data / "sentences.jsonl.gz", sentences)
     _write(data / "valid_dl21.jsonl.gz", valid)
     _write(data / "valid_pruning.jsonl.gz", groups[:2])
+    _load_script("build_spliced").main(["--data", str(data), "--variants", "3"])
 
     torch.manual_seed(0)
     backbone = tmp_path / "backbone"
@@ -122,6 +123,9 @@ def test_training_smoke_run_saves_a_loadable_model_and_resumes(tiny_training_dat
     result = pruner.process("fleas", list(PASSAGES.values()))
     assert len(result) == len(PASSAGES)
     assert "calibration_scale" in pruner.model.config.training
+    scale, bias = pruner.model.config.training["sentence_calibration"]
+    assert np.isfinite(scale) and np.isfinite(bias)
+    assert pruner.threshold in train.ROUND_THRESHOLDS + (0.0,)
     resumed = train.main(argv)  # the checkpoint is at max-steps already: resumes, trains nothing more
     assert resumed["history"][: len(summary["history"])] == summary["history"]
 

@@ -4,12 +4,15 @@ Read top to bottom: load the training groups, tokenize every passage and query o
 takes a few queries with a group of candidates each and trains, in one encoder pass per pair,
   * the rank head by listwise distillation: KL(softmax(teacher / tau), softmax(student)), with the
     gold passage (where the source names one) mixed into the target;
-  * the token head by per-token binary cross-entropy against sentence labels (gold where the source
-    has them, otherwise silver: the best-matching sentences of the passage the teacher ranks first;
-    every sentence of a non-relevant passage is labelled "drop").
+  * the token head by a sentence-level contrast loss (``ragprune.training.losses.SentenceContrastLoss``)
+    against sentence labels: gold where the source has them, otherwise silver (the best-matching
+    sentences of the passage the teacher ranks first); every sentence of a non-relevant passage is
+    "drop", at a reduced weight; plus, each step, spliced passages from ``build_spliced.py`` whose
+    gold sits at a random position among sentences that do not answer.
 After each epoch the model reranks the DL21 validation slice (a training split: tuning is allowed
-there, never on DL19/DL20/BEIR). At the end it fits Platt calibration on DL21 and picks the pruning
-threshold on the sentence-labelled training questions build_data.py held out, then saves fp16 weights.
+there, never on DL19/DL20/BEIR). At the end it fits Platt calibration of the rank logit on DL21,
+calibrates the sentence probabilities on the held-out training questions (folded into the token head,
+so thresholds read as probabilities), picks a round default threshold there, then saves fp16 weights.
 
 Runs unattended on one GPU (bf16) or, tiny, on the CPU (the tests run a smoke version).
 """
@@ -45,6 +48,7 @@ from ragprune.pipeline.encoding import (  # noqa: E402
     tokenize_passages,
 )
 from ragprune.pipeline.results import require_rethresholdable  # noqa: E402
+from ragprune.training.losses import IGNORE, SentenceContrastLoss, sentence_probabilities  # noqa: E402
 
 log = logging.getLogger("train")
 
@@ -52,7 +56,9 @@ log = logging.getLogger("train")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", type=Path, default=Path(".cache/train"), help="folder written by build_data.py")
-    p.add_argument("--backbone", type=Path, required=True, help="Hugging Face encoder folder to start from")
+    start = p.add_mutually_exclusive_group(required=True)
+    start.add_argument("--backbone", type=Path, help="Hugging Face encoder folder to start from (new heads)")
+    start.add_argument("--init", type=Path, help="ragprune model folder to continue from (warm start)")
     p.add_argument(
         "--out",
         type=Path,
@@ -74,6 +80,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--token-weight", type=float, default=1.0, help="weight of the token loss")
     p.add_argument(
+        "--irrelevant-weight",
+        type=float,
+        default=0.25,
+        help="token-loss weight of a passage whose sentences are all 'drop' because it is not relevant",
+    )
+    p.add_argument("--silver-weight", type=float, default=0.5, help="token-loss weight of a silver passage")
+    p.add_argument("--pair-weight", type=float, default=1.0, help="weight of the within-passage pair term")
+    p.add_argument("--pair-margin", type=float, default=2.0, help="logit margin of the pair term")
+    p.add_argument(
+        "--spliced-per-step", type=int, default=32, help="spliced passages per step (0: none, or no file)"
+    )
+    p.add_argument(
         "--silver-margin",
         type=float,
         default=0.1,
@@ -87,6 +105,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--target-recall", type=float, default=0.92, help="pruning threshold: held-out gold recall to keep"
+    )
+    p.add_argument(
+        "--calibrate-sentences",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fit sentence-probability calibration on held-out training questions into the token head",
     )
     p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: all epochs)")
     p.add_argument("--valid-queries", type=int, default=0, help="limit DL21 validation queries (0: all)")
@@ -129,6 +153,7 @@ class Candidate:
     pid: str
     teacher: float
     labels: np.ndarray  # per sentence
+    weight: float = 1.0  # of the passage in the token loss
 
 
 @dataclass
@@ -173,7 +198,8 @@ def build_groups(
                 relevant,
                 args.silver_margin,
             )
-            built.append(Candidate(c["pid"], float(z[i]), labels))
+            weight = 1.0 if c["pid"] in gold else args.silver_weight if silver else args.irrelevant_weight
+            built.append(Candidate(c["pid"], float(z[i]), labels, weight))
         groups.append(Group(record["qid"], record["query"], query_ids[record["qid"]], built, set(gold)))
     return groups
 
@@ -199,28 +225,44 @@ def collate(
     max_length: int,
     pad_id: int,
 ) -> dict:
-    rows, token_labels = [], []
-    for group, candidates in zip(groups, chosen):
-        for c in candidates:
-            row = build_rows(group.query_ids, passages[pool_index[c.pid]], template, max_length)[0]
-            rows.append(row)
-            labels = np.where(
-                row.sentence_ids == NO_SENTENCE, -100.0, c.labels[np.maximum(row.sentence_ids, 0)]
-            )
-            token_labels.append(labels)
+    examples = [
+        (group.query_ids, passages[pool_index[c.pid]], c.labels, c.weight)
+        for group, candidates in zip(groups, chosen)
+        for c in candidates
+    ]
+    return collate_examples(examples, template, max_length, pad_id)
+
+
+def collate_examples(
+    examples: list[tuple[np.ndarray, TokenizedPassage, np.ndarray, float]],
+    template: PairTemplate,
+    max_length: int,
+    pad_id: int,
+) -> dict:
+    """Pad (query ids, passage, sentence labels, token-loss weight) examples into one batch.
+
+    Only a passage's first row is encoded (training passages are built to fit the window); sentences
+    with no token in it get no label. Returns tensors ``input_ids``/``token_type_ids``/``attention_mask``/
+    ``sentence_ids`` ``[B, L]``, ``sentence_labels`` ``[B, S]`` and ``passage_weight`` ``[B]``.
+    """
+    rows = [build_rows(query, passage, template, max_length)[0] for query, passage, _, _ in examples]
     width = max(len(r.input_ids) for r in rows)
+    sentences = max(1, max(len(labels) for _, _, labels, _ in examples))
     batch = {
         "input_ids": np.full((len(rows), width), pad_id),
         "token_type_ids": np.zeros((len(rows), width), dtype=np.int64),
         "attention_mask": np.zeros((len(rows), width), dtype=np.int64),
-        "token_labels": np.full((len(rows), width), -100.0, dtype=np.float32),
+        "sentence_ids": np.full((len(rows), width), NO_SENTENCE, dtype=np.int64),
+        "sentence_labels": np.full((len(rows), sentences), IGNORE, dtype=np.int64),
+        "passage_weight": np.asarray([weight for *_, weight in examples], dtype=np.float32),
     }
-    for r, (row, labels) in enumerate(zip(rows, token_labels)):
+    for r, (row, (_, _, labels, _)) in enumerate(zip(rows, examples)):
         n = len(row.input_ids)
         batch["input_ids"][r, :n] = row.input_ids
         batch["token_type_ids"][r, :n] = row.token_type_ids
         batch["attention_mask"][r, :n] = 1
-        batch["token_labels"][r, :n] = labels
+        batch["sentence_ids"][r, :n] = row.sentence_ids
+        batch["sentence_labels"][r, : len(labels)] = labels
     return {k: torch.from_numpy(np.asarray(v)) for k, v in batch.items()}
 
 
@@ -293,8 +335,19 @@ def fit_platt(pairs: list[tuple[float, int]]) -> tuple[float, float]:
 THRESHOLD_GRID = tuple(float(t) for t in np.round(np.geomspace(0.0005, 0.9, 60), 4))
 
 
-def pick_threshold(pruner: RerankPruner, groups: list[Group], texts: dict[str, str], target: float) -> dict:
-    """Highest threshold whose gold-sentence recall on held-out training questions stays >= target.
+# once sentence probabilities are calibrated, the default is a round value (Provence's convention:
+# about 0.1 conservative, 0.5 aggressive)
+ROUND_THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+
+
+def pick_threshold(
+    pruner: RerankPruner,
+    groups: list[Group],
+    texts: dict[str, str],
+    target: float,
+    grid: tuple[float, ...] = THRESHOLD_GRID,
+) -> dict:
+    """Highest threshold in ``grid`` whose gold-sentence recall on held-out training questions is >= target.
 
     ``removed`` is the share of characters dropped over the candidates the groups hold.
     """
@@ -317,7 +370,7 @@ def pick_threshold(pruner: RerankPruner, groups: list[Group], texts: dict[str, s
             scores_kept.append((scores, labels, lengths))
             tokens.append(lengths.sum())
     best = {"threshold": 0.0, "recall": 1.0, "removed": 0.0}
-    for threshold in THRESHOLD_GRID:
+    for threshold in grid:
         hit = sum(((s > threshold) & (lab > 0)).sum() for s, lab, _ in scores_kept)
         total = sum((lab > 0).sum() for _, lab, _ in scores_kept)
         kept_chars = sum(length[s > threshold].sum() for s, _, length in scores_kept)
@@ -331,6 +384,100 @@ def pick_threshold(pruner: RerankPruner, groups: list[Group], texts: dict[str, s
     return best
 
 
+def token_outputs(
+    model: RerankPruneModel,
+    examples: list[tuple[np.ndarray, TokenizedPassage, np.ndarray, float]],
+    template: PairTemplate,
+    max_length: int,
+    pad_id: int,
+    device: torch.device,
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """``(token_logits, sentence_ids, sentence_labels)`` per batch of 128 examples (fp32, eval mode)."""
+    batches = []
+    model.eval()
+    with torch.no_grad():
+        for first in range(0, len(examples), 128):
+            batch = collate_examples(examples[first : first + 128], template, max_length, pad_id)
+            batch = {k: v.to(device) for k, v in batch.items()}
+            out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+            batches.append((out.token_logits.float(), batch["sentence_ids"], batch["sentence_labels"]))
+    return batches
+
+
+def heldout_pruning(
+    batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], positions: list[str], threshold: float
+) -> dict:
+    """Sentence decisions at ``threshold`` on held-out answer-bearing passages: gold recall, share of the
+    other sentences dropped, and gold recall by the gold block's position (spliced passages)."""
+    kept, gold, where = [], [], []
+    row = 0
+    for logits, sentence_ids, labels in batches:
+        probs, counts = sentence_probabilities(logits, sentence_ids, labels.shape[1])
+        valid = (labels != IGNORE) & (counts > 0)
+        for r in range(len(labels)):
+            mask = valid[r]
+            kept.append((probs[r][mask] > threshold).cpu().numpy())
+            gold.append((labels[r][mask] == 1).cpu().numpy())
+            where.append(positions[row] if row < len(positions) else "whole")
+            row += 1
+    k, g = np.concatenate(kept), np.concatenate(gold)
+    by_position = {}
+    for name in sorted(set(where)):
+        rows = [i for i, w in enumerate(where) if w == name]
+        hit = sum(int((kept[i] & gold[i]).sum()) for i in rows)
+        by_position[name] = hit / max(1, sum(int(gold[i].sum()) for i in rows))
+    return {
+        "threshold": threshold,
+        "gold_recall": float((k & g).sum() / max(1, g.sum())),
+        "other_dropped": float((~k & ~g).sum() / max(1, (~g).sum())),
+        "gold_recall_by_position": by_position,
+    }
+
+
+def fit_sentence_calibration(
+    model: RerankPruneModel,
+    examples: list[tuple[np.ndarray, TokenizedPassage, np.ndarray, float]],
+    template: PairTemplate,
+    max_length: int,
+    pad_id: int,
+    device: torch.device,
+) -> tuple[float, float]:
+    """Scale ``a`` and bias ``b`` of the token logits so that the sentence probability
+    ``mean_t sigmoid(a * logit_t + b)`` fits P(sentence is gold) on held-out examples (maximum
+    likelihood; Platt scaling, Platt 1999, applied before the pipeline's per-sentence mean).
+
+    Being affine in the logit, the map folds into the token head's linear layer (:func:`fold_calibration`),
+    so the pipeline and the kernel are unchanged and a threshold reads as a probability.
+    """
+    batches = token_outputs(model, examples, template, max_length, pad_id, device)
+    a = torch.ones(1, device=device, requires_grad=True)
+    b = torch.zeros(1, device=device, requires_grad=True)
+    optimizer = torch.optim.LBFGS([a, b], max_iter=100)
+
+    def closure():
+        optimizer.zero_grad()
+        losses, count = [], 0
+        for logits, sentence_ids, labels in batches:
+            probs, counts = sentence_probabilities(a * logits + b, sentence_ids, labels.shape[1])
+            valid = (labels != IGNORE) & (counts > 0)
+            p = probs[valid].clamp(1e-6, 1 - 1e-6)
+            losses.append(F.binary_cross_entropy(p, labels[valid].float(), reduction="sum"))
+            count += int(valid.sum())
+        loss = torch.stack(losses).sum() / max(1, count)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return float(a.detach()), float(b.detach())
+
+
+def fold_calibration(model: RerankPruneModel, scale: float, bias: float) -> None:
+    """Make the token head output ``scale * logit + bias`` (in place)."""
+    with torch.no_grad():
+        model.token_head.out.weight.mul_(scale)
+        model.token_head.out.bias.mul_(scale).add_(bias)
+
+
 # ---- data ---------------------------------------------------------------------------------------
 
 
@@ -342,6 +489,25 @@ class TrainingData:
     threshold_groups: list[Group]  # held-out gold-labelled training questions
     pool_index: dict[str, int]
     passages: list[TokenizedPassage]
+    spliced: list[tuple[np.ndarray, TokenizedPassage, np.ndarray, float]]  # build_spliced.py, training
+    valid_spliced: list[tuple[np.ndarray, TokenizedPassage, np.ndarray, float]]  # held out
+    valid_spliced_positions: list[str]  # gold position of each held-out spliced passage ("" for hops)
+
+
+def load_spliced(path: Path, tokenizer, args: argparse.Namespace) -> list:
+    """``build_spliced.py`` records as (query ids, passage, sentence labels, weight 1) examples; an
+    absent file gives none. Second-hop queries carry evidence, so they may use half the window."""
+    if not path.is_file():
+        return []
+    records = read_jsonl(path)
+    passages = tokenize_passages(tokenizer, [r["text"] for r in records], [""] * len(records))
+    queries = tokenizer([r["query"] for r in records], add_special_tokens=False)["input_ids"]
+    examples = []
+    for record, passage, ids in zip(records, passages, queries):
+        cap = args.max_length // (2 if record["kind"].startswith("hop") else 4)
+        labels = sentence_labels(passage, record["gold"], None, True, args.silver_margin)
+        examples.append((np.asarray(ids)[:cap], passage, labels, 1.0))
+    return examples
 
 
 def load_training_data(args: argparse.Namespace, tokenizer) -> TrainingData:
@@ -370,8 +536,21 @@ def load_training_data(args: argparse.Namespace, tokenizer) -> TrainingData:
     log.info(
         "%d training groups, %d held-out groups for the threshold", len(train_groups), len(threshold_groups)
     )
+    spliced = load_spliced(args.data / "spliced.jsonl.gz", tokenizer, args)
+    valid_spliced = load_spliced(args.data / "valid_spliced.jsonl.gz", tokenizer, args)
+    path = args.data / "valid_spliced.jsonl.gz"
+    positions = [r.get("position") or r["kind"] for r in read_jsonl(path)] if path.is_file() else []
+    log.info("%d spliced training passages, %d held out", len(spliced), len(valid_spliced))
     return TrainingData(
-        {p["pid"]: p["text"] for p in pool}, valid, train_groups, threshold_groups, pool_index, passages
+        {p["pid"]: p["text"] for p in pool},
+        valid,
+        train_groups,
+        threshold_groups,
+        pool_index,
+        passages,
+        spliced,
+        valid_spliced,
+        positions,
     )
 
 
@@ -392,14 +571,19 @@ def main(argv: list[str] | None = None) -> dict:
     rng = random.Random(args.seed)
     device = torch.device(args.device or default_device())
 
-    tokenizer = load_tokenizer(args.backbone)
+    tokenizer = load_tokenizer(args.init or args.backbone)
     data = load_training_data(args, tokenizer)
     texts, valid, train_groups = data.texts, data.valid, data.train_groups
     pool_index, passages = data.pool_index, data.passages
     template = PairTemplate.from_tokenizer(tokenizer)
 
-    config = RerankPruneConfig(max_length=args.max_length)
-    model = RerankPruneModel.from_backbone(args.backbone, config).to(device)
+    if args.init:
+        model = RerankPruneModel.from_pretrained(args.init).to(device)
+    else:
+        model = RerankPruneModel.from_backbone(args.backbone, RerankPruneConfig(max_length=args.max_length))
+        model = model.to(device)
+    token_criterion = SentenceContrastLoss(args.pair_weight, args.pair_margin)
+    pad_id = tokenizer.pad_token_id or 0
     head_params = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     optimizer = torch.optim.AdamW(
         [{"params": model.encoder.parameters(), "lr": args.lr}, {"params": head_params, "lr": args.head_lr}],
@@ -443,25 +627,30 @@ def main(argv: list[str] | None = None) -> dict:
             batch_groups = [train_groups[i] for i in order[first : first + args.queries_per_step]]
             size = min(args.group_size, min(len(g.candidates) for g in batch_groups))
             chosen = [sample_group(g, size, rng) for g in batch_groups]
-            batch = collate(
-                batch_groups,
-                chosen,
-                pool_index,
-                passages,
-                template,
-                args.max_length,
-                tokenizer.pad_token_id or 0,
-            )
+            batch = collate(batch_groups, chosen, pool_index, passages, template, args.max_length, pad_id)
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             with autocast:
                 out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
             scores = out.rank_logits.float().view(len(batch_groups), size)
             target = rank_targets(batch_groups, chosen, args.tau, args.gold_mix).to(device)
             rank_loss = F.kl_div(F.log_softmax(scores, dim=-1), target, reduction="batchmean")
-            mask = batch["token_labels"] >= 0
-            token_loss = F.binary_cross_entropy_with_logits(
-                out.token_logits.float()[mask], batch["token_labels"][mask]
+            token_loss = token_criterion(
+                out.token_logits, batch["sentence_ids"], batch["sentence_labels"], batch["passage_weight"]
             )
+            if data.spliced and args.spliced_per_step:
+                picks = [rng.choice(data.spliced) for _ in range(args.spliced_per_step)]
+                spliced = collate_examples(picks, template, args.max_length, pad_id)
+                spliced = {k: v.to(device, non_blocking=True) for k, v in spliced.items()}
+                with autocast:
+                    out_spliced = model(
+                        spliced["input_ids"], spliced["attention_mask"], spliced["token_type_ids"]
+                    )
+                token_loss = token_loss + token_criterion(
+                    out_spliced.token_logits,
+                    spliced["sentence_ids"],
+                    spliced["sentence_labels"],
+                    spliced["passage_weight"],
+                )
             loss = rank_loss + args.token_weight * token_loss
             optimizer.zero_grad(set_to_none=True)
             if not torch.isfinite(loss):
@@ -536,14 +725,38 @@ def finish(
 
     ``record`` (validation history, best DL21 score, ...) goes into the saved config and the summary.
     """
+    sentence_calibration = None
+    gold_passages = [
+        (group.query_ids, data.passages[data.pool_index[c.pid]], c.labels, 1.0)
+        for group in data.threshold_groups
+        for c in group.candidates
+        if c.pid in group.gold
+    ]
+    heldout = data.valid_spliced + gold_passages
+    template = PairTemplate.from_tokenizer(tokenizer)
+    pad_id = tokenizer.pad_token_id or 0
+    if args.calibrate_sentences and heldout:
+        sentence_calibration = fit_sentence_calibration(
+            model, heldout, template, args.max_length, pad_id, device
+        )
+        fold_calibration(model, *sentence_calibration)
+        log.info("sentence calibration (scale, bias) folded into the token head: %s", sentence_calibration)
+    grid = ROUND_THRESHOLDS if sentence_calibration else THRESHOLD_GRID
     with inference_copy(model, tokenizer, device) as pruner:
         _, pairs = validate(pruner, data.valid, data.texts)
-        threshold = pick_threshold(pruner, data.threshold_groups, data.texts, args.target_recall)
+        threshold = pick_threshold(pruner, data.threshold_groups, data.texts, args.target_recall, grid)
     scale, bias = fit_platt(pairs)
     model.config.threshold = threshold["threshold"]
+    if heldout:
+        outputs = token_outputs(model, heldout, template, args.max_length, pad_id, device)
+        threshold["heldout_pruning"] = heldout_pruning(
+            outputs, data.valid_spliced_positions, threshold["threshold"]
+        )
+        log.info("held-out pruning at the default threshold: %s", threshold["heldout_pruning"])
     model.config.training = {
         "calibration_scale": scale,
         "calibration_bias": bias,
+        "sentence_calibration": sentence_calibration,
         "threshold_selection": threshold,
         **record,
         "args": {k: str(v) for k, v in vars(args).items()},

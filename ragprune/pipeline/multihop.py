@@ -1,0 +1,34 @@
+"""Multi-hop pruning: the query of the second pass carries the evidence the first pass kept.
+
+A bridge passage of a multi-hop question (HotpotQA: "Which magazine was started first, the one that
+employs X or ...") names an entity that the question does not: alone it looks irrelevant to the
+question, and a per-passage pruner drops it. Appending the sentences kept from the top-ranked passages
+to the query lets the second pass see the bridge entity. The design follows the iterative-retrieval
+idea of multi-hop QA systems (e.g. Xiong et al., "Answering Complex Open-Domain Questions with
+Multi-Hop Dense Retrieval", ICLR 2021, Sec. 2: the second hop's query is the question plus the first
+hop's passage), applied to sentence selection instead of retrieval.
+
+Training (``training/build_spliced.py``) builds second-hop examples with the same function, so the
+model sees the query format it gets at inference time.
+"""
+
+from __future__ import annotations
+
+EVIDENCE_SEPARATOR = " | "
+"""Between the question and the evidence, and between evidence sentences (plain text, so any
+tokenizer keeps it)."""
+
+
+def expand_query(query: str, evidence: list[str]) -> str:
+    """The second-hop query: ``query`` followed by the ``evidence`` sentences, in the order given.
+
+    Args:
+        query: the user's question, unchanged.
+        evidence: sentence texts kept from the first hop's top passages (empty strings are skipped).
+
+    Returns:
+        ``query`` itself when there is no evidence, otherwise ``"query | sentence | sentence"``.
+        The caller cuts the result to the model's query-token limit.
+    """
+    parts = [query.strip()] + [text.strip() for text in evidence if text.strip()]
+    return EVIDENCE_SEPARATOR.join(parts)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# On the GPU machine: join the chunks of training/pack_teachers.sh (copied to ~/chunks by earlier calls),
+# check them, and run build_data.py + build_spliced.py there (MPNet and MiniLM encode on the GPU).
+# The data folder stays in ~/train for the training calls that follow on the same warm machine; its
+# stats, logs and a copy of the data (split under the 16 MiB per-file limit) come back in $OUT.
+# Usage (device call, carrying .carry/chunks/part-04 — the last chunk — and .carry/chunks/SHA256SUMS):
+#   bash training/gpu_build.sh
+set -euo pipefail
+OUT="${OUT:-runs/gpu-build}"
+mkdir -p "$OUT" ~/chunks ~/tb
+cp .carry/chunks/part-* ~/chunks/
+(cd ~/chunks && sha256sum -c --ignore-missing "$OLDPWD/.carry/chunks/SHA256SUMS")
+cat ~/chunks/part-* > ~/teachers.tar
+(cd ~ && grep teachers.tar "$OLDPWD/.carry/chunks/SHA256SUMS" | sha256sum -c)
+tar -xf ~/teachers.tar -C ~/tb
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site ~/tb/whl/*.whl
+export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 RAGPRUNE_DATA=~/tb/data RAGPRUNE_MINILM=~/tb/minilm
+mkdir -p .cache/models && ln -sfn ~/tb/mpnet .cache/models/all-mpnet-base-v2
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 training/build_data.py --out ~/train --cache ~/emb --threads 16 2>&1 | grep -v "Batches:" | tee "$OUT/build.log"
+python3 training/build_spliced.py --data ~/train | tee "$OUT/spliced.log"
+cp ~/train/stats.json ~/train/spliced_stats.json "$OUT/"
+tar -C ~ -cf ~/train.tar train
+split -b 15M -d ~/train.tar "$OUT/train.tar.part-"
