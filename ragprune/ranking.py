@@ -1,22 +1,29 @@
 """The ranking API users know from cross-encoder rerankers: ``rank`` and ``prune`` one query's documents.
 
-Results come back best first as ``RankedResults``: iterate them, cut them with ``.top_k(k)``, look a
-document up by its id (``results["doc-3"]``). Each ``RankedDocument`` keeps the caller's document
-(id, text, title, metadata) untouched and adds the score, the rank, the input position and what
-pruning kept, as character spans into the original text.
+Results come back best first as ``RankedResults``: iterate them, index them (``results[0]`` is the
+best), cut them with ``.top_k(k)``, look a document up by its id (``results["doc-3"]``). Each
+``RankedDocument`` keeps the caller's document (id, text, title, metadata) untouched and adds the
+score, the rank, the input position and what pruning kept, as character spans into the original text.
+Around them, the calls of the anchors' APIs: ``rank(..., doc_ids=, metadata=)`` and ``rank_async``
+(rerankers), ``predict(pairs)`` (sentence-transformers' ``CrossEncoder``) and
+``as_langchain_compressor(k=)`` (rerankers).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import asyncio
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from ragprune.pipeline.inputs import PassageLike, QueryLike
 from ragprune.pipeline.results import PassageResult, SentenceScore
 from ragprune.types import Document, Query, Span
 
 if TYPE_CHECKING:
+    import numpy as np
+
+    from ragprune.integrations.langchain import RagpruneCompressor
     from ragprune.pipeline.process import RerankPruner
 
 
@@ -99,19 +106,28 @@ class RankedResults:
     def __contains__(self, doc_id: object) -> bool:
         return any(doc.doc_id == doc_id for doc in self.documents)
 
-    def __getitem__(self, doc_id: str) -> RankedDocument:
-        """The document with this id. Positions are not ids: use ``.documents[i]`` for the i-th best."""
-        if not isinstance(doc_id, str):
-            raise TypeError(
-                f"look documents up by their string id, not {type(doc_id).__name__}; "
-                "use results.documents[i] for the i-th best"
-            )
-        matches = [doc for doc in self.documents if doc.doc_id == doc_id]
+    @overload
+    def __getitem__(self, key: int) -> RankedDocument: ...
+    @overload
+    def __getitem__(self, key: slice) -> RankedResults: ...
+    @overload
+    def __getitem__(self, key: str) -> RankedDocument: ...
+
+    def __getitem__(self, key: int | slice | str) -> RankedDocument | RankedResults:
+        """``results[i]``: the i-th best (0 is the best; negative counts from the end); ``results[a:b]``:
+        those documents as ``RankedResults``; ``results["id"]``: the document with that id."""
+        if isinstance(key, slice):
+            return RankedResults(self.query, self.documents[key])
+        if isinstance(key, int) and not isinstance(key, bool):
+            return self.documents[key]
+        if not isinstance(key, str):
+            raise TypeError(f"index results by position (int), slice or string id, not {type(key).__name__}")
+        matches = [doc for doc in self.documents if doc.doc_id == key]
         if not matches:
-            raise KeyError(f"no document with id {doc_id!r} in these results (it may have been cut by top_k)")
+            raise KeyError(f"no document with id {key!r} in these results (it may have been cut by top_k)")
         if len(matches) > 1:
             raise KeyError(
-                f"{len(matches)} documents share the id {doc_id!r}; give them distinct ids, "
+                f"{len(matches)} documents share the id {key!r}; give them distinct ids, "
                 "or find them by input position with [d for d in results if d.index == i]"
             )
         return matches[0]
@@ -135,14 +151,35 @@ class RankedResults:
 
 
 def rank(
-    pruner: RerankPruner, query: QueryLike, docs: Sequence[PassageLike], *, top_k: int | None = None
+    pruner: RerankPruner,
+    query: QueryLike,
+    docs: Sequence[PassageLike],
+    *,
+    top_k: int | None = None,
+    doc_ids: Sequence[str | int] | None = None,
+    metadata: Sequence[Mapping[str, Any] | None] | None = None,
 ) -> RankedResults:
     """Rank ``docs`` for ``query`` best first, keeping the ``top_k`` best (all when ``None``).
 
     ``docs`` are strings (id = position), dicts with ``text`` (and ``id``, ``title``, ``metadata``)
-    or ``Document``s. Pruning decisions (with the model's threshold) come with the same pass.
+    or ``Document``s. As in rerankers, string ``docs`` can take their ids and metadata from the
+    parallel lists ``doc_ids`` and ``metadata`` (one entry per document). Pruning decisions (with the
+    model's threshold) come with the same pass.
     """
-    return prune(pruner, query, docs, top_k=top_k)
+    return prune(pruner, query, docs, top_k=top_k, doc_ids=doc_ids, metadata=metadata)
+
+
+async def rank_async(
+    pruner: RerankPruner,
+    query: QueryLike,
+    docs: Sequence[PassageLike],
+    *,
+    top_k: int | None = None,
+    doc_ids: Sequence[str | int] | None = None,
+    metadata: Sequence[Mapping[str, Any] | None] | None = None,
+) -> RankedResults:
+    """:func:`rank` run in a worker thread, so the calling event loop keeps serving meanwhile."""
+    return await asyncio.to_thread(rank, pruner, query, docs, top_k=top_k, doc_ids=doc_ids, metadata=metadata)
 
 
 def prune(
@@ -152,10 +189,74 @@ def prune(
     *,
     threshold: float | None = None,
     top_k: int | None = None,
+    doc_ids: Sequence[str | int] | None = None,
+    metadata: Sequence[Mapping[str, Any] | None] | None = None,
 ) -> RankedResults:
     """Rank ``docs`` for ``query`` and prune each to the sentences whose keep score is above ``threshold``
-    (``None``: the model's threshold). Every document comes back unless ``top_k`` cuts the list."""
+    (``None``: the model's threshold). Every document comes back unless ``top_k`` cuts the list.
+    ``doc_ids`` and ``metadata`` as in :func:`rank`."""
     if isinstance(query, Sequence) and not isinstance(query, str):
         raise TypeError("rank/prune take one query; call pruner.process for a batch of queries")
+    docs = _with_ids_and_metadata(docs, doc_ids, metadata)
     result = pruner.process(query, docs, threshold=threshold, top_k=top_k, reorder=True)
     return RankedResults(result.query, tuple(RankedDocument(passage) for passage in result.passages))
+
+
+def predict(
+    pruner: RerankPruner, pairs: Sequence[tuple[str, str]] | tuple[str, str], *, logits: bool = False
+) -> np.ndarray | float:
+    """One relevance score per ``(query, passage)`` pair, in input order (``CrossEncoder.predict``).
+
+    Scores are calibrated probabilities (0..1; 0 for an empty passage) or, with ``logits=True``, the raw
+    relevance logits (``-inf`` for an empty passage). A list of pairs gives a float numpy array of
+    shape ``(len(pairs),)``; a single pair gives a float. Pairs are batched together in one call.
+    """
+    import numpy as np
+
+    single = isinstance(pairs, tuple) and len(pairs) == 2 and all(isinstance(p, str) for p in pairs)
+    pair_list = [pairs] if single else list(pairs)
+    for i, pair in enumerate(pair_list):
+        if not (isinstance(pair, Sequence) and not isinstance(pair, str) and len(pair) == 2):
+            raise TypeError(f"pair {i} is {pair!r}; pass (query, passage) pairs, e.g. [('q', 'a passage')]")
+    results = pruner.process([query for query, _ in pair_list], [[passage] for _, passage in pair_list])
+    scores = np.asarray(
+        [result.passages[0].logit if logits else result.passages[0].probability for result in results],
+        dtype=np.float64,
+    )
+    return float(scores[0]) if single else scores
+
+
+def as_langchain_compressor(pruner: RerankPruner, k: int | None = None, **options: Any) -> RagpruneCompressor:
+    """A LangChain ``RagpruneCompressor`` on ``pruner`` keeping the ``k`` best documents (rerankers' name);
+    ``options`` are its other fields (``score_threshold``, ``prune_threshold``, ``drop_empty``)."""
+    from ragprune.integrations.langchain import RagpruneCompressor
+
+    return RagpruneCompressor(pruner=pruner, top_n=k, **options)
+
+
+def _with_ids_and_metadata(
+    docs: Sequence[PassageLike],
+    doc_ids: Sequence[str | int] | None,
+    metadata: Sequence[Mapping[str, Any] | None] | None,
+) -> Sequence[PassageLike]:
+    """String ``docs`` as ``Document``s with the ids and metadata of the parallel lists."""
+    if doc_ids is None and metadata is None:
+        return docs
+    if isinstance(docs, str | Mapping | Document):
+        raise TypeError("docs must be a list of documents, not a single one; wrap it in a list")
+    for name, values in (("doc_ids", doc_ids), ("metadata", metadata)):
+        if values is not None and len(values) != len(docs):
+            raise ValueError(f"{name} has {len(values)} entries for {len(docs)} docs; give one per document")
+    if not all(isinstance(doc, str) for doc in docs):
+        raise ValueError(
+            "doc_ids/metadata go with documents given as strings; for dicts or Documents put the id and "
+            "metadata inside each document"
+        )
+    return [
+        Document(
+            id=str(i if doc_ids is None or doc_ids[i] is None else doc_ids[i]),
+            text=text,
+            metadata=dict((metadata[i] if metadata is not None else None) or {}),
+        )
+        for i, text in enumerate(docs)
+    ]

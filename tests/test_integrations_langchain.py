@@ -138,3 +138,61 @@ def test_contextual_compression_retriever_end_to_end(pruner):
     expected = rank(pruner, QUERY, [doc.page_content for doc in retrieved], top_k=2)
     assert [doc.id for doc in out] == [retrieved[d.index].id for d in expected]
     assert asyncio.run(retriever.ainvoke(QUERY)) == out
+
+
+@pytest.fixture()
+def shipped_is_tiny(pruner, monkeypatch):
+    """The shipped model, as the integrations load it by default, is the tiny test model here."""
+    from ragprune.integrations import _common
+    from ragprune.pipeline import RerankPruner
+
+    loads = []
+    monkeypatch.setattr(RerankPruner, "load", classmethod(lambda cls, *a, **k: loads.append(a) or pruner))
+    _common.shipped_pruner.cache_clear()
+    yield loads
+    _common.shipped_pruner.cache_clear()
+
+
+def test_no_arguments_uses_the_shipped_model_lazily(pruner, shipped_is_tiny):
+    compressor = RagpruneCompressor()
+    assert shipped_is_tiny == []  # nothing loaded until the first call
+    out = list(compressor.compress_documents(make_docs(), QUERY))
+    assert shipped_is_tiny == [()]  # RerankPruner.load() with no model: the shipped one
+    assert [o.metadata["ragprune_index"] for o in out] == [d.index for d in rank(pruner, QUERY, TEXTS)]
+    RagpruneCompressor().compress_documents(make_docs(), QUERY)
+    assert len(shipped_is_tiny) == 1  # loaded once, shared
+
+
+def test_drop_empty_leaves_out_documents_pruning_emptied(pruner):
+    (doc,) = prune(pruner, QUERY, TEXTS[:1])
+    low, high = sorted(s.score for s in doc.sentences)
+    threshold = (low + high) / 2
+    expected = [d.index for d in prune(pruner, QUERY, TEXTS, threshold=threshold) if d.kept_spans]
+    assert 0 < len(expected) < len(TEXTS)
+    compressor = RagpruneCompressor(pruner=pruner, prune_threshold=threshold, drop_empty=True)
+    out = list(compressor.compress_documents(make_docs(), QUERY))
+    assert [o.metadata["ragprune_index"] for o in out] == expected and all(o.page_content for o in out)
+    first = RagpruneCompressor(pruner=pruner, prune_threshold=threshold, drop_empty=True, top_n=1)
+    assert [o.metadata["ragprune_index"] for o in first.compress_documents(make_docs(), QUERY)] == expected[
+        :1
+    ]
+    assert (
+        RagpruneCompressor(pruner=pruner, prune_threshold=1.0, drop_empty=True).compress_documents(
+            make_docs(), QUERY
+        )
+        == []
+    )
+
+
+def test_metadata_title_is_read_as_the_title(pruner):
+    from ragprune import Document as RagpruneDocument
+
+    docs = [Document(page_content=text, metadata={"title": "Fleas"}) for text in TEXTS[:2]]
+    out = RagpruneCompressor(pruner=pruner).compress_documents(docs, QUERY)
+    expected = rank(
+        pruner, QUERY, [RagpruneDocument(str(i), t, title="Fleas") for i, t in enumerate(TEXTS[:2])]
+    )
+    assert [o.metadata["ragprune_score"] for o in out] == pytest.approx([d.score for d in expected])
+    untitled = rank(pruner, QUERY, TEXTS[:2])
+    assert [o.metadata["ragprune_score"] for o in out] != pytest.approx([d.score for d in untitled])
+    assert all(o.metadata["title"] == "Fleas" for o in out)  # metadata untouched

@@ -115,6 +115,7 @@ def test_serialises_without_the_model(pruner):
         "top_n": 3,
         "score_threshold": None,
         "prune_threshold": None,
+        "drop_empty": False,
         "class_name": "RagprunePostprocessor",
     }
 
@@ -149,3 +150,38 @@ def test_query_engine_end_to_end(pruner):
     assert [o.node.node_id for o in out] == [retrieved[d.index].node.node_id for d in expected]
     prompt = str(response)  # MockLLM answers with the prompt it was given
     assert all(o.node.get_content() in prompt for o in out) and "ragprune" not in prompt
+
+
+def test_no_arguments_uses_the_shipped_model(pruner, monkeypatch):
+    from ragprune.integrations import _common
+    from ragprune.pipeline import RerankPruner
+
+    monkeypatch.setattr(RerankPruner, "load", classmethod(lambda cls, *a, **k: pruner))
+    _common.shipped_pruner.cache_clear()
+    try:
+        out = RagprunePostprocessor(top_n=2).postprocess_nodes(make_nodes(), query_str=QUERY)
+    finally:
+        _common.shipped_pruner.cache_clear()
+    assert [o.node.metadata["ragprune_index"] for o in out] == [
+        d.index for d in rank(pruner, QUERY, TEXTS, top_k=2)
+    ]
+
+
+def test_drop_empty_keeps_empty_nodes_from_the_llm(pruner):
+    nothing = RagprunePostprocessor(pruner=pruner, prune_threshold=1.0)
+    assert len(nothing.postprocess_nodes(make_nodes(), query_str=QUERY)) == len(TEXTS)  # all empty
+    dropped = RagprunePostprocessor(pruner=pruner, prune_threshold=1.0, drop_empty=True)
+    assert dropped.postprocess_nodes(make_nodes(), query_str=QUERY) == []
+    kept = RagprunePostprocessor(pruner=pruner, prune_threshold=0.0, drop_empty=True)
+    assert len(kept.postprocess_nodes(make_nodes(), query_str=QUERY)) == len(TEXTS)
+
+
+def test_metadata_title_is_read_as_the_title(pruner):
+    from ragprune import Document
+
+    nodes = [
+        NodeWithScore(node=TextNode(text=text, metadata={"title": "Fleas"}), score=0.1) for text in TEXTS[:2]
+    ]
+    out = RagprunePostprocessor(pruner=pruner).postprocess_nodes(nodes, query_str=QUERY)
+    expected = rank(pruner, QUERY, [Document(str(i), t, title="Fleas") for i, t in enumerate(TEXTS[:2])])
+    assert [o.score for o in out] == pytest.approx([d.score for d in expected])

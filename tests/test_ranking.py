@@ -58,8 +58,10 @@ def test_documents_are_found_by_id_with_metadata_intact(pruner):
     assert results["d3"].metadata == {"source": "web"}
     with pytest.raises(KeyError, match="no document with id 'nope'"):
         results["nope"]
-    with pytest.raises(TypeError, match="string id"):
-        results[0]
+    assert results[0] is results.documents[0] and results[-1] is results.documents[-1]  # by position
+    assert [d.doc_id for d in results[1:]] == [d.doc_id for d in results.documents[1:]]
+    with pytest.raises(TypeError, match="position"):
+        results[1.5]
     cut = results.top_k(1)
     missing = next(doc_id for doc_id in ("d1", "d2", "d3") if doc_id not in cut)
     with pytest.raises(KeyError, match="cut by top_k"):
@@ -115,3 +117,53 @@ def test_one_query_only(pruner):
         rank(pruner, [QUERY, QUERY], DOCS)
     with pytest.raises(ValueError, match="is empty"):
         rank(pruner, "  ", DOCS)
+
+
+def test_rank_takes_doc_ids_and_metadata_like_rerankers(pruner):
+    texts = DOCS[:3]
+    results = rank(pruner, QUERY, texts, doc_ids=["a", 7, None], metadata=[{"u": 1}, None, {"u": 3}])
+    assert {d.doc_id: d.metadata for d in results} == {"a": {"u": 1}, "7": {}, "2": {"u": 3}}
+    assert [d.index for d in results] == [d.index for d in rank(pruner, QUERY, texts)]
+    with pytest.raises(ValueError, match="doc_ids has 2 entries for 3 docs"):
+        rank(pruner, QUERY, texts, doc_ids=["a", "b"])
+    with pytest.raises(ValueError, match="put the id and metadata inside each document"):
+        rank(pruner, QUERY, [{"text": DOCS[0]}], doc_ids=["a"])
+
+
+def test_rank_async_matches_rank_off_the_event_loop(pruner, process_threads):
+    import asyncio
+    import threading
+
+    from ragprune.ranking import rank_async
+
+    async def ranked():
+        return await rank_async(pruner, QUERY, DOCS, top_k=2), threading.get_ident()
+
+    results, loop_thread = asyncio.run(ranked())
+    assert process_threads[-1] != loop_thread
+    assert [d.index for d in results] == [d.index for d in rank(pruner, QUERY, DOCS, top_k=2)]
+
+
+def test_predict_scores_pairs_in_input_order_like_a_cross_encoder(pruner):
+    from ragprune.ranking import predict
+
+    pairs = [(QUERY, DOCS[2]), ("where is the eiffel tower", DOCS[1]), (QUERY, "")]
+    scores = predict(pruner, pairs)
+    assert scores.shape == (3,) and scores.dtype.kind == "f"
+    assert scores[0] == pytest.approx(rank(pruner, QUERY, [DOCS[2]])[0].score)
+    assert scores[1] == pytest.approx(rank(pruner, "where is the eiffel tower", [DOCS[1]])[0].score)
+    assert scores[2] == 0.0
+    logits = predict(pruner, pairs, logits=True)
+    assert logits[0] == pytest.approx(rank(pruner, QUERY, [DOCS[2]])[0].logit) and logits[2] == float("-inf")
+    single = predict(pruner, (QUERY, DOCS[0]))
+    assert isinstance(single, float) and single == pytest.approx(rank(pruner, QUERY, DOCS[:1])[0].score)
+    with pytest.raises(TypeError, match="pair 0"):
+        predict(pruner, [QUERY])
+
+
+def test_as_langchain_compressor_keeps_k(pruner):
+    pytest.importorskip("langchain_core", reason="needs langchain-core (integrations extra)")
+    from ragprune.ranking import as_langchain_compressor
+
+    compressor = as_langchain_compressor(pruner, k=2, prune_threshold=0.0)
+    assert compressor.top_n == 2 and compressor.pruner is pruner and compressor.prune_threshold == 0.0

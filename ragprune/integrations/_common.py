@@ -1,7 +1,9 @@
-"""What the framework integrations share: one ranking call and the metadata each passage gets."""
+"""What the framework integrations share: the model they default to, one ranking call and the metadata
+each passage gets."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,24 +27,51 @@ METADATA_KEYS: tuple[str, ...] = (
 )
 
 
+TITLE_KEY = "title"  # a passage's metadata["title"], when a string, is read as its title
+
+
+@functools.cache
+def shipped_pruner() -> RerankPruner:
+    """The model shipped with ragprune, loaded on first use and shared by every integration object
+    created without a ``pruner`` (as LangChain's ``FlashrankRerank()`` loads its default model)."""
+    from ragprune.pipeline.process import RerankPruner
+
+    return RerankPruner.load()
+
+
 def rank_texts(
     pruner: RerankPruner,
     query: str,
     texts: Sequence[str],
     *,
+    titles: Sequence[Any] | None = None,
     top_n: int | None,
     score_threshold: float | None,
     prune_threshold: float | None,
+    drop_empty: bool = False,
 ) -> RankedResults:
-    """Rank and prune passage texts; keep the ``top_n`` best whose score is >= ``score_threshold``.
+    """Rank and prune passage texts; keep the ``top_n`` best whose score is >= ``score_threshold`` and,
+    with ``drop_empty``, whose pruning kept something.
 
-    Each ranked passage's ``index`` is its position in ``texts``: the caller maps results back to its
-    own objects by it, so nothing the caller attached to a passage has to travel through ragprune.
+    ``titles[i]`` (a string; anything else is ignored) is passage ``i``'s title: read as context, never
+    pruned. Each ranked passage's ``index`` is its position in ``texts``: the caller maps results back
+    to its own objects by it, so nothing the caller attached to a passage has to travel through ragprune.
+    ``top_n`` counts the passages that remain after ``drop_empty``.
     """
-    from ragprune.ranking import prune
+    from ragprune.ranking import RankedResults, prune
 
-    results = prune(pruner, query, list(texts), threshold=prune_threshold, top_k=top_n)
-    return results if score_threshold is None else results.above(score_threshold)
+    titles = titles or [None] * len(texts)
+    docs = [
+        {"text": text, "title": title} if isinstance(title, str) and title else text
+        for text, title in zip(texts, titles, strict=True)
+    ]
+    results = prune(pruner, query, docs, threshold=prune_threshold, top_k=None if drop_empty else top_n)
+    if score_threshold is not None:
+        results = results.above(score_threshold)
+    if drop_empty:
+        kept = tuple(doc for doc in results if doc.kept_spans)
+        results = RankedResults(results.query, kept[:top_n])
+    return results
 
 
 def metadata_for(ranked: RankedDocument) -> dict[str, Any]:

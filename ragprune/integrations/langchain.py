@@ -14,7 +14,7 @@ from langchain_core.documents import BaseDocumentCompressor
 from langchain_core.documents import Document as LangChainDocument
 from pydantic import ConfigDict, Field
 
-from ragprune.integrations._common import metadata_for, rank_texts
+from ragprune.integrations._common import TITLE_KEY, metadata_for, rank_texts, shipped_pruner
 from ragprune.pipeline.process import RerankPruner
 
 
@@ -23,21 +23,26 @@ class RagpruneCompressor(BaseDocumentCompressor):
 
     Returns new ``Document``s best first (the inputs are not modified): the same ``id``, the original
     metadata plus the ``ragprune_*`` keys (score, logit, rank, input index, kept spans, compression and
-    the original text under ``ragprune_original_text``). A document leaves the list only through
-    ``top_n`` or ``score_threshold``; a kept document whose sentences were all pruned comes back with
-    empty ``page_content``. ``acompress_documents`` runs the model in a worker thread.
+    the original text under ``ragprune_original_text``). ``metadata["title"]``, when a string, is read
+    as the document's title (context for the score, never pruned). A document leaves the list only
+    through ``top_n``, ``score_threshold`` or, with ``drop_empty=True``, when pruning kept none of its
+    sentences; otherwise such a document comes back with empty ``page_content``.
+    ``RagpruneCompressor()`` with no arguments uses the model shipped with ragprune.
+    ``acompress_documents`` runs the model in a worker thread.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    pruner: RerankPruner = Field(exclude=True, repr=False)
-    """The loaded model, e.g. ``RerankPruner.load()``."""
+    pruner: RerankPruner | None = Field(default=None, exclude=True, repr=False)
+    """The loaded model, e.g. ``RerankPruner.load("path")``; None: the shipped model, loaded on first use."""
     top_n: int | None = Field(default=None, ge=1)
     """Keep at most this many documents (None: all)."""
     score_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     """Keep only documents whose calibrated relevance probability is at least this."""
     prune_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     """Keep a sentence when its keep score is above this (None: the model's own threshold)."""
+    drop_empty: bool = False
+    """Leave out documents whose pruning kept nothing (``top_n`` then counts the non-empty ones)."""
 
     def compress_documents(
         self,
@@ -48,12 +53,14 @@ class RagpruneCompressor(BaseDocumentCompressor):
         if not documents:
             return []
         results = rank_texts(
-            self.pruner,
+            self.pruner or shipped_pruner(),
             query,
             [doc.page_content for doc in documents],
+            titles=[doc.metadata.get(TITLE_KEY) for doc in documents],
             top_n=self.top_n,
             score_threshold=self.score_threshold,
             prune_threshold=self.prune_threshold,
+            drop_empty=self.drop_empty,
         )
         return [
             _pruned_copy(documents[ranked.index], ranked.pruned_text, metadata_for(ranked))

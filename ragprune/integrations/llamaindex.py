@@ -12,7 +12,7 @@ from llama_index.core.bridge.pydantic import Field
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
 
-from ragprune.integrations._common import METADATA_KEYS, metadata_for, rank_texts
+from ragprune.integrations._common import METADATA_KEYS, TITLE_KEY, metadata_for, rank_texts, shipped_pruner
 from ragprune.pipeline.process import RerankPruner
 
 RETRIEVAL_SCORE_KEY = "ragprune_retrieval_score"
@@ -25,19 +25,24 @@ class RagprunePostprocessor(BaseNodePostprocessor):
     ``score`` is the calibrated relevance probability, the node keeps its id, relationships and
     metadata, and the metadata gains the ``ragprune_*`` keys (the node's incoming score under
     ``ragprune_retrieval_score``, the original text under ``ragprune_original_text``). These keys are
-    excluded from the text LlamaIndex shows the LLM and the embedder. A node leaves the list only
-    through ``top_n`` or ``score_threshold``; a kept node whose sentences were all pruned comes back
-    with empty text. The async path runs the model in a worker thread.
+    excluded from the text LlamaIndex shows the LLM and the embedder. ``metadata["title"]``, when a
+    string, is read as the node's title (context for the score, never pruned). A node leaves the list
+    only through ``top_n``, ``score_threshold`` or, with ``drop_empty=True``, when pruning kept none of
+    its sentences (without it such a node reaches the LLM with empty text).
+    ``RagprunePostprocessor()`` with no arguments uses the model shipped with ragprune. The async path
+    runs the model in a worker thread.
     """
 
-    pruner: RerankPruner = Field(exclude=True, repr=False)
-    """The loaded model, e.g. ``RerankPruner.load()``."""
+    pruner: RerankPruner | None = Field(default=None, exclude=True, repr=False)
+    """The loaded model, e.g. ``RerankPruner.load("path")``; None: the shipped model, loaded on first use."""
     top_n: int | None = Field(default=None, ge=1)
     """Keep at most this many nodes (None: all)."""
     score_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     """Keep only nodes whose calibrated relevance probability is at least this."""
     prune_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     """Keep a sentence when its keep score is above this (None: the model's own threshold)."""
+    drop_empty: bool = False
+    """Leave out nodes whose pruning kept nothing (``top_n`` then counts the non-empty ones)."""
 
     @classmethod
     def class_name(cls) -> str:
@@ -51,12 +56,14 @@ class RagprunePostprocessor(BaseNodePostprocessor):
         if not nodes:
             return []
         results = rank_texts(
-            self.pruner,
+            self.pruner or shipped_pruner(),
             query_bundle.query_str,
             [scored.node.get_content(metadata_mode=MetadataMode.NONE) for scored in nodes],
+            titles=[scored.node.metadata.get(TITLE_KEY) for scored in nodes],
             top_n=self.top_n,
             score_threshold=self.score_threshold,
             prune_threshold=self.prune_threshold,
+            drop_empty=self.drop_empty,
         )
         out = []
         for ranked in results:
