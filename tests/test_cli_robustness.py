@@ -8,6 +8,8 @@ import socket
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from sample_texts import QUERY, TEXTS
 
 from ragprune import __version__
@@ -224,3 +226,23 @@ def test_no_sequence_length_warning_on_long_inputs(tmp_path, tiny_model_dir, cap
     ]
     assert main([*argv, "--device", "cpu"]) == 0
     assert "sequence length" not in capfd.readouterr().err + caplog.text
+
+
+TEXT = st.text(st.characters(categories=["L", "M", "N", "P", "S", "Z", "C"]), max_size=30)  # C: Cs, Cc, Cf
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=TEXT, passages=st.lists(TEXT | st.fixed_dictionaries({"text": TEXT, "title": TEXT}), max_size=3))
+@example(query="fleas \ud800", passages=["x \udc00 y", {"text": "\u200b", "title": "\ufeff"}])
+def test_random_unicode_through_prune_never_escapes(pruner, monkeypatch, capsys, tmp_path, query, passages):
+    """Surrogates, controls, format characters, mixed scripts: output or a one-line error, no traceback."""
+    monkeypatch.setattr("ragprune.cli.prune.load_pruner", lambda args: pruner)
+    source = tmp_path / "random.jsonl"
+    source.write_text(json.dumps({"query": query, "passages": passages}) + "\n")
+    code = main(["prune", "--input", str(source), "--output", "-"])
+    captured = capsys.readouterr()
+    if code == 0:
+        (line,) = captured.out.splitlines()
+        assert len(json.loads(line)["passages"]) == len(passages)
+    else:
+        assert code == 2 and len(captured.err.strip().splitlines()) == 1
