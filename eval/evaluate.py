@@ -3,8 +3,15 @@ HotpotQA, WikiQA and SciFact rationales — with the baselines run in the same p
 
 Reranking: nDCG@10 (and RR(rel=2)@10, R@100) of the model over the BM25 top-100, against the BM25
 order itself and the backbone bi-encoder's cosine (all-MiniLM-L6-v2), with a paired test model vs cosine.
-Pruning: gold-sentence recall / precision / F1, share of context tokens removed and answer-string
-retention over a threshold sweep, against keep-everything and query-sentence embedding similarity.
+Pruning (HotpotQA dev distractor, WikiQA dev answerable, SciFact rationales dev): gold-sentence
+recall / precision / F1, the share of non-gold sentences dropped inside gold passages, the share of
+context tokens removed and answer-string retention, at the model's default threshold (its config) and
+over a threshold sweep, against keep-everything and query-sentence embedding cosine — the latter also
+at equal compression (its recall interpolated on its own threshold curve at the model's compression).
+Then a gold-position slice on passages spliced at evaluation time from the dev sets (one gold sentence
+first / middle / last among off-topic sentences of other examples, seeded), HotpotQA with
+``process(..., hops=2)`` when the pruner offers it, and the README's flea example. A "gates" section
+computes each "Done when" figure of issue 10 with pass/fail.
 Only evaluation sets are read here; nothing is tuned on them (the model's default threshold was
 chosen at training time on training data).
 
@@ -14,23 +21,29 @@ Writes ``results.md``, ``results.json`` and ``pruning.png`` to ``--out``.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
 from ragprune.data import data_root, load_beir, load_trec_dl, read_pruning_jsonl
+from ragprune.data.pruning import PruningExample
 from ragprune.devices import default_device, describe_hardware
 from ragprune.evaluation import compare_runs, evaluate_run
+from ragprune.evaluation.gates import Gate
 from ragprune.evaluation.pruning import context_text, score_pruning
+from ragprune.evaluation.splice import POSITIONS, spliced_position_examples
+from ragprune.evaluation.tradeoff import recall_at_compression
 from ragprune.pipeline import RerankPruner
 from ragprune.pipeline.rerank_run import rerank_run
 from ragprune.pipeline.results import require_rethresholdable
 from ragprune.retrieval import get_retriever
 from ragprune.text import split_sentences
-from ragprune.types import Document, Span
+from ragprune.types import Document, Span, json_float
 
 # TREC DL grades relevance 0-3 (MS MARCO counts >= 2 as relevant); SciFact's judgements are binary.
 RANK_MEASURES = {"TREC": ("nDCG@10", "RR(rel=2)@10", "R@100"), "BEIR": ("nDCG@10", "RR@10", "R@100")}
@@ -39,8 +52,28 @@ PRUNING_SETS = {
     "WikiQA dev (answerable)": "pruning/wikiqa_dev_answerable.jsonl",
     "SciFact rationales dev": "pruning/scifact_rationales_dev.jsonl",
 }
-MODEL_THRESHOLDS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7)
-COSINE_THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+# SciFact's "answers" are the claim's verdict (SUPPORT / CONTRADICT), not strings to find in the text:
+# they are dropped so answer retention is n/a there instead of counting chance occurrences of the word.
+VERDICT_ANSWERS = {"SciFact rationales dev"}
+MULTI_HOP_SET = "HotpotQA dev"
+ALL_SETS = "all three sets"
+MODEL_THRESHOLDS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+COSINE_THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)  # table rows; the curve uses score quantiles
+COSINE_CURVE_POINTS = 101
+SPLICE_SEED = 10  # the issue number; any fixed value makes the slice reproducible
+SPLICE_DRAWS = 2  # spliced passages per example and position: halves the slice's sampling variance
+README_EXAMPLE = ("how long do fleas live?", "Fleas live up to a year. The Eiffel Tower is in Paris.")
+README_ANSWER, README_OFF_TOPIC = "Fleas live", "Eiffel Tower"
+# nDCG@10 of the shipped model before issue 10 (the "not lower than today's" gate), per device kind:
+# the issue's H200 (bf16) figures and the CPU (fp32) run in eval/results/cpu (commit 6148e23).
+TODAY_NDCG = {
+    "cuda": {"TREC DL19": 0.6634, "TREC DL20": 0.6418},
+    "cpu": {"TREC DL19": 0.6627, "TREC DL20": 0.6406},
+}
+TODAY_NDCG_SOURCE = {
+    "cuda": "reference: H200 bf16 figures quoted in issue 10",
+    "cpu": "reference: CPU fp32 run in eval/results/cpu",
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,7 +96,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--only",
         choices=("reranking", "pruning"),
         default=None,
-        help="run one half (pruning alone is cheap enough for a CPU); default: both",
+        help="run one half (pruning: the three sets, the position slice, multi-hop and the README example; "
+        "cheap enough for a CPU); default: both",
     )
     return p.parse_args(argv)
 
@@ -152,28 +186,180 @@ def evaluate_reranking(pruner: RerankPruner, bi_encoder: BiEncoder, limit: int, 
 
 
 def evaluate_pruning(pruner: RerankPruner, bi_encoder: BiEncoder, limit: int) -> dict:
-    require_rethresholdable(pruner.reduce)
-    results = {}
+    """The three pruning sets, the gold-position slice, multi-hop on HotpotQA and the README example."""
+    data = {}
     for name, relative in PRUNING_SETS.items():
         examples = read_pruning_jsonl(data_root() / relative)[: limit or None]
-        texts = [[context_text(c.sentences)[0] for c in ex.contexts] for ex in examples]
-        scored = pruner.process([ex.question for ex in examples], texts, threshold=0.0, reorder=False)
-        sentence_scores = [[[(s.span, s.score) for s in p.sentences] for p in result] for result in scored]
-        cosines = _sentence_cosines(bi_encoder, examples, texts)
-        rows = {
-            "keep everything": score_pruning(examples, _spans_above(sentence_scores, -1.0)).to_dict(False)
+        data[name] = [replace(ex, answers=[]) for ex in examples] if name in VERDICT_ANSWERS else examples
+    sets = {}
+    for name, examples in data.items():
+        sets[name] = evaluate_pruning_set(pruner, bi_encoder, examples)
+        default = sets[name]["rows"][sets[name]["default_row"]]
+        print(
+            f"{name}: recall {_fmt(default['recall'])}, removed {_fmt(default['compression'])}, "
+            f"non-gold dropped {_fmt(default['non_gold_dropped'])}, "
+            f"recall - cosine {_fmt(default['recall_minus_cosine'], signed=True)}"
+        )
+    return {
+        "default_threshold": pruner.threshold,
+        "sets": sets,
+        "position": evaluate_positions(pruner, data),
+        "multi_hop": evaluate_multi_hop(pruner, data[MULTI_HOP_SET], sets[MULTI_HOP_SET]),
+        "readme_example": evaluate_readme_example(pruner),
+    }
+
+
+def evaluate_pruning_set(pruner: RerankPruner, bi_encoder: BiEncoder, examples: list[PruningExample]) -> dict:
+    """Rows of one set: keep-everything, the model's sweep and default, the cosine baseline; the cosine
+    curve (compression, recall) over quantiles of its scores; each model row's recall gap to that curve
+    at the same compression."""
+    questions = [example.question for example in examples]
+    texts = [[context_text(c.sentences)[0] for c in example.contexts] for example in examples]
+    scored = pruner.process(questions, texts, reorder=False)  # at the model's default threshold
+    cosines = _sentence_cosines(bi_encoder, examples, texts)
+
+    keep_all = score_pruning(examples, [[[Span(0, len(text))] for text in ctx] for ctx in texts])
+    keep_none = score_pruning(examples, [[[] for _ in ctx] for ctx in texts])
+    curve = [(None, keep_all.compression, keep_all.recall), (None, keep_none.compression, keep_none.recall)]
+    for t in _quantiles(cosines, COSINE_CURVE_POINTS):
+        report = score_pruning(examples, _spans_above(cosines, t))
+        curve.append((t, report.compression, report.recall))
+    curve.sort(key=lambda point: (point[1], -point[2]))
+    points = [(compression, recall) for _, compression, recall in curve]
+
+    rows = {"keep everything": keep_all.to_dict(False)}
+    for t, spans in _model_sweep(pruner, questions, texts, scored).items():
+        rows[f"ragprune t={t}"] = _with_cosine_gap(score_pruning(examples, spans), points)
+    default_row = f"ragprune default t={pruner.threshold}"
+    rows[default_row] = _with_cosine_gap(score_pruning(examples, _kept_spans(scored)), points)
+    for t in COSINE_THRESHOLDS:
+        rows[f"embedding cosine t={t}"] = score_pruning(examples, _spans_above(cosines, t)).to_dict(False)
+    return {
+        "examples": len(examples),
+        "rows": rows,
+        "default_row": default_row,
+        "cosine_curve": [
+            [threshold, json_float(compression), json_float(recall)]
+            for threshold, compression, recall in curve
+        ],
+    }
+
+
+def evaluate_positions(pruner: RerankPruner, data: dict[str, list[PruningExample]]) -> dict:
+    """Gold recall at the default threshold with the gold sentence first / middle / last among 1-10
+    off-topic sentences of other examples of the same set (``SPLICE_DRAWS`` seeded draws per example),
+    per set and over all sets together; ``last_minus_first`` is the position effect."""
+    spliced = {name: {position: [] for position in POSITIONS} for name in data}
+    for name, examples in data.items():
+        for draw in range(SPLICE_DRAWS):
+            drawn = spliced_position_examples(examples, seed=f"{SPLICE_SEED}:{name}:{draw}")
+            for position in POSITIONS:
+                spliced[name][position] += drawn[position]
+    flat = [example for by_position in spliced.values() for p in POSITIONS for example in by_position[p]]
+    scored = pruner.process(
+        [example.question for example in flat],
+        [[context_text(example.contexts[0].sentences)[0]] for example in flat],
+        reorder=False,
+    )
+    kept = iter(_kept_spans(scored))
+    spans = {name: {p: [next(kept) for _ in spliced[name][p]] for p in POSITIONS} for name in data}
+    spliced[ALL_SETS] = {p: [ex for name in data for ex in spliced[name][p]] for p in POSITIONS}
+    spans[ALL_SETS] = {p: [s for name in data for s in spans[name][p]] for p in POSITIONS}
+    out = {"draws_per_example": SPLICE_DRAWS, "seed": SPLICE_SEED, "sets": {}}
+    for name in spliced:
+        reports = {p: score_pruning(spliced[name][p], spans[name][p]) for p in POSITIONS}
+        entry = {
+            p: {
+                "examples": r.examples,
+                "recall": json_float(r.recall),
+                "compression": json_float(r.compression),
+                "non_gold_dropped": json_float(r.non_gold_dropped),
+            }
+            for p, r in reports.items()
         }
-        for t in MODEL_THRESHOLDS:
-            rows[f"ragprune t={t}"] = score_pruning(examples, _spans_above(sentence_scores, t)).to_dict(False)
-        rows[f"ragprune default t={pruner.threshold}"] = score_pruning(
-            examples, _spans_above(sentence_scores, pruner.threshold)
-        ).to_dict(False)
-        for t in COSINE_THRESHOLDS:
-            rows[f"embedding cosine t={t}"] = score_pruning(examples, _spans_above(cosines, t)).to_dict(False)
-        results[name] = {"examples": len(examples), "rows": rows}
-        default = rows[f"ragprune default t={pruner.threshold}"]
-        print(name, f"recall {default['recall']:.3f} removed {default['compression']:.3f}")
-    return results
+        entry["last_minus_first"] = json_float(reports["last"].recall - reports["first"].recall)
+        out["sets"][name] = entry
+    return out
+
+
+def evaluate_multi_hop(pruner: RerankPruner, examples: list[PruningExample], single_hop: dict) -> dict:
+    """HotpotQA at the default threshold with ``process(..., hops=2)`` beside the one-hop default row;
+    ``available`` is False (and the hops=2 row ``None``) while ``process`` has no ``hops`` parameter."""
+    available = "hops" in inspect.signature(pruner.process).parameters
+    out = {"available": available, "rows": {"hops=1": single_hop["rows"][single_hop["default_row"]]}}
+    if not available:
+        out["rows"]["hops=2"] = None
+        return out
+    texts = [[context_text(c.sentences)[0] for c in example.contexts] for example in examples]
+    scored = pruner.process([example.question for example in examples], texts, reorder=False, hops=2)
+    points = [(compression, recall) for _, compression, recall in single_hop["cosine_curve"]]
+    out["rows"]["hops=2"] = _with_cosine_gap(score_pruning(examples, _kept_spans(scored)), points)
+    return out
+
+
+def evaluate_readme_example(pruner: RerankPruner) -> dict:
+    """The README's flea example at the default threshold: each sentence's score and decision."""
+    query, passage_text = README_EXAMPLE
+    passage = pruner.process(query, [passage_text], reorder=False).passages[0]
+    sentences = [
+        {"text": s.span.slice(passage_text), "score": s.score, "kept": s.kept} for s in passage.sentences
+    ]
+    return {
+        "query": query,
+        "passage": passage_text,
+        "sentences": sentences,
+        "pruned_text": passage.pruned_text,
+        "answer_kept": any(s["kept"] for s in sentences if README_ANSWER in s["text"]),
+        "off_topic_dropped": not any(s["kept"] for s in sentences if README_OFF_TOPIC in s["text"]),
+    }
+
+
+def _model_sweep(
+    pruner: RerankPruner, questions: list[str], texts: list[list[str]], scored: list
+) -> dict[float, list[list[list[Span]]]]:
+    """Kept spans at each of ``MODEL_THRESHOLDS``.
+
+    Re-thresholding the sentence scores of the default pass (kept = score > t, the rule ``process``
+    applies) is exact when the scores do not depend on the threshold (``require_rethresholdable``) and
+    the pass's own decisions follow that rule; otherwise ``process`` runs once per threshold.
+    """
+    try:
+        require_rethresholdable(pruner.reduce)
+        exact = all(
+            s.kept == (s.score > pruner.threshold) for result in scored for p in result for s in p.sentences
+        )
+    except ValueError:
+        exact = False
+    if exact:
+        scores = [
+            [[(s.span, s.score) for s in p.sentences] for p in sorted(result, key=lambda p: p.index)]
+            for result in scored
+        ]
+        return {t: _spans_above(scores, t) for t in MODEL_THRESHOLDS}
+    return {
+        t: _kept_spans(pruner.process(questions, texts, threshold=t, reorder=False)) for t in MODEL_THRESHOLDS
+    }
+
+
+def _kept_spans(results: list) -> list[list[list[Span]]]:
+    """Per query, per passage in input order: the kept spans ``process`` returned."""
+    return [[p.kept_spans for p in sorted(result, key=lambda p: p.index)] for result in results]
+
+
+def _with_cosine_gap(report, curve: list[tuple[float, float]]) -> dict:
+    """The report's row, plus the cosine curve's recall at the report's compression and the gap to it."""
+    row = report.to_dict(False)
+    cosine = gap = None
+    if not (math.isnan(report.recall) or math.isnan(report.compression)):
+        cosine = recall_at_compression(curve, report.compression)
+        gap = report.recall - cosine
+    return {**row, "cosine_recall_at_same_compression": cosine, "recall_minus_cosine": gap}
+
+
+def _quantiles(scores: list, count: int) -> list[float]:
+    """``count`` evenly spaced quantiles (0 to 1) of all sentence scores, deduplicated."""
+    flat = [score for ex in scores for passage in ex for _, score in passage]
+    return sorted(set(np.quantile(flat, np.linspace(0, 1, count)).tolist())) if flat else []
 
 
 def _spans_above(scores: list, threshold: float) -> list[list[list[Span]]]:
@@ -192,6 +378,97 @@ def _sentence_cosines(bi_encoder: BiEncoder, examples, texts) -> list:
     return out
 
 
+# ---- gates -------------------------------------------------------------------------------------
+
+
+def issue_gates(results: dict) -> list[Gate]:
+    """The "Done when" figures of issue 10, measured in this run (value None = not run here)."""
+    pruning, reranking = results["pruning"], results["reranking"]
+    sets = pruning.get("sets", {})
+
+    def default(name: str, key: str) -> float | None:
+        entry = sets.get(name)
+        return entry["rows"][entry["default_row"]][key] if entry else None
+
+    gates = []
+    for name in ("WikiQA dev (answerable)", "SciFact rationales dev"):
+        gates += [
+            Gate(
+                f"{name}: non-gold sentences dropped inside gold passages",
+                default(name, "non_gold_dropped"),
+                ">=",
+                0.5,
+                "default threshold",
+            ),
+            Gate(f"{name}: gold-sentence recall", default(name, "recall"), ">=", 0.9, "default threshold"),
+        ]
+    for name in PRUNING_SETS:
+        gates.append(
+            Gate(
+                f"{name}: recall − embedding-cosine recall at the same compression",
+                default(name, "recall_minus_cosine"),
+                ">=",
+                0.03,
+                "default threshold; cosine curve interpolated",
+            )
+        )
+    position = pruning.get("position", {}).get("sets", {}).get(ALL_SETS)
+    gates.append(
+        Gate(
+            "Spliced dev passages: gold recall, last − first (absolute)",
+            None
+            if position is None or position["last_minus_first"] is None
+            else abs(position["last_minus_first"]),
+            "<=",
+            0.03,
+            "all three sets pooled, default threshold",
+        )
+    )
+    multi_hop = pruning.get("multi_hop", {}).get("rows", {}).get("hops=2")
+    note = (
+        "process(..., hops=2), default threshold" if multi_hop else "n/a: process has no hops parameter yet"
+    )
+    gates += [
+        Gate(
+            f"{MULTI_HOP_SET} multi-hop: gold-sentence recall",
+            multi_hop and multi_hop["recall"],
+            ">=",
+            0.9,
+            note,
+        ),
+        Gate(
+            f"{MULTI_HOP_SET} multi-hop: share of context tokens removed",
+            multi_hop and multi_hop["compression"],
+            ">=",
+            0.6,
+            note,
+        ),
+    ]
+    readme = pruning.get("readme_example")
+    gates.append(
+        Gate(
+            "README flea example: Eiffel Tower sentence dropped, flea sentence kept (1 = yes)",
+            None if readme is None else float(readme["off_topic_dropped"] and readme["answer_kept"]),
+            ">=",
+            1.0,
+            "default threshold",
+        )
+    )
+    device = "cuda" if results["device"].startswith("cuda") else "cpu"
+    for name, reference in TODAY_NDCG[device].items():
+        entry = reranking.get(name)
+        gates.append(
+            Gate(
+                f"{name} nDCG@10 not below today's",
+                entry["rows"]["ragprune"]["nDCG@10"] if entry else None,
+                ">=",
+                reference,
+                TODAY_NDCG_SOURCE[device],
+            )
+        )
+    return gates
+
+
 # ---- report ------------------------------------------------------------------------------------
 
 
@@ -199,13 +476,41 @@ def write_report(results: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     lines = [f"# ragprune evaluation\n\nModel: `{results['model']}`. Hardware: {results['hardware']}.\n"]
-    if results["reranking"]:
-        lines += [
-            "## Reranking the BM25 top-100 (nDCG@10 / RR@10 / R@100; RR counts grade >= 2 on TREC DL)\n",
-            "| set | BM25 | bi-encoder cosine | ragprune | Δ vs cosine (p, paired t) | compression |",
-            "|---|---|---|---|---|---|",
-        ]
-    for name, r in results["reranking"].items():
+    if results["limit"]:
+        lines.append(f"**Smoke run: only the first {results['limit']} queries / examples per set.**\n")
+    lines += _gates_lines(results["gates"])
+    lines += _reranking_lines(results["reranking"])
+    if results["pruning"]:
+        lines += _pruning_lines(results["pruning"])
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    if results["pruning"]:
+        _plot(results["pruning"], out / "pruning.png")
+
+
+def _gates_lines(gates: list[dict]) -> list[str]:
+    lines = [
+        "## Gates (issue 10, “Done when”)\n",
+        "| gate | measured | target | pass | how |",
+        "|---|---|---|---|---|",
+    ]
+    verdict = {True: "pass", False: "**FAIL**", None: "n/a"}
+    for gate in gates:
+        lines.append(
+            f"| {gate['name']} | {_fmt(gate['value'])} | {gate['comparison']} {gate['target']} | "
+            f"{verdict[gate['passed']]} | {gate['note']} |"
+        )
+    return [*lines, ""]
+
+
+def _reranking_lines(reranking: dict) -> list[str]:
+    if not reranking:
+        return []
+    lines = [
+        "## Reranking the BM25 top-100 (nDCG@10 / RR@10 / R@100; RR counts grade >= 2 on TREC DL)\n",
+        "| set | BM25 | bi-encoder cosine | ragprune | Δ vs cosine (p, paired t) | compression |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in reranking.items():
         cells = [
             " / ".join(f"{r['rows'][row][m]:.4f}" for m in r["measures"])
             for row in ("BM25", "bi-encoder cosine", "ragprune")
@@ -217,25 +522,99 @@ def write_report(results: dict, out: Path) -> None:
             + " | ".join(cells)
             + f" | {delta} | {r['mean_compression']:.3f} |"
         )
-    if results["pruning"]:
-        lines.append("\n## Pruning (macro over examples)\n")
-    for name, r in results["pruning"].items():
+    return [*lines, ""]
+
+
+_PRUNING_COLUMNS = (
+    ("recall", "recall"),
+    ("non_gold_dropped", "non-gold dropped in gold passages"),
+    ("precision", "precision"),
+    ("f1", "F1"),
+    ("compression", "tokens removed"),
+    ("answer_retention", "answer kept"),
+    ("cosine_recall_at_same_compression", "cosine recall at same compression"),
+    ("recall_minus_cosine", "recall − cosine"),
+)
+
+
+def _pruning_lines(pruning: dict) -> list[str]:
+    lines = [
+        "## Pruning (macro over examples)\n",
+        f"Default threshold (from the model's config): {pruning['default_threshold']}. "
+        "“Non-gold dropped in gold passages”: share of the non-gold sentences dropped inside the passages "
+        "that hold a gold sentence. “Cosine recall at same compression”: the all-MiniLM-L6-v2 "
+        "query–sentence cosine baseline's recall, interpolated on its threshold curve at the row's "
+        "compression (plotted in `pruning.png`). “Answer kept”: a reference answer string still in the kept "
+        "text (WikiQA has no answer strings; SciFact's are verdict labels, left out).\n",
+    ]
+    for name, r in pruning["sets"].items():
         lines += [
             f"### {name} ({r['examples']} examples)\n",
-            "| method | recall | precision | F1 | tokens removed | answer kept |",
-            "|---|---|---|---|---|---|",
+            "| method | " + " | ".join(title for _, title in _PRUNING_COLUMNS) + " |",
+            "|---|" + "---|" * len(_PRUNING_COLUMNS),
         ]
         for row, m in r["rows"].items():
-            cells = [_fmt(m[key]) for key in ("recall", "precision", "f1", "compression", "answer_retention")]
-            lines.append(f"| {row} | " + " | ".join(cells) + " |")
+            label = f"**{row}**" if row == r["default_row"] else row
+            lines.append(f"| {label} | " + " | ".join(_fmt(m.get(key)) for key, _ in _PRUNING_COLUMNS) + " |")
         lines.append("")
-    (out / "results.md").write_text("\n".join(lines) + "\n")
-    if results["pruning"]:
-        _plot(results["pruning"], out / "pruning.png")
+    lines += _position_lines(pruning["position"])
+    lines += _multi_hop_lines(pruning["multi_hop"])
+    lines += _readme_lines(pruning["readme_example"])
+    return lines
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+def _position_lines(position: dict) -> list[str]:
+    lines = [
+        "### Gold position on spliced dev passages\n",
+        "One gold sentence of a dev example among 1–10 off-topic sentences of other examples of the same set "
+        f"(seeded, {position['draws_per_example']} draws per example; middle needs ≥ 2 fillers); "
+        "gold-sentence recall at the default threshold (examples in brackets).\n",
+        "| set | first | middle | last | last − first |",
+        "|---|---|---|---|---|",
+    ]
+    for name, entry in position["sets"].items():
+        cells = [f"{_fmt(entry[p]['recall'])} ({entry[p]['examples']})" for p in POSITIONS]
+        lines.append(
+            f"| {name} | " + " | ".join(cells) + f" | {_fmt(entry['last_minus_first'], signed=True)} |"
+        )
+    return [*lines, ""]
+
+
+def _multi_hop_lines(multi_hop: dict) -> list[str]:
+    lines = [
+        f"### {MULTI_HOP_SET}: one hop vs multi-hop (default threshold)\n",
+        "| process | recall | non-gold dropped in gold passages | tokens removed | answer kept "
+        "| recall − cosine |",
+        "|---|---|---|---|---|---|",
+    ]
+    keys = ("recall", "non_gold_dropped", "compression", "answer_retention", "recall_minus_cosine")
+    for row, m in multi_hop["rows"].items():
+        cells = (
+            ["n/a (process has no hops parameter)"] + [""] * (len(keys) - 1)
+            if m is None
+            else [_fmt(m[key]) for key in keys]
+        )
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _readme_lines(example: dict) -> list[str]:
+    lines = [
+        "### README example (default threshold)\n",
+        f"Query “{example['query']}”; pruned text: “{example['pruned_text']}”.\n",
+        "| sentence | score | kept |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {s['text']} | {s['score']:.4f} | {'yes' if s['kept'] else 'no'} |" for s in example["sentences"]
+    ]
+    return [*lines, ""]
+
+
+def _fmt(value: float | None, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
 
 
 def _plot(pruning: dict, path: Path) -> None:
@@ -244,23 +623,39 @@ def _plot(pruning: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(pruning), figsize=(5 * len(pruning), 4))
-    for ax, (name, r) in zip(np.atleast_1d(axes), pruning.items()):
-        for prefix, style in (("ragprune t=", "o-"), ("embedding cosine t=", "s--")):
-            points = [
-                (m["compression"], m["recall"]) for row, m in r["rows"].items() if row.startswith(prefix)
-            ]
-            ax.plot(*zip(*sorted(points)), style, label=prefix.split(" t=")[0])
+    sets = pruning["sets"]
+    fig, axes = plt.subplots(1, len(sets), figsize=(5 * len(sets), 4))
+    for ax, (name, r) in zip(np.atleast_1d(axes), sets.items()):
+        curve = [(c, rec) for _, c, rec in r["cosine_curve"] if c is not None and rec is not None]
+        ax.plot(*zip(*curve), "-", color="tab:gray", label="embedding cosine (sweep)")
+        sweep = [
+            (m["compression"], m["recall"])
+            for row, m in r["rows"].items()
+            if row.startswith("ragprune t=") and m["recall"] is not None
+        ]
+        if sweep:
+            ax.plot(*zip(*sorted(sweep)), "o-", color="tab:blue", label="ragprune (sweep)")
+        default = r["rows"][r["default_row"]]
+        ax.plot(
+            default["compression"], default["recall"], "*", ms=14, color="tab:red", label="ragprune default"
+        )
+        hops = pruning["multi_hop"]["rows"].get("hops=2") if name == MULTI_HOP_SET else None
+        if hops is not None:
+            ax.plot(
+                hops["compression"], hops["recall"], "D", ms=8, color="tab:purple", label="ragprune hops=2"
+            )
         ax.set(
             title=name,
             xlabel="share of context tokens removed",
             ylabel="gold-sentence recall",
+            xlim=(-0.02, 1.02),
             ylim=(0, 1.02),
         )
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -271,11 +666,14 @@ def main(argv: list[str] | None = None) -> dict:
     results = {
         "model": args.model or "default",
         "hardware": describe_hardware(device),
+        "device": device,
+        "limit": args.limit,
         "reranking": {}
         if args.only == "pruning"
         else evaluate_reranking(pruner, bi_encoder, args.limit, args.first_stage),
         "pruning": {} if args.only == "reranking" else evaluate_pruning(pruner, bi_encoder, args.limit),
     }
+    results["gates"] = [gate.to_dict() for gate in issue_gates(results)]
     write_report(results, args.out)
     print((args.out / "results.md").read_text())
     return results

@@ -133,6 +133,34 @@ def test_report_macro_averages() -> None:
     assert "per_example" not in report.to_dict(per_example=False)
 
 
+def test_non_gold_dropped_inside_gold_passages() -> None:
+    # A: one gold passage, both non-gold sentences dropped -> 2 / 2
+    a = score_example(EX_A, KEPT_A)
+    assert (a.gold_passage_non_gold, a.gold_passage_non_gold_dropped, a.non_gold_dropped) == (2, 2, 1.0)
+    # B: both contexts hold a gold sentence. ctx0: Alpha dropped, Gamma kept; ctx1: Epsilon dropped -> 2 / 3
+    b = score_example(EX_B, KEPT_B)
+    assert (b.gold_passage_non_gold, b.gold_passage_non_gold_dropped) == (3, 2)
+    assert b.non_gold_dropped == pytest.approx(2 / 3)
+    # C: no gold passage -> undefined; D: the only non-gold sentence is kept -> 0 / 1
+    c = score_example(EX_C, KEPT_C)
+    assert (c.gold_passage_non_gold, c.non_gold_dropped) == (0, None)
+    d = score_example(EX_D, KEPT_D)
+    assert (d.gold_passage_non_gold, d.gold_passage_non_gold_dropped, d.non_gold_dropped) == (1, 0, 0.0)
+    report = score_pruning([EX_A, EX_B, EX_C, EX_D], [KEPT_A, KEPT_B, KEPT_C, KEPT_D])
+    assert report.examples_with_gold_passage_non_gold == 3
+    assert report.non_gold_dropped == pytest.approx((1 + 2 / 3 + 0) / 3)
+    assert (report.gold_passage_non_gold, report.gold_passage_non_gold_dropped) == (6, 4)
+    assert report.to_dict(False)["non_gold_dropped"] == pytest.approx(5 / 9)
+
+
+def test_non_gold_sentences_outside_gold_passages_do_not_count() -> None:
+    # ctx0 is a gold passage of gold only; ctx1 (no gold) has two non-gold sentences, both dropped.
+    ex = example("N", [(["Gold here."], [0]), (["Other one.", "Other two."], [])], [])
+    scores = score_example(ex, [[Span(0, 10)], []])
+    assert (scores.gold_passage_non_gold, scores.non_gold_dropped) == (0, None)
+    assert math.isnan(score_pruning([ex], [[[Span(0, 10)], []]]).non_gold_dropped)
+
+
 def test_precision_differs_from_recall() -> None:
     # 1 gold of 4 sentences; keep gold + 2 others -> R 1, P 1/3, F1 = 2 * (1/3) / (4/3) = 0.5
     ex = example("P", [(["g one.", "x two.", "y three.", "z four."], [0])], [])
@@ -229,6 +257,10 @@ def test_keep_all_and_keep_none_bounds(sentences: list[str], data: st.DataObject
     assert everything.kept_tokens == everything.tokens == len(text.split())
     if everything.tokens:
         assert (everything.compression, nothing.compression) == (0.0, 1.0)
+    if visible_gold and visible > visible_gold:
+        assert (everything.non_gold_dropped, nothing.non_gold_dropped) == (0.0, 1.0)
+    else:
+        assert everything.non_gold_dropped is None
     if visible_gold:
         assert (everything.recall, nothing.recall) == (1.0, 0.0)
         assert everything.precision == pytest.approx(visible_gold / visible)

@@ -10,6 +10,9 @@ Per example (all its contexts together):
 * **recall**: kept gold sentences / gold sentences;
 * **precision**: kept gold sentences / kept sentences (0 when nothing is kept);
 * **F1** of the two (0 when both are 0);
+* **non-gold dropped**: inside the example's *gold passages* (contexts holding at least one gold
+  sentence), the share of the non-gold sentences that were dropped — whether the pruner prunes
+  within the passages that matter rather than only filtering out whole irrelevant passages;
 * **compression**: share of the context's tokens (whitespace-separated words) removed; a word is kept
   when any of its characters is inside a kept span;
 * **answer retention**: whether any reference answer still occurs (case-insensitively) in the kept
@@ -20,6 +23,7 @@ that have at least one gold sentence; examples without gold (unanswerable questi
 defined recall, so they are left out of those three means but still count for compression.
 Answer retention is averaged over the examples whose full context contains an answer. Sentences
 that are empty or whitespace only are ignored throughout (they can be neither kept nor lost).
+Non-gold dropped is averaged over the examples whose gold passages hold at least one non-gold sentence.
 """
 
 from __future__ import annotations
@@ -93,6 +97,8 @@ class PruningScores:
     gold_sentences: int
     kept_sentences: int
     kept_gold_sentences: int
+    gold_passage_non_gold: int
+    gold_passage_non_gold_dropped: int
     tokens: int
     kept_tokens: int
     answer_in_context: bool
@@ -100,6 +106,7 @@ class PruningScores:
     recall: float | None
     precision: float | None
     f1: float | None
+    non_gold_dropped: float | None
     compression: float | None
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,15 +123,19 @@ class PruningReport:
     examples: int
     examples_with_gold: int
     examples_with_answer_in_context: int
+    examples_with_gold_passage_non_gold: int
     recall: float
     precision: float
     f1: float
+    non_gold_dropped: float
     compression: float
     answer_retention: float
     sentences: int
     gold_sentences: int
     kept_sentences: int
     kept_gold_sentences: int
+    gold_passage_non_gold: int
+    gold_passage_non_gold_dropped: int
     per_example: list[PruningScores]
 
     def to_dict(self, per_example: bool = True) -> dict[str, Any]:
@@ -132,15 +143,19 @@ class PruningReport:
             "examples": self.examples,
             "examples_with_gold": self.examples_with_gold,
             "examples_with_answer_in_context": self.examples_with_answer_in_context,
+            "examples_with_gold_passage_non_gold": self.examples_with_gold_passage_non_gold,
             "recall": json_float(self.recall),
             "precision": json_float(self.precision),
             "f1": json_float(self.f1),
+            "non_gold_dropped": json_float(self.non_gold_dropped),
             "compression": json_float(self.compression),
             "answer_retention": json_float(self.answer_retention),
             "sentences": self.sentences,
             "gold_sentences": self.gold_sentences,
             "kept_sentences": self.kept_sentences,
             "kept_gold_sentences": self.kept_gold_sentences,
+            "gold_passage_non_gold": self.gold_passage_non_gold,
+            "gold_passage_non_gold_dropped": self.gold_passage_non_gold_dropped,
         }
         if per_example:
             out["per_example"] = [scores.to_dict() for scores in self.per_example]
@@ -155,6 +170,7 @@ def score_example(example: PruningExample, kept_spans: Sequence[Sequence[Span]])
             f"{len(example.contexts)}; pass one list of spans per context, in order (empty list = drop all)"
         )
     sentences = gold = kept = kept_gold = tokens = kept_tokens = 0
+    passage_non_gold = passage_non_gold_dropped = 0
     full_texts: list[str] = []
     kept_texts: list[str] = []
     for index, (context, spans) in enumerate(zip(example.contexts, kept_spans, strict=True)):
@@ -163,12 +179,14 @@ def score_example(example: PruningExample, kept_spans: Sequence[Sequence[Span]])
         merged = _merge(spans)
         gold_ids = set(context.gold_sentence_ids)
         flags = kept_sentences(text, sentence_spans, merged)
-        for i, span in enumerate(sentence_spans):
-            if span:
-                sentences += 1
-                gold += i in gold_ids
-                kept += flags[i]
-                kept_gold += flags[i] and i in gold_ids
+        visible = [i for i, span in enumerate(sentence_spans) if span]
+        sentences += len(visible)
+        gold += sum(i in gold_ids for i in visible)
+        kept += sum(flags[i] for i in visible)
+        kept_gold += sum(flags[i] for i in visible if i in gold_ids)
+        if any(i in gold_ids for i in visible):
+            passage_non_gold += sum(i not in gold_ids for i in visible)
+            passage_non_gold_dropped += sum(not flags[i] for i in visible if i not in gold_ids)
         words = [(m.start(), m.end()) for m in _WORD.finditer(text)]
         tokens += len(words)
         kept_tokens += sum(1 for start, end in words if _overlapping(merged, Span(start, end)))
@@ -190,6 +208,8 @@ def score_example(example: PruningExample, kept_spans: Sequence[Sequence[Span]])
         gold_sentences=gold,
         kept_sentences=kept,
         kept_gold_sentences=kept_gold,
+        gold_passage_non_gold=passage_non_gold,
+        gold_passage_non_gold_dropped=passage_non_gold_dropped,
         tokens=tokens,
         kept_tokens=kept_tokens,
         answer_in_context=answer_in_context,
@@ -197,6 +217,7 @@ def score_example(example: PruningExample, kept_spans: Sequence[Sequence[Span]])
         recall=recall,
         precision=precision,
         f1=f1,
+        non_gold_dropped=passage_non_gold_dropped / passage_non_gold if passage_non_gold else None,
         compression=1 - kept_tokens / tokens if tokens else None,
     )
 
@@ -223,15 +244,19 @@ def score_pruning(
         examples=len(scores),
         examples_with_gold=len(with_gold),
         examples_with_answer_in_context=len(with_answer),
+        examples_with_gold_passage_non_gold=sum(1 for s in scores if s.gold_passage_non_gold),
         recall=_mean(s.recall for s in with_gold),
         precision=_mean(s.precision for s in with_gold),
         f1=_mean(s.f1 for s in with_gold),
+        non_gold_dropped=_mean(s.non_gold_dropped for s in scores),
         compression=_mean(s.compression for s in scores if s.compression is not None),
         answer_retention=_mean(float(bool(s.answer_kept)) for s in with_answer),
         sentences=sum(s.sentences for s in scores),
         gold_sentences=sum(s.gold_sentences for s in scores),
         kept_sentences=sum(s.kept_sentences for s in scores),
         kept_gold_sentences=sum(s.kept_gold_sentences for s in scores),
+        gold_passage_non_gold=sum(s.gold_passage_non_gold for s in scores),
+        gold_passage_non_gold_dropped=sum(s.gold_passage_non_gold_dropped for s in scores),
         per_example=scores,
     )
 
