@@ -98,8 +98,10 @@ class RerankV2Request(BaseModel):
 
 
 class TeiRerankRequest(BaseModel):
-    """A text-embeddings-inference ``/rerank`` request. ``truncate`` is accepted; ragprune never
-    truncates documents (it scores long texts in chunks)."""
+    """A text-embeddings-inference ``/rerank`` request. ``truncate: true`` cuts a query longer than the
+    model takes to its first (``truncation_direction: "left"``: last) ``max_query_tokens`` tokens, and
+    each result then says ``"truncated": true``; texts are never truncated (long ones are scored in
+    chunks)."""
 
     query: str
     texts: list[Any] = Field(description="strings, or objects as in /v1/rerank's documents")
@@ -297,8 +299,12 @@ def create_app(
     app.state.batcher = batcher
     install_error_handlers(app)
 
-    async def scored(query_text: str, values: list[Any], threshold: float | None, field: str) -> QueryResult:
+    async def scored(
+        query_text: str, values: list[Any], threshold: float | None, field: str, truncate: str | None = None
+    ) -> QueryResult:
         query, documents = _checked(query_text, values, limits, field)
+        if truncate is not None:
+            query = Query(query.id, _truncated(pruner, query.text, truncate))
         try:
             return await batcher.submit(query, documents, threshold)
         except ServerBusy:
@@ -356,13 +362,17 @@ def create_app(
     @app.post("/rerank")
     async def rerank_tei(request: TeiRerankRequest) -> JSONResponse:
         """Rerank ``texts`` for ``query`` (text-embeddings-inference's rerank shape)."""
-        result = await scored(request.query, request.texts, None, "texts")
+        direction = request.truncation_direction.lower() if request.truncate else None
+        result = await scored(request.query, request.texts, None, "texts", direction)
+        truncated = result.query.text != _well_formed(request.query)
         results = []
         for passage in result.passages:
             score = json_float(passage.logit) if request.raw_scores else passage.probability
             item: dict[str, Any] = {"index": passage.index, "score": score}
             if request.return_text:
                 item["text"] = passage.document.text
+            if truncated:
+                item["truncated"] = True
             results.append(item)
         return SafeJSONResponse(results)
 
@@ -399,9 +409,30 @@ def create_app(
     return app
 
 
+MIN_PASSAGE_TOKENS = 8  # the least room for passage text the pipeline accepts beside a query
+
+
 def _token_limits(pruner: RerankPruner) -> dict[str, int]:
-    """The model's limits in tokens: its window (query, title and a passage chunk share it)."""
-    return {"window_tokens": int(pruner.max_length)}
+    """The model's limits in tokens: its window, which the query, the special tokens, a document's
+    title and a chunk of its text share, and the longest query it takes (for documents without title)."""
+    window = int(pruner.max_length)
+    return {
+        "window_tokens": window,
+        "max_query_tokens": window - pruner.template.overhead - MIN_PASSAGE_TOKENS,
+    }
+
+
+def _truncated(pruner: RerankPruner, query: str, direction: str) -> str:
+    """``query`` cut to the model's ``max_query_tokens`` tokens at token boundaries, keeping its start
+    (``direction`` ``"right"``: the end is cut) or its end (``"left"``); unchanged when it fits."""
+    limit = _token_limits(pruner)["max_query_tokens"]
+    encoded = pruner.tokenizer(query, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    offsets = encoded["offset_mapping"]
+    if len(offsets) <= limit:
+        return query
+    if direction == "left":
+        return query[offsets[len(offsets) - limit][0] :]
+    return query[: offsets[limit - 1][1]]
 
 
 def _relevant_spans(passage: PassageResult, max_spans: int | None) -> list[dict[str, Any]]:

@@ -214,3 +214,22 @@ def test_no_input_gives_a_5xx(client, route, query, documents):
 def test_no_raw_body_gives_a_5xx(client, route, body):
     response = client.post(route, content=body, headers={"content-type": "application/json"})
     assert response.status_code < 500 and response.json()
+
+
+def test_tei_truncate_cuts_an_over_long_query_and_says_so(client, pruner):
+    limit = client.get("/health").json()["limits"]["max_query_tokens"]
+    assert limit == pruner.max_length - pruner.template.overhead - 8
+    long_query = "fleas " * 30  # 60 tokens: over the tiny model's window, under 200 characters
+    refused = client.post("/rerank", json={"query": long_query, "texts": TEXTS})
+    assert refused.status_code == 422 and "shorten the query" in refused.json()["error"]
+    for direction in ("right", "left"):
+        payload = {"query": long_query, "texts": TEXTS, "truncate": True, "truncation_direction": direction}
+        response = client.post("/rerank", json=payload)
+        assert response.status_code == 200, response.text
+        assert all(item["truncated"] is True for item in response.json())
+    kept = pruner.tokenizer(long_query, add_special_tokens=False)["input_ids"][:limit]
+    expected = rank(pruner, pruner.tokenizer.decode(kept), TEXTS)
+    right = client.post("/rerank", json={"query": long_query, "texts": TEXTS, "truncate": True}).json()
+    assert [item["index"] for item in right] == [d.index for d in expected]
+    short = client.post("/rerank", json={"query": QUERY, "texts": TEXTS, "truncate": True}).json()
+    assert all("truncated" not in item for item in short)  # nothing cut: the plain TEI shape
