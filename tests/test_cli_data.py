@@ -1,4 +1,4 @@
-"""``ragprune data prepare`` and data/manifest.json, offline: a tiny fixture root and a stand-in ir_datasets."""
+"""``ragprune data prepare`` and data/manifest.json, offline: a fixture root and a stand-in ir_datasets."""
 
 from __future__ import annotations
 
