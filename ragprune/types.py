@@ -76,6 +76,54 @@ class RankedList:
     items: list[ScoredDocument]
 
 
+@dataclass(frozen=True)
+class InputLimits:
+    """How much of each field one encoder row holds, in the model tokenizer's tokens.
+
+    A row is ``special tokens + query + title + passage text`` and holds at most ``window`` tokens.
+    The policy (the same in the API, CLI, server and integrations):
+
+    * the query may use up to ``max_query_tokens`` (half the window); a longer
+      query is an error, or with ``truncate=True`` is cut to its first ``max_query_tokens`` tokens and
+      the result says so (``truncated`` contains ``"query"``);
+    * a title may use up to ``max_title_tokens`` (a quarter of the window); a longer one is always cut
+      to its first tokens, and the result says so (``truncated`` contains ``"title"``); titles are
+      context, never pruned;
+    * the passage text gets the rest of the row, at least ``min_passage_tokens``; a longer passage is
+      never truncated but cut into chunks at sentence boundaries, each scored with the query and title.
+    """
+
+    window: int
+    special_tokens: int
+    max_query_tokens: int
+    max_title_tokens: int
+
+    @classmethod
+    def for_window(cls, window: int, special_tokens: int) -> InputLimits:
+        """The limits of a model that reads ``window`` tokens per row, ``special_tokens`` of them its own."""
+        limits = cls(window, special_tokens, window // 2, window // 4)
+        if limits.min_passage_tokens < 1:
+            raise ValueError(
+                f"a {window}-token window with {special_tokens} special tokens leaves no room for the "
+                "passage once the query and title take their shares; use a larger max_length"
+            )
+        return limits
+
+    @property
+    def min_passage_tokens(self) -> int:
+        """Passage tokens per row when the query and title use their whole share."""
+        return self.window - self.special_tokens - self.max_query_tokens - self.max_title_tokens
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "window": self.window,
+            "special_tokens": self.special_tokens,
+            "max_query_tokens": self.max_query_tokens,
+            "max_title_tokens": self.max_title_tokens,
+            "min_passage_tokens": self.min_passage_tokens,
+        }
+
+
 def json_float(value: float) -> float | None:
     """A float as JSON can carry it: non-finite values become ``None`` (``null``)."""
     return value if math.isfinite(value) else None

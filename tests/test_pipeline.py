@@ -185,5 +185,5 @@ def test_progress_counts_pairs_batch_by_batch(tiny_model_dir, monkeypatch):
 
     pruner = RerankPruner.load(tiny_model_dir, device="cpu", prepare_workers=0, batch_size=2)
     monkeypatch.setattr(pruner, "_progress_bar", lambda pairs: nullcontext(Counter()))
-    pruner.process("fleas", PASSAGES * 2)
+    pruner.process("fleas", [f"{text} ({i})" for i, text in enumerate(PASSAGES * 2)])
     assert updates == [2] * (len(PASSAGES * 2) // 2)

@@ -3,7 +3,8 @@
 Every passage token carries the index of the sentence it falls in, so the token head's outputs can
 be reduced per sentence and mapped back to character spans. Passages longer than the encoder window
 are cut into chunks at sentence boundaries (a single over-long sentence is cut at token boundaries and
-keeps one sentence id across its pieces); no token is dropped.
+keeps one sentence id across its pieces); no passage token is dropped. Titles longer than their share of
+the window (``InputLimits``) are cut, and the prepared pair says so.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
+from ragprune.normalize import is_blank
 from ragprune.text import split_sentences
-from ragprune.types import Span
+from ragprune.types import InputLimits, Span
 
 NO_SENTENCE = -1  # query, title and special tokens
+WIDTH_STEP = 16
+"""Rows are padded to a multiple of this many tokens (see ``padded_width``)."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,7 @@ def tokenize_passages(
 
 def _tokenize_titles(tokenizer: PreTrainedTokenizerBase, titles: list[str]) -> list[np.ndarray]:
     empty = np.zeros(0, dtype=np.int64)
-    with_title = [i for i, title in enumerate(titles) if title.strip()]
+    with_title = [i for i, title in enumerate(titles) if not is_blank(title)]
     out = [empty] * len(titles)
     if with_title:
         encoded = tokenizer([titles[i] for i in with_title], add_special_tokens=False)["input_ids"]
@@ -140,25 +144,41 @@ def chunk_ranges(token_sentence: np.ndarray, title_length: int, budget: int) -> 
     return [(title_length + a, title_length + b) for a, b in ranges]
 
 
+def padded_width(length: int, window: int) -> int:
+    """The width a row of ``length`` tokens is padded to: the next multiple of ``WIDTH_STEP``, at most
+    ``max(length, window)``.
+
+    It depends on the row's own length only, and rows are batched only with rows of the same width, so a
+    pair's scores do not depend on what it is batched with: on CPU the attention over a padded row gives
+    slightly different floats for different padding widths, and matrix products of fewer than 12 rows take
+    another code path, which a width of at least 16 tokens per row avoids.
+    """
+    return min(-(-length // WIDTH_STEP) * WIDTH_STEP, max(length, window))
+
+
 def build_rows(
     query_ids: np.ndarray,
     passage: TokenizedPassage,
     template: PairTemplate,
     max_length: int,
 ) -> list[Row]:
-    """The encoder rows of one pair: one row, or one per chunk when the passage is too long.
+    """The encoder rows of one pair: one row, or one per chunk when the passage is too long; none for a
+    passage without tokens.
 
-    The title is context for the score, repeated in every chunk, and never pruned; it may use at most
-    a quarter of the window (its first tokens), so the passage text itself always keeps most of it.
+    The title is context for the score, repeated in every chunk, and never pruned; it keeps its first
+    ``max_title_tokens`` tokens. The query must fit ``max_query_tokens`` (``process`` checks and truncates
+    queries before preparing pairs). The limits are ``InputLimits.for_window(max_length, template.overhead)``.
     """
-    title = passage.token_ids[: min(passage.title_length, max_length // 4)]
-    budget = max_length - template.overhead - len(query_ids) - len(title)
-    if budget < 8:
+    limits = InputLimits.for_window(max_length, template.overhead)
+    if len(query_ids) > limits.max_query_tokens:
         raise ValueError(
-            f"the query is {len(query_ids)} tokens long, which leaves {budget} tokens of the "
-            f"{max_length}-token window for the passage; shorten the query "
-            "or use a model with a longer window"
+            f"the query is {len(query_ids)} tokens long; this model reads at most "
+            f"{limits.max_query_tokens} query tokens"
         )
+    if len(passage.token_ids) == passage.title_length:
+        return []
+    title = passage.token_ids[: min(passage.title_length, limits.max_title_tokens)]
+    budget = limits.window - template.overhead - len(query_ids) - len(title)
     head = np.concatenate([template.prefix, query_ids, template.middle, title])
     head_types = np.concatenate(
         [
@@ -191,10 +211,12 @@ def build_rows(
 
 @dataclass(frozen=True)
 class PreparedPair:
-    """What the encoder needs for one (query, passage) pair: its rows and the passage's sentences."""
+    """What the encoder needs for one (query, passage) pair: its rows (none when the passage has no
+    token), the passage's sentences, and whether its title was cut to fit."""
 
     rows: list[Row]
     sentences: list[Span]
+    title_truncated: bool = False
 
 
 def prepare_pairs(
@@ -207,7 +229,12 @@ def prepare_pairs(
 ) -> list[PreparedPair]:
     """Rows and sentences of each pair; ``query_ids[i]`` are the query tokens of pair ``i``."""
     passages = tokenize_passages(tokenizer, texts, titles)
+    max_title_tokens = InputLimits.for_window(max_length, template.overhead).max_title_tokens
     return [
-        PreparedPair(build_rows(query, passage, template, max_length), passage.sentences)
+        PreparedPair(
+            build_rows(query, passage, template, max_length),
+            passage.sentences,
+            passage.title_length > max_title_tokens,
+        )
         for query, passage in zip(query_ids, passages)
     ]

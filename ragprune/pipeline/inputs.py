@@ -1,56 +1,79 @@
-"""Normalise what callers pass (strings, dicts, ``Document``s) into ragprune's types, with clear errors."""
+"""Normalise what callers pass (strings, dicts, ``Document``s) into ragprune's types, with clear errors.
+
+The types keep the caller's text as given; every text field is checked here with
+``ragprune.normalize.check_text`` (lone surrogates refused under ``invalid_text="error"``), and a query
+without a visible character is refused. The pipeline reads the repaired text (``repair_text``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ragprune.normalize import check_text, is_blank
 from ragprune.types import Document, Query
 
 PassageLike = str | Document | Mapping[str, Any]
 QueryLike = str | Query
 
 
-def as_query(query: QueryLike, position: int = 0) -> Query:
-    """A ``Query``; a plain string gets its position as id. Empty queries are refused."""
+def as_query(query: QueryLike, position: int = 0, invalid_text: str = "replace") -> Query:
+    """A ``Query``; a plain string gets its position as id.
+
+    Raises ``ValueError`` for a query without a visible character (empty, whitespace, zero-width or other
+    format characters only) and, under ``invalid_text="error"``, for one holding a lone surrogate.
+    """
     if isinstance(query, Query):
         result = query
     elif isinstance(query, str):
         result = Query(id=str(position), text=query)
     else:
         raise TypeError(f"query {position} is a {type(query).__name__}; pass a str or ragprune.Query")
-    if not result.text.strip():
+    check_text(result.text, f"query {result.id!r}", invalid_text)
+    if is_blank(result.text):
         raise ValueError(
             f"query {result.id!r} is empty; pass the question text "
-            "(an empty query cannot rank or prune anything)"
+            "(it has no visible character, and an empty query cannot rank or prune anything)"
         )
     return result
 
 
-def as_document(passage: PassageLike, position: int) -> Document:
-    """A ``Document``; strings get their position as id, mappings need a ``text`` field."""
+def as_document(
+    passage: PassageLike, position: int, invalid_text: str = "replace", label: str = "passages"
+) -> Document:
+    """A ``Document``; strings get their position as id, mappings need a ``text`` field.
+
+    ``label`` names the list in errors (``passages[3].text``). Under ``invalid_text="error"`` a text or
+    title holding a lone surrogate raises ``ValueError``.
+    """
     if isinstance(passage, Document):
-        return passage
-    if isinstance(passage, str):
-        return Document(id=str(position), text=passage)
-    if isinstance(passage, Mapping):
+        document = passage
+    elif isinstance(passage, str):
+        document = Document(id=str(position), text=passage)
+    elif isinstance(passage, Mapping):
         if not isinstance(passage.get("text"), str):
             raise ValueError(f"passage {position} has no string 'text' field; got keys {sorted(passage)}")
         known = {"id", "text", "title", "metadata"}
         metadata = dict(passage.get("metadata") or {})
         metadata.update({k: v for k, v in passage.items() if k not in known})
-        return Document(
+        document = Document(
             id=str(passage.get("id", position)),
             text=passage["text"],
             title=str(passage.get("title") or ""),
             metadata=metadata,
         )
-    raise TypeError(
-        f"passage {position} is a {type(passage).__name__}; pass a str, dict or ragprune.Document"
-    )
+    else:
+        raise TypeError(
+            f"passage {position} is a {type(passage).__name__}; pass a str, dict or ragprune.Document"
+        )
+    check_text(document.text, f"{label}[{position}].text", invalid_text)
+    check_text(document.title, f"{label}[{position}].title", invalid_text)
+    return document
 
 
-def as_documents(passages: Sequence[PassageLike]) -> list[Document]:
+def as_documents(
+    passages: Sequence[PassageLike], invalid_text: str = "replace", label: str = "passages"
+) -> list[Document]:
     if isinstance(passages, str | Mapping | Document):
         raise TypeError("passages must be a list of passages, not a single passage; wrap it in a list")
-    return [as_document(passage, i) for i, passage in enumerate(passages)]
+    return [as_document(passage, i, invalid_text, label) for i, passage in enumerate(passages)]

@@ -17,11 +17,13 @@ from transformers import PreTrainedTokenizerBase
 from ragprune.devices import default_device
 from ragprune.kernels import SentenceScores, score_sentences
 from ragprune.models.encoder import RerankPruneModel
-from ragprune.pipeline.encoding import NO_SENTENCE, PairTemplate, PreparedPair, Row
+from ragprune.models.heads import RankHead
+from ragprune.normalize import INVALID_TEXT_POLICIES, is_blank, repair_text
+from ragprune.pipeline.encoding import NO_SENTENCE, PairTemplate, PreparedPair, Row, padded_width
 from ragprune.pipeline.inputs import PassageLike, QueryLike, as_documents, as_query
 from ragprune.pipeline.parallel import RowPreparer, default_workers
 from ragprune.pipeline.results import PassageResult, QueryResult, SentenceScore
-from ragprune.types import Document, Query
+from ragprune.types import Document, InputLimits, Query
 
 if TYPE_CHECKING:
     from ragprune.ranking import RankedResults
@@ -44,8 +46,14 @@ class RerankPruner:
     """Scores (query, passage) pairs for reranking and keeps the sentences that answer the query.
 
     One forward pass per pair (per chunk for passages longer than the window) gives both the
-    relevance logit and the per-sentence keep decisions. Pairs are sorted by length and batched
+    relevance logit and the per-sentence keep decisions. Pairs are grouped by padded length and batched
     across queries; on CUDA the model runs in bf16 and sentence scoring uses the Triton kernel.
+
+    Inputs: every text passes ``ragprune.normalize`` (lone surrogates repaired or refused per
+    ``invalid_text``; text without a visible character is empty). Lengths follow ``input_limits``.
+    Identical pairs in one call are scored once, and a pair's scores do not depend on the other pairs of
+    the call (bit-identical on CPU): rows are padded to a width set by their own length and batched only
+    with rows of the same width, and both heads reduce each row on its own.
     """
 
     def __init__(
@@ -62,7 +70,10 @@ class RerankPruner:
         scoring_backend: str = "auto",
         time_stages: bool = False,
         prepare_workers: int | None = None,
+        invalid_text: str = "replace",
     ) -> None:
+        if invalid_text not in INVALID_TEXT_POLICIES:
+            raise ValueError(f"invalid_text={invalid_text!r}; use one of {INVALID_TEXT_POLICIES}")
         self.device = torch.device(device or default_device())
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.model = model.to(self.device, dtype).eval()
@@ -72,6 +83,9 @@ class RerankPruner:
         self.threshold = model.config.threshold if threshold is None else threshold
         self.reduce = reduce or model.config.sentence_reduce
         self.max_length = max_length or model.config.max_length
+        self.input_limits = InputLimits.for_window(self.max_length, self.template.overhead)
+        """Tokens the query, a title and the passage text get per encoder row (see ``InputLimits``)."""
+        self.invalid_text = invalid_text
         self.progress = progress
         self.scoring_backend = scoring_backend
         self.stage_timer = StageTimer(self.device) if time_stages else None
@@ -106,13 +120,24 @@ class RerankPruner:
         threshold: float | None = None,
         top_k: int | None = None,
         reorder: bool = True,
+        truncate: bool = False,
+        invalid_text: str | None = None,
     ) -> QueryResult | list[QueryResult]:
         """Rerank and prune.
 
         ``queries`` is one query (str or ``Query``) with a list of passages, or a list of queries with
         one list of passages each. Passages are strings (id = position), dicts with ``text`` (and
         ``id``, ``title``, ``metadata``) or ``Document``s. ``reorder`` sorts passages by score
-        (stable: ties keep input order); ``top_k`` keeps the best k. An empty query raises ``ValueError``.
+        (stable: ties keep input order); ``top_k`` keeps the best k.
+
+        Input policy (``input_limits`` gives the numbers, in tokens): a query longer than
+        ``max_query_tokens`` raises ``ValueError``, or with ``truncate=True`` is cut to its first
+        ``max_query_tokens`` tokens (``QueryResult.query_truncated``, and ``"query"`` in each passage's
+        ``truncated``); a title is cut to ``max_title_tokens`` (``"title"`` in ``truncated``); a passage is
+        never cut but scored in chunks of whole sentences. Lone surrogates are replaced by U+FFFD
+        (``invalid_text="replace"``, the default set on the pruner) or raise ``ValueError`` naming the field
+        (``"error"``). A query without a visible character (or without a token the model reads) raises
+        ``ValueError``; such a passage is empty: logit ``-inf``, probability 0, nothing kept, ranked last.
         """
         single = isinstance(queries, str | Query)
         query_list = [queries] if single else list(queries)
@@ -124,10 +149,14 @@ class RerankPruner:
             )
         if top_k is not None and top_k < 1:
             raise ValueError(f"top_k={top_k}; use a positive number or None for all passages")
-        parsed_queries = [as_query(query, i) for i, query in enumerate(query_list)]
-        documents = [as_documents(plist) for plist in passage_lists]
+        invalid_text = invalid_text or self.invalid_text
+        parsed_queries = [as_query(query, i, invalid_text) for i, query in enumerate(query_list)]
+        documents = [
+            as_documents(plist, invalid_text, "passages" if single else f"passages[{i}]")
+            for i, plist in enumerate(passage_lists)
+        ]
         threshold = self.threshold if threshold is None else threshold
-        results = self._score(parsed_queries, documents, threshold)
+        results = self._score(parsed_queries, documents, threshold, truncate)
         ordered = [_order(result, reorder, top_k) for result in results]
         return ordered[0] if single else ordered
 
@@ -155,25 +184,86 @@ class RerankPruner:
     # ---- scoring ------------------------------------------------------------------------------
 
     def _score(
-        self, queries: list[Query], documents: list[list[Document]], threshold: float
+        self, queries: list[Query], documents: list[list[Document]], threshold: float, truncate: bool
     ) -> list[QueryResult]:
         if not queries:
             return []
-        query_ids = [
-            np.asarray(ids, dtype=np.int64)
-            for ids in self.tokenizer([q.text for q in queries], add_special_tokens=False)["input_ids"]
-        ]
-        pairs = [
-            (qi, di) for qi, docs in enumerate(documents) for di, doc in enumerate(docs) if doc.text.strip()
-        ]
+        query_ids, query_truncated = self._query_tokens(queries, truncate)
+        # One entry per distinct (query, passage, title) that has visible text; identical pairs share it.
+        pair_of: dict[tuple[int, int], int] = {}
+        unique: dict[tuple[str, str, str], int] = {}
+        pairs: list[tuple[int, str, str]] = []
+        for qi, docs in enumerate(documents):
+            for di, doc in enumerate(docs):
+                if is_blank(doc.text):
+                    continue
+                key = (queries[qi].text, doc.text, doc.title)
+                if key not in unique:
+                    unique[key] = len(pairs)
+                    pairs.append((qi, repair_text(doc.text), repair_text(doc.title)))
+                pair_of[qi, di] = unique[key]
+        prepared, outputs = self._run(query_ids, pairs, threshold)
+
+        results = []
+        for qi, (query, docs) in enumerate(zip(queries, documents)):
+            passage_results = []
+            for di, doc in enumerate(docs):
+                p = pair_of.get((qi, di))
+                truncated = ("query",) if query_truncated[qi] else ()
+                if p is not None and prepared[p].title_truncated:
+                    truncated += ("title",)
+                out = None if p is None else outputs[p]
+                if out is None:  # blank text, or no token the model reads
+                    passage_results.append(PassageResult(doc, di, -math.inf, 0.0, truncated=truncated))
+                    continue
+                sentences = [  # .tolist(): plain floats and bools, far cheaper than numpy scalars
+                    SentenceScore(span, score, kept)
+                    for span, score, kept in zip(
+                        prepared[p].sentences, out.sentence_scores.tolist(), out.sentence_kept.tolist()
+                    )
+                ]
+                probability = _calibrated_probability(out.logit, self.model.config.training)
+                passage_results.append(
+                    PassageResult(doc, di, out.logit, probability, sentences, out.chunks, truncated=truncated)
+                )
+            results.append(QueryResult(query, passage_results, query_truncated=query_truncated[qi]))
+        return results
+
+    def _query_tokens(self, queries: list[Query], truncate: bool) -> tuple[list[np.ndarray], list[bool]]:
+        """Each query's token ids, cut to ``max_query_tokens`` with ``truncate``, and whether it was cut."""
+        limit = self.input_limits.max_query_tokens
+        encoded = self.tokenizer([repair_text(q.text) for q in queries], add_special_tokens=False)
+        query_ids, truncated = [], []
+        for query, ids in zip(queries, encoded["input_ids"]):
+            if not ids:
+                raise ValueError(
+                    f"query {query.id!r} has no token this model reads (only characters its tokenizer "
+                    "drops); pass the question text"
+                )
+            if len(ids) > limit and not truncate:
+                window = self.input_limits
+                raise ValueError(
+                    f"query {query.id!r} is {len(ids)} tokens long; this model reads at most {limit} query "
+                    f"tokens (a {window.window}-token window: {window.special_tokens} special tokens, the "
+                    f"query, up to {window.max_title_tokens} title tokens, then the passage text). Shorten "
+                    f"the query, or pass truncate=True to score with its first {limit} tokens"
+                )
+            query_ids.append(np.asarray(ids[:limit], dtype=np.int64))
+            truncated.append(len(ids) > limit)
+        return query_ids, truncated
+
+    def _run(
+        self, query_ids: list[np.ndarray], pairs: list[tuple[int, str, str]], threshold: float
+    ) -> tuple[list[PreparedPair], list[_PairOutput | None]]:
+        """Prepare and encode ``(query index, text, title)`` pairs; a pair without rows gets no output."""
         # Encode windows of prepared pairs while the workers prepare the next shards.
         prepared: list[PreparedPair] = []
         outputs: list[_PairOutput | None] = [None] * len(pairs)
         window = ENCODE_WINDOW_BATCHES * self.batch_size
         shards = self.preparer.shards(
-            [query_ids[qi] for qi, _ in pairs],
-            [documents[qi][di].text for qi, di in pairs],
-            [documents[qi][di].title for qi, di in pairs],
+            [query_ids[qi] for qi, _, _ in pairs],
+            [text for _, text, _ in pairs],
+            [title for _, _, title in pairs],
         )
         # closing(): an error mid-stream cancels the shards still queued for the workers
         with closing(shards), self._progress_bar(len(pairs)) as progress, torch.inference_mode():
@@ -183,27 +273,7 @@ class RerankPruner:
                 if len(prepared) - encoded >= window or len(prepared) == len(pairs):
                     self._run_pairs(range(encoded, len(prepared)), prepared, threshold, outputs, progress)
                     encoded = len(prepared)
-
-        results = []
-        by_pair = {pair: p for p, pair in enumerate(pairs)}
-        for qi, (query, docs) in enumerate(zip(queries, documents)):
-            passage_results = []
-            for di, doc in enumerate(docs):
-                p = by_pair.get((qi, di))
-                if p is None:
-                    passage_results.append(PassageResult(doc, di, -math.inf, 0.0))
-                    continue
-                out = outputs[p]
-                sentences = [  # .tolist(): plain floats and bools, far cheaper than numpy scalars
-                    SentenceScore(span, score, kept)
-                    for span, score, kept in zip(
-                        prepared[p].sentences, out.sentence_scores.tolist(), out.sentence_kept.tolist()
-                    )
-                ]
-                probability = _calibrated_probability(out.logit, self.model.config.training)
-                passage_results.append(PassageResult(doc, di, out.logit, probability, sentences, out.chunks))
-            results.append(QueryResult(query, passage_results))
-        return results
+        return prepared, outputs
 
     def _progress_bar(self, pairs: int) -> AbstractContextManager:
         show = self.progress if self.progress is not None else pairs >= PROGRESS_MIN_BATCHES * self.batch_size
@@ -221,13 +291,22 @@ class RerankPruner:
         outputs: list[_PairOutput | None],
         progress: _NoProgress,
     ) -> None:
-        """Encode the given prepared pairs in batches of similar length; fills ``outputs``."""
-        rows_per_pair = {p: prepared[p].rows for p in pair_indices}
-        lengths = {p: sum(len(row.input_ids) for row in rows) for p, rows in rows_per_pair.items()}
-        order = sorted(pair_indices, key=lambda p: (lengths[p], p))
-        sentence_counts = {p: len(prepared[p].sentences) for p in pair_indices}
-        for batch in _batches(order, rows_per_pair, self.batch_size):
-            self._run_batch(batch, rows_per_pair, sentence_counts, threshold, outputs)
+        """Encode the given prepared pairs in batches of one padded width; fills ``outputs``.
+
+        A pair's rows are padded to the width its longest row sets (``padded_width``), so its scores do
+        not depend on its neighbours. Pairs without rows (no passage token) are counted and left ``None``.
+        """
+        rows_per_pair = {p: prepared[p].rows for p in pair_indices if prepared[p].rows}
+        widths = {
+            p: padded_width(max(len(row.input_ids) for row in rows), self.max_length)
+            for p, rows in rows_per_pair.items()
+        }
+        order = sorted(rows_per_pair, key=lambda p: (widths[p], len(rows_per_pair[p]), p))
+        sentence_counts = {p: len(prepared[p].sentences) for p in rows_per_pair}
+        if len(rows_per_pair) < len(pair_indices):
+            progress.update(len(pair_indices) - len(rows_per_pair))
+        for batch in _batches(order, rows_per_pair, widths, self.batch_size):
+            self._run_batch(batch, rows_per_pair, sentence_counts, widths[batch[0]], threshold, outputs)
             progress.update(len(batch))
 
     def _run_batch(
@@ -235,13 +314,13 @@ class RerankPruner:
         batch: list[int],
         rows_per_pair: dict[int, list[Row]],
         sentence_counts: dict[int, int],
+        width: int,
         threshold: float,
         outputs: list[_PairOutput | None],
     ) -> None:
         rows = [row for p in batch for row in rows_per_pair[p]]
         row_pair = np.asarray([i for i, p in enumerate(batch) for _ in rows_per_pair[p]])
         sentence_offset = np.concatenate([[0], np.cumsum([sentence_counts[p] for p in batch])])
-        width = max(len(row.input_ids) for row in rows)
         input_ids = np.full((len(rows), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
         token_types = np.zeros((len(rows), width), dtype=np.int64)
         attention = np.zeros((len(rows), width), dtype=np.int64)
@@ -280,7 +359,7 @@ class RerankPruner:
         threshold: float,
     ) -> tuple[SentenceScores, torch.Tensor]:
         """Everything after the encoder: rank logits per row and sentence decisions per pair."""
-        rank_logits = self.model.rank_head(hidden[:, 0]).float()
+        rank_logits = _rank_logits_per_row(self.model.rank_head, hidden[:, 0]).float()
         sentence_pair = np.repeat(np.arange(len(batch)), [sentence_counts[p] for p in batch])
         head = self.model.token_head.out
         scored = score_sentences(
@@ -343,8 +422,23 @@ class StageTimer:
 StageTimer.disabled = StageTimer(None)
 
 
-def _batches(order: list[int], rows_per_pair: dict[int, list[Row]], batch_size: int) -> list[list[int]]:
-    """Consecutive pairs (in length order) grouped so a batch holds at most ``batch_size`` rows.
+def _rank_logits_per_row(head: RankHead, cls_hidden: torch.Tensor) -> torch.Tensor:
+    """``head(cls_hidden)`` ``[B, H] -> [B]``, with each row's result independent of the other rows.
+
+    A matrix product with few rows (a ``[B, H] @ [H, 1]`` one always) takes a code path on CPU whose result
+    for a row depends on its position among the ``B`` rows; a multiply-and-sum reduces every row alike,
+    and the optional pooler layer runs on one row at a time.
+    """
+    x = cls_hidden
+    if head.pooler is not None:
+        x = head.activation(torch.cat([head.pooler(row) for row in x.split(1)]))
+    return (x * head.out.weight[0]).sum(-1) + head.out.bias[0]
+
+
+def _batches(
+    order: list[int], rows_per_pair: dict[int, list[Row]], widths: dict[int, int], batch_size: int
+) -> list[list[int]]:
+    """Consecutive pairs of ``order`` grouped so a batch holds at most ``batch_size`` rows, all of one width.
 
     A pair's chunks always share a batch, so sentences cut across chunks are reduced in one launch.
     """
@@ -353,7 +447,7 @@ def _batches(order: list[int], rows_per_pair: dict[int, list[Row]], batch_size: 
     rows = 0
     for p in order:
         n = len(rows_per_pair[p])
-        if current and rows + n > batch_size:
+        if current and (rows + n > batch_size or widths[p] != widths[current[0]]):
             batches.append(current)
             current, rows = [], 0
         current.append(p)

@@ -1,7 +1,9 @@
 """What ``process`` returns: scores, per-sentence decisions and kept character spans per passage.
 
 Pruned text is always derived from the spans, so the original passage (kept on the result) and
-everything the caller attached to it survive untouched.
+everything the caller attached to it survive untouched. It keeps the passage's layout: the text between
+kept neighbours as it was, and where sentences were dropped the strongest whitespace break they spanned
+(a paragraph break stays a paragraph break, list items stay on their own lines).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ragprune.normalize import repair_text
 from ragprune.types import Document, Query, Span, json_float
 
 
@@ -36,7 +39,10 @@ class PassageResult:
     ``index`` is the passage's position in the caller's input; ``rank`` its 1-based position by score.
     ``chunks`` > 1 means the passage was longer than the encoder window and was scored in pieces
     (cut at sentence boundaries, score = the best piece's, sentence decisions merged).
-    Empty or whitespace-only passages are not encoded: logit ``-inf``, probability 0, nothing kept.
+    ``truncated`` names what was cut to fit the window (``"query"``, ``"title"``; see ``InputLimits``);
+    the passage text itself never is.
+    Passages without a visible character (or without a token the model reads) are not encoded:
+    logit ``-inf``, probability 0, no sentences, nothing kept.
     """
 
     document: Document
@@ -46,6 +52,7 @@ class PassageResult:
     sentences: list[SentenceScore] = field(default_factory=list)
     chunks: int = 0
     rank: int = 0
+    truncated: tuple[str, ...] = ()
 
     @property
     def kept_spans(self) -> list[Span]:
@@ -64,8 +71,40 @@ class PassageResult:
 
     @property
     def pruned_text(self) -> str:
-        """The kept spans in order; non-adjacent spans are joined by one space."""
-        return " ".join(span.slice(self.document.text) for span in self.kept_spans)
+        """The kept sentences in order with the passage's own separators (see ``pruned``)."""
+        return self.pruned()
+
+    def pruned(self, elision: str | None = None) -> str:
+        """The kept sentences in order, laid out as in the passage.
+
+        Kept neighbours keep the text between them exactly. Where sentences were dropped, the separator
+        is the dropped stretch's whitespace gap with the most newlines (the last such gap, so a list
+        item keeps its own indentation; one space where the sentences touched), and ``elision`` (e.g.
+        ``"…"``), when given, stands in for the dropped sentences, also before the first and after the last
+        kept sentence when the passage's start or end was dropped. The text is cut from the passage
+        with lone surrogates shown as U+FFFD (``ragprune.normalize.repair_text``; same offsets).
+        """
+        text = repair_text(self.document.text)
+        parts: list[str] = []
+        dropped: list[str] | None = None  # the gaps of the dropped stretch since the last kept sentence
+        for i, sentence in enumerate(self.sentences):
+            gap = text[self.sentences[i - 1].span.end : sentence.span.start] if i else ""
+            if not sentence.kept:
+                dropped = [*(dropped or []), gap]
+                continue
+            if dropped is not None:
+                separator = _strongest([*dropped, gap])
+                if parts:
+                    parts.append(f"{separator}{elision}{separator}" if elision else separator)
+                elif elision:
+                    parts.append(f"{elision}{separator}")
+            elif parts:
+                parts.append(gap)
+            parts.append(sentence.span.slice(text))
+            dropped = None
+        if parts and dropped is not None and elision:
+            parts.append(_strongest(dropped) + elision)
+        return "".join(parts)
 
     @property
     def compression(self) -> float:
@@ -93,15 +132,26 @@ class PassageResult:
             "pruned_text": self.pruned_text,
             "compression": self.compression,
             "chunks": self.chunks,
+            "truncated": list(self.truncated),
         }
+
+
+def _strongest(gaps: list[str]) -> str:
+    """The gap with the most newlines (the last of equals); one space if the gaps are all empty."""
+    best = max(reversed(gaps), key=lambda gap: gap.count("\n"))
+    return best or " "
 
 
 @dataclass
 class QueryResult:
-    """All passages of one query, best first when the call asked to reorder, else in input order."""
+    """All passages of one query, best first when the call asked to reorder, else in input order.
+
+    ``query_truncated``: the query was longer than the model's query share and ``truncate=True`` cut it.
+    """
 
     query: Query
     passages: list[PassageResult]
+    query_truncated: bool = False
 
     def __iter__(self):
         return iter(self.passages)
@@ -113,5 +163,6 @@ class QueryResult:
         return {
             "query_id": self.query.id,
             "query": self.query.text,
+            "query_truncated": self.query_truncated,
             "passages": [passage.to_dict() for passage in self.passages],
         }
