@@ -1,6 +1,8 @@
 """Evaluation: ranking measures (via ir-measures) and paired significance tests.
 
-Context-pruning measures against sentence-level gold are in :mod:`ragprune.evaluation.pruning`.
+Context-pruning measures against sentence-level gold are in :mod:`ragprune.evaluation.pruning`; comparing
+pruners at equal compression in :mod:`ragprune.evaluation.tradeoff`; spliced passages for the gold-position
+slice in :mod:`ragprune.evaluation.splice`; acceptance gates in :mod:`ragprune.evaluation.gates`.
 """
 
 from __future__ import annotations
