@@ -86,6 +86,11 @@ class RankedDocument:
     def compression(self) -> float:
         return self.result.compression
 
+    @property
+    def truncated(self) -> tuple[str, ...]:
+        """What was cut to fit the model: ``"query"`` and/or ``"title"`` (never the text)."""
+        return self.result.truncated
+
     def to_dict(self) -> dict[str, Any]:
         return {"score": self.score, **self.result.to_dict()}
 
@@ -158,15 +163,18 @@ def rank(
     top_k: int | None = None,
     doc_ids: Sequence[str | int] | None = None,
     metadata: Sequence[Mapping[str, Any] | None] | None = None,
+    truncate: bool = False,
 ) -> RankedResults:
     """Rank ``docs`` for ``query`` best first, keeping the ``top_k`` best (all when ``None``).
 
     ``docs`` are strings (id = position), dicts with ``text`` (and ``id``, ``title``, ``metadata``)
     or ``Document``s. As in rerankers, string ``docs`` can take their ids and metadata from the
     parallel lists ``doc_ids`` and ``metadata`` (one entry per document). Pruning decisions (with the
-    model's threshold) come with the same pass.
+    model's threshold) come with the same pass. A query over the model's ``max_query_tokens`` raises
+    ``ValueError``, or with ``truncate=True`` is cut to its first tokens (each document's ``truncated``
+    then holds ``"query"``).
     """
-    return prune(pruner, query, docs, top_k=top_k, doc_ids=doc_ids, metadata=metadata)
+    return prune(pruner, query, docs, top_k=top_k, doc_ids=doc_ids, metadata=metadata, truncate=truncate)
 
 
 async def rank_async(
@@ -177,9 +185,12 @@ async def rank_async(
     top_k: int | None = None,
     doc_ids: Sequence[str | int] | None = None,
     metadata: Sequence[Mapping[str, Any] | None] | None = None,
+    truncate: bool = False,
 ) -> RankedResults:
     """:func:`rank` run in a worker thread, so the calling event loop keeps serving meanwhile."""
-    return await asyncio.to_thread(rank, pruner, query, docs, top_k=top_k, doc_ids=doc_ids, metadata=metadata)
+    return await asyncio.to_thread(
+        rank, pruner, query, docs, top_k=top_k, doc_ids=doc_ids, metadata=metadata, truncate=truncate
+    )
 
 
 def prune(
@@ -191,14 +202,15 @@ def prune(
     top_k: int | None = None,
     doc_ids: Sequence[str | int] | None = None,
     metadata: Sequence[Mapping[str, Any] | None] | None = None,
+    truncate: bool = False,
 ) -> RankedResults:
     """Rank ``docs`` for ``query`` and prune each to the sentences whose keep score is above ``threshold``
     (``None``: the model's threshold). Every document comes back unless ``top_k`` cuts the list.
-    ``doc_ids`` and ``metadata`` as in :func:`rank`."""
+    ``doc_ids``, ``metadata`` and ``truncate`` as in :func:`rank`."""
     if isinstance(query, Sequence) and not isinstance(query, str):
         raise TypeError("rank/prune take one query; call pruner.process for a batch of queries")
     docs = _with_ids_and_metadata(docs, doc_ids, metadata)
-    result = pruner.process(query, docs, threshold=threshold, top_k=top_k, reorder=True)
+    result = pruner.process(query, docs, threshold=threshold, top_k=top_k, reorder=True, truncate=truncate)
     return RankedResults(result.query, tuple(RankedDocument(passage) for passage in result.passages))
 
 

@@ -18,16 +18,17 @@ Concurrent requests are gathered by a ``MicroBatcher`` into one ``RerankPruner.p
 runs in a worker thread, so the event loop keeps accepting requests while the model works. Request
 size, document count and length, and the batch size are bounded; more waiting requests than
 ``max_pending`` get 429 (TEI's "overloaded"). Bad input gets a 4xx whose body names the field and the
-fix (``ragprune.server_errors``); no input gives a 5xx. Lone UTF-16 surrogates (valid JSON escapes such
-as ``"\\ud800"``) in texts are replaced by U+FFFD, one code point for one, so offsets still point into
-the text the client sent. Needs the ``serve`` extra (FastAPI + uvicorn).
+fix (``ragprune.server_errors``); no input gives a 5xx. Texts go through the library's one
+normalisation (``ragprune.normalize``): lone UTF-16 surrogates (valid JSON escapes such as ``"\\ud800"``)
+are read as U+FFFD, one code point for one, so offsets still point into the text the client sent (which
+is echoed back unchanged, as ``\\u`` escapes); text without a visible character is empty. Limits in
+tokens (``RerankPruner.input_limits``) are in ``/health`` and ``/info``. Needs the ``serve`` extra.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -41,13 +42,12 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ragprune import __version__
+from ragprune.normalize import is_blank
 from ragprune.pipeline.inputs import as_document
 from ragprune.pipeline.process import RerankPruner
 from ragprune.pipeline.results import PassageResult, QueryResult
 from ragprune.server_errors import EXAMPLE_REQUEST, SafeJSONResponse, error_response, install_error_handlers
 from ragprune.types import Document, Query, json_float
-
-LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -99,9 +99,8 @@ class RerankV2Request(BaseModel):
 
 class TeiRerankRequest(BaseModel):
     """A text-embeddings-inference ``/rerank`` request. ``truncate: true`` cuts a query longer than the
-    model takes to its first (``truncation_direction: "left"``: last) ``max_query_tokens`` tokens, and
-    each result then says ``"truncated": true``; texts are never truncated (long ones are scored in
-    chunks)."""
+    model's ``max_query_tokens`` to its first tokens (``truncation_direction`` must then be ``right``), and
+    each result says ``"truncated": true``; texts are never truncated (long ones are scored in chunks)."""
 
     query: str
     texts: list[Any] = Field(description="strings, or objects as in /v1/rerank's documents")
@@ -122,6 +121,7 @@ class _Job:
     query: Query
     documents: list[Document]
     threshold: float | None
+    truncate: bool
     future: asyncio.Future[QueryResult]
 
 
@@ -143,8 +143,8 @@ class MicroBatcher:
 
     While the model works on one batch, new requests queue up; the next batch takes queued requests in
     arrival order while they fit in ``max_batch_size`` (query, document) pairs, so batching costs no
-    waiting at low load. Requests in one batch that ask for different thresholds share the batch but
-    get one model call per threshold. A failing call is retried request by request, so one bad
+    waiting at low load. Requests in one batch that ask for different thresholds (or truncation) share
+    the batch but get one model call per setting. A failing call is retried request by request, so one bad
     request cannot fail the others it was batched with.
     """
 
@@ -159,10 +159,12 @@ class MicroBatcher:
     def pending(self) -> int:
         return len(self._pending)
 
-    async def submit(self, query: Query, documents: list[Document], threshold: float | None) -> QueryResult:
+    async def submit(
+        self, query: Query, documents: list[Document], threshold: float | None, truncate: bool = False
+    ) -> QueryResult:
         if len(self._pending) >= self.max_pending:
             raise ServerBusy
-        job = _Job(query, documents, threshold, asyncio.get_running_loop().create_future())
+        job = _Job(query, documents, threshold, truncate, asyncio.get_running_loop().create_future())
         self._pending.append(job)
         self._wakeup.set()
         return await job.future
@@ -193,12 +195,12 @@ class MicroBatcher:
         self.stats.batches += 1
         self.stats.requests += len(live)
         self.stats.largest_batch = max(self.stats.largest_batch, len(live))
-        by_threshold: dict[float | None, list[_Job]] = {}
+        by_setting: dict[tuple[float | None, bool], list[_Job]] = {}
         for job in live:
-            by_threshold.setdefault(job.threshold, []).append(job)
-        for threshold, jobs in by_threshold.items():
+            by_setting.setdefault((job.threshold, job.truncate), []).append(job)
+        for jobs in by_setting.values():
             try:
-                results = await self._process(jobs, threshold)
+                results = await self._process(jobs)
             except Exception as error:
                 if len(jobs) == 1:
                     _settle(jobs[0].future, error=error)
@@ -211,19 +213,21 @@ class MicroBatcher:
 
     async def _run_alone(self, job: _Job) -> None:
         try:
-            (result,) = await self._process([job], job.threshold)
+            (result,) = await self._process([job])
         except Exception as error:
             _settle(job.future, error=error)
         else:
             _settle(job.future, result=result)
 
-    async def _process(self, jobs: Sequence[_Job], threshold: float | None) -> list[QueryResult]:
+    async def _process(self, jobs: Sequence[_Job]) -> list[QueryResult]:
+        """One model call for jobs that share their threshold and truncation."""
         self.stats.model_calls += 1
         return await asyncio.to_thread(
             self.pruner.process,
             [job.query for job in jobs],
             [job.documents for job in jobs],
-            threshold=threshold,
+            threshold=jobs[0].threshold,
+            truncate=jobs[0].truncate,
             reorder=True,
         )
 
@@ -300,13 +304,11 @@ def create_app(
     install_error_handlers(app)
 
     async def scored(
-        query_text: str, values: list[Any], threshold: float | None, field: str, truncate: str | None = None
+        query_text: str, values: list[Any], threshold: float | None, field: str, truncate: bool = False
     ) -> QueryResult:
         query, documents = _checked(query_text, values, limits, field)
-        if truncate is not None:
-            query = Query(query.id, _truncated(pruner, query.text, truncate))
         try:
-            return await batcher.submit(query, documents, threshold)
+            return await batcher.submit(query, documents, threshold, truncate)
         except ServerBusy:
             raise HTTPException(
                 429,
@@ -362,9 +364,13 @@ def create_app(
     @app.post("/rerank")
     async def rerank_tei(request: TeiRerankRequest) -> JSONResponse:
         """Rerank ``texts`` for ``query`` (text-embeddings-inference's rerank shape)."""
-        direction = request.truncation_direction.lower() if request.truncate else None
-        result = await scored(request.query, request.texts, None, "texts", direction)
-        truncated = result.query.text != _well_formed(request.query)
+        if request.truncate and request.truncation_direction.lower() != "right":
+            raise HTTPException(
+                422,
+                "truncation_direction: ragprune keeps a long query's first tokens; send 'right' (default)",
+            )
+        result = await scored(request.query, request.texts, None, "texts", request.truncate)
+        truncated = any("query" in passage.truncated for passage in result.passages)
         results = []
         for passage in result.passages:
             score = json_float(passage.logit) if request.raw_scores else passage.probability
@@ -385,21 +391,21 @@ def create_app(
             "device": str(pruner.device),
             "pending": batcher.pending,
             "batching": asdict(batcher.stats),
-            "limits": {**asdict(limits), **_token_limits(pruner)},
+            "limits": {**asdict(limits), "tokens": pruner.input_limits.to_dict()},
         }
 
     @app.get("/info")
     async def info() -> dict[str, Any]:
         """The model and its limits in text-embeddings-inference's ``/info`` shape."""
-        tokens = _token_limits(pruner)
+        window = pruner.input_limits.window
         return {
             "model_id": model_name,
             "model_sha": None,
             "model_dtype": str(getattr(pruner.model, "dtype", "float32")).removeprefix("torch."),
             "model_type": {"reranker": {"id2label": {"0": "relevance"}, "label2id": {"relevance": 0}}},
             "max_concurrent_requests": limits.max_pending,
-            "max_input_length": tokens["window_tokens"],
-            "max_batch_tokens": limits.max_batch_size * tokens["window_tokens"],
+            "max_input_length": window,
+            "max_batch_tokens": limits.max_batch_size * window,
             "max_batch_requests": None,
             "max_client_batch_size": limits.max_documents,
             "tokenization_workers": max(1, getattr(getattr(pruner, "preparer", None), "workers", 1)),
@@ -409,32 +415,6 @@ def create_app(
     return app
 
 
-MIN_PASSAGE_TOKENS = 8  # the least room for passage text the pipeline accepts beside a query
-
-
-def _token_limits(pruner: RerankPruner) -> dict[str, int]:
-    """The model's limits in tokens: its window, which the query, the special tokens, a document's
-    title and a chunk of its text share, and the longest query it takes (for documents without title)."""
-    window = int(pruner.max_length)
-    return {
-        "window_tokens": window,
-        "max_query_tokens": window - pruner.template.overhead - MIN_PASSAGE_TOKENS,
-    }
-
-
-def _truncated(pruner: RerankPruner, query: str, direction: str) -> str:
-    """``query`` cut to the model's ``max_query_tokens`` tokens at token boundaries, keeping its start
-    (``direction`` ``"right"``: the end is cut) or its end (``"left"``); unchanged when it fits."""
-    limit = _token_limits(pruner)["max_query_tokens"]
-    encoded = pruner.tokenizer(query, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    offsets = encoded["offset_mapping"]
-    if len(offsets) <= limit:
-        return query
-    if direction == "left":
-        return query[offsets[len(offsets) - limit][0] :]
-    return query[: offsets[limit - 1][1]]
-
-
 def _relevant_spans(passage: PassageResult, max_spans: int | None) -> list[dict[str, Any]]:
     """Cohere's ``relevant_spans``: the kept sentences, most relevant first (ties in text order)."""
     kept = [s for s in passage.sentences if s.kept]
@@ -442,16 +422,10 @@ def _relevant_spans(passage: PassageResult, max_spans: int | None) -> list[dict[
     return [{"start": s.span.start, "end": s.span.end, "score": s.score} for s in kept[:max_spans]]
 
 
-def _well_formed(text: str) -> str:
-    """``text`` with each lone UTF-16 surrogate replaced by U+FFFD (same length, so offsets still hold)."""
-    return LONE_SURROGATE.sub("\ufffd", text)
-
-
 def _checked(query: str, values: list[Any], limits: ServerLimits, field: str) -> tuple[Query, list[Document]]:
     """The request's query and documents (the list under ``field``), or the 4xx that says what is wrong
     and how to fix it."""
-    query = _well_formed(query)
-    if not query.strip():
+    if is_blank(query):
         raise HTTPException(422, f"query is empty; send the question text, e.g. {EXAMPLE_REQUEST}")
     if len(query) > limits.max_query_chars:
         raise HTTPException(
@@ -487,9 +461,9 @@ def _checked(query: str, values: list[Any], limits: ServerLimits, field: str) ->
 
 
 def _document(value: Any, i: int, field: str) -> Document:
-    """One request document as a ``Document`` (texts made well-formed), or the 422 naming the field."""
+    """One request document as a ``Document``, or the 422 naming the field."""
     if isinstance(value, str):
-        return as_document(_well_formed(value), i)
+        return as_document(value, i, label=field)
     if not isinstance(value, dict):
         raise HTTPException(
             422, f"{field}[{i}] is {type(value).__name__}; send a string or an object with a 'text' field"
@@ -505,8 +479,7 @@ def _document(value: Any, i: int, field: str) -> Document:
             422, f"{field}[{i}].id must be a string or an integer (or absent), got {type(doc_id).__name__}"
         )
     cleaned = {k: v for k, v in value.items() if not (k == "id" and v is None)}  # null id: no id
-    cleaned.update({k: _well_formed(value[k]) for k in ("text", "title") if isinstance(value.get(k), str)})
     try:
-        return as_document(cleaned, i)
+        return as_document(cleaned, i, label=field)
     except (TypeError, ValueError) as error:
         raise HTTPException(422, f"{field}[{i}]: {error}") from error

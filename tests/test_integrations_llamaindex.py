@@ -116,6 +116,7 @@ def test_serialises_without_the_model(pruner):
         "score_threshold": None,
         "prune_threshold": None,
         "drop_empty": False,
+        "truncate_query": False,
         "class_name": "RagprunePostprocessor",
     }
 

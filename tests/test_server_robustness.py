@@ -86,13 +86,14 @@ def test_error_bodies_follow_the_route_family(client):
 def test_tei_info_states_the_model_and_its_limits_in_tokens(client, pruner):
     info = client.get("/info").json()
     assert info["model_id"] == "tiny" and info["version"] == __version__
-    assert info["max_input_length"] == pruner.max_length
+    assert info["max_input_length"] == pruner.input_limits.window == pruner.max_length
     assert info["max_client_batch_size"] == LIMITS.max_documents and "reranker" in info["model_type"]
     health = client.get("/health").json()
-    assert health["limits"]["window_tokens"] == pruner.max_length
+    assert health["limits"]["tokens"] == pruner.input_limits.to_dict()
+    assert health["limits"]["tokens"]["max_query_tokens"] == pruner.input_limits.max_query_tokens
 
 
-def test_lone_surrogates_are_repaired_not_a_500(client, pruner):
+def test_lone_surrogates_are_read_as_replacement_characters_not_a_500(client, pruner):
     body = '{"query": "fleas \\ud800", "documents": ["x \\udc00 y. Fleas live up to a year.", "Cats."]}'
     for route in ("/v1/rerank", "/v2/rerank", "/v1/prune"):
         response = client.post(route, content=body, headers={"content-type": "application/json"})
@@ -107,7 +108,7 @@ def test_lone_surrogates_are_repaired_not_a_500(client, pruner):
         content='{"query": "q", "texts": ["\\ud83d"], "return_text": true}',
         headers={"content-type": "application/json"},
     )
-    assert tei.status_code == 200 and tei.json()[0]["text"] == "\ufffd"
+    assert tei.status_code == 200 and tei.json()[0]["text"] == "\ud83d"  # echoed as sent (escaped)
 
 
 def test_metadata_that_utf8_cannot_hold_is_echoed_as_escapes(client):
@@ -217,19 +218,19 @@ def test_no_raw_body_gives_a_5xx(client, route, body):
 
 
 def test_tei_truncate_cuts_an_over_long_query_and_says_so(client, pruner):
-    limit = client.get("/health").json()["limits"]["max_query_tokens"]
-    assert limit == pruner.max_length - pruner.template.overhead - 8
-    long_query = "fleas " * 30  # 60 tokens: over the tiny model's window, under 200 characters
+    limit = client.get("/health").json()["limits"]["tokens"]["max_query_tokens"]
+    long_query = "fleas " * 30  # 60 tokens: over the tiny model's query share, under 200 characters
+    assert len(pruner.tokenizer(long_query, add_special_tokens=False)["input_ids"]) > limit
     refused = client.post("/rerank", json={"query": long_query, "texts": TEXTS})
-    assert refused.status_code == 422 and "shorten the query" in refused.json()["error"]
-    for direction in ("right", "left"):
-        payload = {"query": long_query, "texts": TEXTS, "truncate": True, "truncation_direction": direction}
-        response = client.post("/rerank", json=payload)
-        assert response.status_code == 200, response.text
-        assert all(item["truncated"] is True for item in response.json())
-    kept = pruner.tokenizer(long_query, add_special_tokens=False)["input_ids"][:limit]
-    expected = rank(pruner, pruner.tokenizer.decode(kept), TEXTS)
-    right = client.post("/rerank", json={"query": long_query, "texts": TEXTS, "truncate": True}).json()
-    assert [item["index"] for item in right] == [d.index for d in expected]
+    assert refused.status_code == 422 and f"{limit}" in refused.json()["error"]
+    right = client.post("/rerank", json={"query": long_query, "texts": TEXTS, "truncate": True})
+    assert right.status_code == 200, right.text
+    assert all(item["truncated"] is True for item in right.json())
+    expected = rank(pruner, long_query, TEXTS, truncate=True)
+    assert [item["index"] for item in right.json()] == [d.index for d in expected]
+    assert all(d.truncated == ("query",) for d in expected)
+    left = {"query": long_query, "texts": TEXTS, "truncate": True, "truncation_direction": "left"}
+    refused_left = client.post("/rerank", json=left)
+    assert refused_left.status_code == 422 and "truncation_direction" in refused_left.json()["error"]
     short = client.post("/rerank", json={"query": QUERY, "texts": TEXTS, "truncate": True}).json()
     assert all("truncated" not in item for item in short)  # nothing cut: the plain TEI shape

@@ -40,6 +40,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--keep-order", action="store_true", help="keep the input order instead of sorting by score"
     )
+    parser.add_argument(
+        "--truncate-query",
+        action="store_true",
+        help="cut a query longer than the model's max_query_tokens to its first tokens (each passage's "
+        "'truncated' then lists \"query\") instead of stopping with an error",
+    )
     add_model_options(parser)
     return parser
 
@@ -78,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         top_k=args.top_k,
         reorder=not args.keep_order,
+        truncate=args.truncate_query,
     )
     with open_output(args.output) as handle:
         for record, result in zip(records, results):

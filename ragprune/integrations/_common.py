@@ -49,6 +49,7 @@ def rank_texts(
     score_threshold: float | None,
     prune_threshold: float | None,
     drop_empty: bool = False,
+    truncate_query: bool = False,
 ) -> RankedResults:
     """Rank and prune passage texts; keep the ``top_n`` best whose score is >= ``score_threshold`` and,
     with ``drop_empty``, whose pruning kept something.
@@ -56,7 +57,8 @@ def rank_texts(
     ``titles[i]`` (a string; anything else is ignored) is passage ``i``'s title: read as context, never
     pruned. Each ranked passage's ``index`` is its position in ``texts``: the caller maps results back
     to its own objects by it, so nothing the caller attached to a passage has to travel through ragprune.
-    ``top_n`` counts the passages that remain after ``drop_empty``.
+    ``top_n`` counts the passages that remain after ``drop_empty``. ``truncate_query`` cuts a query over
+    the model's ``max_query_tokens`` to its first tokens instead of raising ``ValueError``.
     """
     from ragprune.ranking import RankedResults, prune
 
@@ -65,7 +67,8 @@ def rank_texts(
         {"text": text, "title": title} if isinstance(title, str) and title else text
         for text, title in zip(texts, titles, strict=True)
     ]
-    results = prune(pruner, query, docs, threshold=prune_threshold, top_k=None if drop_empty else top_n)
+    top_k = None if drop_empty else top_n
+    results = prune(pruner, query, docs, threshold=prune_threshold, top_k=top_k, truncate=truncate_query)
     if score_threshold is not None:
         results = results.above(score_threshold)
     if drop_empty:

@@ -43,6 +43,8 @@ class RagpruneCompressor(BaseDocumentCompressor):
     """Keep a sentence when its keep score is above this (None: the model's own threshold)."""
     drop_empty: bool = False
     """Leave out documents whose pruning kept nothing (``top_n`` then counts the non-empty ones)."""
+    truncate_query: bool = False
+    """Cut a query longer than the model's ``max_query_tokens`` to its first tokens (else ``ValueError``)."""
 
     def compress_documents(
         self,
@@ -61,6 +63,7 @@ class RagpruneCompressor(BaseDocumentCompressor):
             score_threshold=self.score_threshold,
             prune_threshold=self.prune_threshold,
             drop_empty=self.drop_empty,
+            truncate_query=self.truncate_query,
         )
         return [
             _pruned_copy(documents[ranked.index], ranked.pruned_text, metadata_for(ranked))

@@ -43,6 +43,8 @@ class RagprunePostprocessor(BaseNodePostprocessor):
     """Keep a sentence when its keep score is above this (None: the model's own threshold)."""
     drop_empty: bool = False
     """Leave out nodes whose pruning kept nothing (``top_n`` then counts the non-empty ones)."""
+    truncate_query: bool = False
+    """Cut a query longer than the model's ``max_query_tokens`` to its first tokens (else ``ValueError``)."""
 
     @classmethod
     def class_name(cls) -> str:
@@ -64,6 +66,7 @@ class RagprunePostprocessor(BaseNodePostprocessor):
             score_threshold=self.score_threshold,
             prune_threshold=self.prune_threshold,
             drop_empty=self.drop_empty,
+            truncate_query=self.truncate_query,
         )
         out = []
         for ranked in results:
