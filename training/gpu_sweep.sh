@@ -5,10 +5,16 @@
 # never read. Evaluation runs afterwards (eval/evaluate.py), on the CPU or in another call, because
 # the fp16 backbone (45 MB) and a trained model do not fit one 64 MiB carry.
 #
-# Usage (carry .carry/backbone, .carry/train and .whl; the shipped model must not travel, see
-# training/README.md):
-#   [SOUP=1] [COMMON="TRAIN ARGS"] bash training/gpu_sweep.sh "NAME:TRAIN ARGS" ["NAME:TRAIN ARGS" ...]
+# Usage (carry .carry/train and .whl, and .carry/backbone unless START names another start):
+#   [SOUP=1] [DATA=.carry/train] [START="--init ragprune/models/default"] [COMMON="TRAIN ARGS"] [EVAL=.carry/eval] \
+#     bash training/gpu_sweep.sh "NAME:TRAIN ARGS" ["NAME:TRAIN ARGS" ...]
 #   e.g. COMMON="--epochs 2 --tau 0.5" SOUP=1 bash training/gpu_sweep.sh "s13:--seed 13" "s14:--seed 14"
+# Without SOUP the variant with the best DL21 nDCG@10 is kept among those whose held-out pruning
+# (train.py's summary: training questions held out by build_data.py and their spliced passages) keeps
+# gold recall >= 0.9 and drops >= 50% of the other sentences; if none does, the one that drops most at
+# recall >= 0.9; if none keeps that recall, the best DL21. The rule only reads training splits.
+# With EVAL set (a folder holding trec-dl/dl19 and trec-dl/dl20), the chosen model then reranks their
+# BM25 top-100 (reported, never used for the choice).
 # Results in $OUT: runs.tar (each variant's log and summary, and the soup's), sweep.json, and
 # model.tar.part-* (the chosen model, split under the 16 MiB per-file transfer limit).
 set -euo pipefail
@@ -27,7 +33,7 @@ for spec in "$@"; do
   [[ " ${names[*]} " != *" $name "* ]] || { echo "variant name '$name' used twice" >&2; exit 2; }
   names+=("$name")
   # shellcheck disable=SC2086  # the variant's and the common arguments are word lists
-  python3 training/train.py --data .carry/train --backbone .carry/backbone --out "/tmp/sweep/$name" \
+  python3 training/train.py --data "${DATA:-.carry/train}" ${START:---backbone .carry/backbone} --out "/tmp/sweep/$name" \
     ${COMMON:-} ${spec#*:} > "/tmp/sweep/$name.log" 2>&1 &
   pids+=($!)
 done
@@ -39,15 +45,31 @@ done
 grep -h "validation nDCG" /tmp/sweep/*.log
 if [ "${SOUP:-0}" = 1 ]; then
   models=(); for name in "${names[@]}"; do models+=("/tmp/sweep/$name/model"); done
-  python3 training/soup.py --models "${models[@]}" --data .carry/train --out /tmp/sweep/soup \
+  python3 training/soup.py --models "${models[@]}" --data "${DATA:-.carry/train}" --out /tmp/sweep/soup \
     > /tmp/sweep/soup.log 2>&1 || { tail -20 /tmp/sweep/soup.log; exit 1; }
   chosen=soup
 else
   chosen=$(python3 -c 'import json, sys
-scores = {n: json.load(open(f"/tmp/sweep/{n}/summary.json"))["best_dl21_ndcg@10"] for n in sys.argv[1:]}
-print(max(scores, key=scores.get))' "${names[@]}")
+runs = {n: json.load(open(f"/tmp/sweep/{n}/summary.json")) for n in sys.argv[1:]}
+pruning = {n: s["threshold"].get("heldout_pruning", {}) for n, s in runs.items()}
+recall_ok = [n for n in runs if pruning[n].get("gold_recall", 0) >= 0.9]
+both_ok = [n for n in recall_ok if pruning[n].get("other_dropped", 0) >= 0.5]
+if both_ok:
+    print(max(both_ok, key=lambda n: runs[n]["best_dl21_ndcg@10"]))
+elif recall_ok:
+    print(max(recall_ok, key=lambda n: pruning[n]["other_dropped"]))
+else:
+    print(max(runs, key=lambda n: runs[n]["best_dl21_ndcg@10"]))' "${names[@]}")
 fi
 python3 -c 'import json, sys
 print(json.dumps({"chosen": sys.argv[1], "summary": json.load(open(f"/tmp/sweep/{sys.argv[1]}/summary.json"))}))' \
   "$chosen" | tee "$OUT/sweep.json"
 tar -C "/tmp/sweep/$chosen" -cf - model | split -b 15m - "$OUT/model.tar.part-"
+if [ -n "${EVAL:-}" ]; then
+  for set in dl19 dl20; do
+    d="$EVAL/trec-dl/$set"
+    python3 -c 'import sys; from ragprune.cli import main; sys.exit(main(sys.argv[1:]))' rerank --queries "$d/topics.tsv" --run "$d/bm25.top100.trec" \
+      --passages "$d/passages.tsv.gz" --qrels "$d/qrels.txt" --model "/tmp/sweep/$chosen/model" \
+      --output "/tmp/sweep/$set.trec" 2>&1 | grep -v "it/s" | tail -3 | sed "s/^/$set: /"
+  done
+fi

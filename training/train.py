@@ -450,17 +450,21 @@ def fit_sentence_calibration(
     so the pipeline and the kernel are unchanged and a threshold reads as a probability.
     """
     batches = token_outputs(model, examples, template, max_length, pad_id, device)
-    a = torch.ones(1, device=device, requires_grad=True)
+    # a = exp(log_a) within [exp(-3), exp(2)]: a head that separates the held-out sentences cleanly
+    # would otherwise drive the scale to infinity (maximum likelihood on separable data), leaving
+    # probabilities of 0 and 1 and no threshold to choose
+    log_a = torch.zeros(1, device=device, requires_grad=True)
     b = torch.zeros(1, device=device, requires_grad=True)
-    optimizer = torch.optim.LBFGS([a, b], max_iter=100)
+    optimizer = torch.optim.LBFGS([log_a, b], max_iter=100, line_search_fn="strong_wolfe")
 
     def closure():
         optimizer.zero_grad()
+        a = log_a.clamp(-3.0, 2.0).exp()
         losses, count = [], 0
         for logits, sentence_ids, labels in batches:
             probs, counts = sentence_probabilities(a * logits + b, sentence_ids, labels.shape[1])
             valid = (labels != IGNORE) & (counts > 0)
-            p = probs[valid].clamp(1e-6, 1 - 1e-6)
+            p = probs[valid].clamp(1e-4, 1 - 1e-4)
             losses.append(F.binary_cross_entropy(p, labels[valid].float(), reduction="sum"))
             count += int(valid.sum())
         loss = torch.stack(losses).sum() / max(1, count)
@@ -468,7 +472,7 @@ def fit_sentence_calibration(
         return loss
 
     optimizer.step(closure)
-    return float(a.detach()), float(b.detach())
+    return float(log_a.detach().clamp(-3.0, 2.0).exp()), float(b.detach())
 
 
 def fold_calibration(model: RerankPruneModel, scale: float, bias: float) -> None:
@@ -752,6 +756,9 @@ def finish(
         threshold["heldout_pruning"] = heldout_pruning(
             outputs, data.valid_spliced_positions, threshold["threshold"]
         )
+        threshold["heldout_sweep"] = [
+            heldout_pruning(outputs, data.valid_spliced_positions, t) for t in ROUND_THRESHOLDS
+        ]
         log.info("held-out pruning at the default threshold: %s", threshold["heldout_pruning"])
     model.config.training = {
         "calibration_scale": scale,
