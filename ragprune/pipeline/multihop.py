@@ -14,6 +14,10 @@ model sees the query format it gets at inference time.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from ragprune.pipeline.results import PassageResult, QueryResult, SentenceScore
+
 EVIDENCE_SEPARATOR = " | "
 """Between the question and the evidence, and between evidence sentences (plain text, so any
 tokenizer keeps it)."""
@@ -32,3 +36,22 @@ def expand_query(query: str, evidence: list[str]) -> str:
     """
     parts = [query.strip()] + [text.strip() for text in evidence if text.strip()]
     return EVIDENCE_SEPARATOR.join(parts)
+
+
+def evidence_of(result: QueryResult, top_passages: int) -> tuple[list[str], set[int]]:
+    """Kept sentence texts of the ``top_passages`` best-scored passages (best first, sentences in text
+    order), and the input indices of those passages."""
+    ranked = sorted(result.passages, key=lambda p: (-p.logit, p.index))[:top_passages]
+    texts = [p.document.text[s.span.start : s.span.end] for p in ranked for s in p.sentences if s.kept]
+    return texts, {p.index for p in ranked}
+
+
+def merge_hop(first: PassageResult, second: PassageResult, threshold: float) -> PassageResult:
+    """``first`` with each sentence's score raised to its second-hop score where that is higher; the
+    passage's logit, probability and rank stay those of the first pass (hops change pruning only)."""
+    sentences = [
+        SentenceScore(a.span, score, score > threshold)
+        for a, b in zip(first.sentences, second.sentences)
+        for score in (max(a.score, b.score),)
+    ]
+    return replace(first, sentences=sentences)
