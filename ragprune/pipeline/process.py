@@ -21,6 +21,7 @@ from ragprune.models.heads import RankHead
 from ragprune.normalize import INVALID_TEXT_POLICIES, is_blank, repair_text
 from ragprune.pipeline.encoding import NO_SENTENCE, PairTemplate, PreparedPair, Row, padded_width
 from ragprune.pipeline.inputs import PassageLike, QueryLike, as_documents, as_query
+from ragprune.pipeline.multihop import evidence_of, expand_query, merge_hop
 from ragprune.pipeline.parallel import RowPreparer, default_workers
 from ragprune.pipeline.results import PassageResult, QueryResult, SentenceScore
 from ragprune.types import Document, InputLimits, Query
@@ -122,6 +123,8 @@ class RerankPruner:
         reorder: bool = True,
         truncate: bool = False,
         invalid_text: str | None = None,
+        hops: int = 1,
+        hop_passages: int = 2,
     ) -> QueryResult | list[QueryResult]:
         """Rerank and prune.
 
@@ -138,7 +141,17 @@ class RerankPruner:
         (``invalid_text="replace"``, the default set on the pruner) or raise ``ValueError`` naming the field
         (``"error"``). A query without a visible character (or without a token the model reads) raises
         ``ValueError``; such a passage is empty: logit ``-inf``, probability 0, nothing kept, ranked last.
+
+        Multi-hop pruning (``hops=2``, for questions whose answer spans passages, e.g. HotpotQA): one
+        more batched pass scores each query's other passages with the sentences kept from its
+        ``hop_passages`` best passages appended to the query (``ragprune.pipeline.multihop``); a sentence
+        keeps the higher of its two scores. Scores, probabilities and the ranking stay those of the first
+        pass. An expanded query longer than ``max_query_tokens`` is cut to it (its last evidence first).
         """
+        if hops not in (1, 2):
+            raise ValueError(f"hops={hops}; use 1 (one pass) or 2 (multi-hop pruning)")
+        if hop_passages < 1:
+            raise ValueError(f"hop_passages={hop_passages}; use a positive number of evidence passages")
         single = isinstance(queries, str | Query)
         query_list = [queries] if single else list(queries)
         passage_lists = [passages] if single else list(passages)
@@ -157,6 +170,8 @@ class RerankPruner:
         ]
         threshold = self.threshold if threshold is None else threshold
         results = self._score(parsed_queries, documents, threshold, truncate)
+        if hops == 2:
+            results = self._second_hop(results, threshold, hop_passages)
         ordered = [_order(result, reorder, top_k) for result in results]
         return ordered[0] if single else ordered
 
@@ -182,6 +197,29 @@ class RerankPruner:
         return prune(self, query, docs, threshold=threshold, top_k=top_k)
 
     # ---- scoring ------------------------------------------------------------------------------
+
+    def _second_hop(
+        self, results: list[QueryResult], threshold: float, top_passages: int
+    ) -> list[QueryResult]:
+        """Re-score, in one batched pass, every query's passages outside its evidence sources with the
+        evidence-expanded query, and merge the sentence scores (see ``process``'s ``hops``)."""
+        hop_queries: list[Query] = []
+        hop_documents: list[list[Document]] = []
+        targets: list[tuple[int, list[PassageResult]]] = []
+        for qi, result in enumerate(results):
+            evidence, sources = evidence_of(result, top_passages)
+            others = [p for p in result.passages if p.index not in sources and p.sentences]
+            if evidence and others:
+                hop_queries.append(Query(result.query.id, expand_query(result.query.text, evidence)))
+                hop_documents.append([p.document for p in others])
+                targets.append((qi, others))
+        if not hop_queries:
+            return results
+        second = self._score(hop_queries, hop_documents, threshold, truncate=True)
+        for (qi, others), hop in zip(targets, second):
+            merged = {p.index: merge_hop(p, again, threshold) for p, again in zip(others, hop.passages)}
+            results[qi].passages = [merged.get(p.index, p) for p in results[qi].passages]
+        return results
 
     def _score(
         self, queries: list[Query], documents: list[list[Document]], threshold: float, truncate: bool
@@ -245,7 +283,7 @@ class RerankPruner:
                 raise ValueError(
                     f"query {query.id!r} is {len(ids)} tokens long; this model reads at most {limit} query "
                     f"tokens (a {window.window}-token window: {window.special_tokens} special tokens, the "
-                    f"query, up to {window.max_title_tokens} title tokens, then the passage text). Shorten "
+                    f"query, up to {window.max_title_tokens} title tokens, then the passage text); shorten "
                     f"the query, or pass truncate=True to score with its first {limit} tokens"
                 )
             query_ids.append(np.asarray(ids[:limit], dtype=np.int64))
