@@ -16,9 +16,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, overload
 
+from ragprune.fusion import Fusion, best_first, resolve_fusion
 from ragprune.pipeline.inputs import PassageLike, QueryLike
 from ragprune.pipeline.results import PassageResult, SentenceScore
-from ragprune.types import Document, Query, Span
+from ragprune.types import Document, Query, Span, json_float
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,9 +34,12 @@ class RankedDocument:
 
     ``score`` is the calibrated relevance probability (0..1, comparable across queries); ``logit`` the
     raw relevance logit (``-inf`` for an empty document). ``index`` is the position in the caller's list.
+    ``fused_score`` is the score that ordered the list when the call fused the logit with first-stage
+    scores (``ragprune.fusion``; ``-inf`` for an empty document), else ``None``; ``rank`` follows it.
     """
 
     result: PassageResult
+    fused_score: float | None = None
 
     @property
     def document(self) -> Document:
@@ -92,7 +96,8 @@ class RankedDocument:
         return self.result.truncated
 
     def to_dict(self) -> dict[str, Any]:
-        return {"score": self.score, **self.result.to_dict()}
+        fused = {} if self.fused_score is None else {"fused_score": json_float(self.fused_score)}
+        return {"score": self.score, **fused, **self.result.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -164,6 +169,8 @@ def rank(
     doc_ids: Sequence[str | int] | None = None,
     metadata: Sequence[Mapping[str, Any] | None] | None = None,
     truncate: bool = False,
+    first_stage_scores: Sequence[float] | None = None,
+    fusion: Fusion | str | None = None,
 ) -> RankedResults:
     """Rank ``docs`` for ``query`` best first, keeping the ``top_k`` best (all when ``None``).
 
@@ -173,8 +180,24 @@ def rank(
     model's threshold) come with the same pass. A query over the model's ``max_query_tokens`` raises
     ``ValueError``, or with ``truncate=True`` is cut to its first tokens (each document's ``truncated``
     then holds ``"query"``).
+
+    ``first_stage_scores`` (one per document, e.g. the retriever's BM25 or cosine scores) are fused with
+    the model's logits by ``fusion`` (``"none"``, ``"interpolate[:alpha]"``, ``"rrf[:k]"`` or a
+    ``ragprune.fusion.Fusion``; ``None``: ``DEFAULT_FUSION`` when scores are given, else none) and the
+    fused score orders the list (``RankedDocument.fused_score``; ``score`` and ``logit`` stay the model's).
+    A fusion other than ``"none"`` without ``first_stage_scores`` raises ``ValueError``.
     """
-    return prune(pruner, query, docs, top_k=top_k, doc_ids=doc_ids, metadata=metadata, truncate=truncate)
+    return prune(
+        pruner,
+        query,
+        docs,
+        top_k=top_k,
+        doc_ids=doc_ids,
+        metadata=metadata,
+        truncate=truncate,
+        first_stage_scores=first_stage_scores,
+        fusion=fusion,
+    )
 
 
 async def rank_async(
@@ -186,10 +209,21 @@ async def rank_async(
     doc_ids: Sequence[str | int] | None = None,
     metadata: Sequence[Mapping[str, Any] | None] | None = None,
     truncate: bool = False,
+    first_stage_scores: Sequence[float] | None = None,
+    fusion: Fusion | str | None = None,
 ) -> RankedResults:
     """:func:`rank` run in a worker thread, so the calling event loop keeps serving meanwhile."""
     return await asyncio.to_thread(
-        rank, pruner, query, docs, top_k=top_k, doc_ids=doc_ids, metadata=metadata, truncate=truncate
+        rank,
+        pruner,
+        query,
+        docs,
+        top_k=top_k,
+        doc_ids=doc_ids,
+        metadata=metadata,
+        truncate=truncate,
+        first_stage_scores=first_stage_scores,
+        fusion=fusion,
     )
 
 
@@ -203,15 +237,35 @@ def prune(
     doc_ids: Sequence[str | int] | None = None,
     metadata: Sequence[Mapping[str, Any] | None] | None = None,
     truncate: bool = False,
+    first_stage_scores: Sequence[float] | None = None,
+    fusion: Fusion | str | None = None,
 ) -> RankedResults:
     """Rank ``docs`` for ``query`` and prune each to the sentences whose keep score is above ``threshold``
     (``None``: the model's threshold). Every document comes back unless ``top_k`` cuts the list.
-    ``doc_ids``, ``metadata`` and ``truncate`` as in :func:`rank`."""
+    ``doc_ids``, ``metadata``, ``truncate``, ``first_stage_scores`` and ``fusion`` as in :func:`rank`."""
     if isinstance(query, Sequence) and not isinstance(query, str):
         raise TypeError("rank/prune take one query; call pruner.process for a batch of queries")
+    method = resolve_fusion(fusion, first_stage_scores is not None)
     docs = _with_ids_and_metadata(docs, doc_ids, metadata)
-    result = pruner.process(query, docs, threshold=threshold, top_k=top_k, reorder=True, truncate=truncate)
-    return RankedResults(result.query, tuple(RankedDocument(passage) for passage in result.passages))
+    if not method.needs_first_stage:
+        result = pruner.process(
+            query, docs, threshold=threshold, top_k=top_k, reorder=True, truncate=truncate
+        )
+        return RankedResults(result.query, tuple(RankedDocument(passage) for passage in result.passages))
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k={top_k}; use a positive number or None for all documents")
+    if first_stage_scores is not None and len(first_stage_scores) != len(docs):
+        raise ValueError(
+            f"{len(first_stage_scores)} first_stage_scores for {len(docs)} docs; give one per document"
+        )
+    result = pruner.process(query, docs, threshold=threshold, reorder=False, truncate=truncate)
+    fused = method.fuse([passage.logit for passage in result.passages], first_stage_scores)
+    order = best_first(fused)[:top_k]
+    for rank, i in enumerate(order, start=1):
+        result.passages[i].rank = rank
+    return RankedResults(
+        result.query, tuple(RankedDocument(result.passages[i], fused_score=fused[i]) for i in order)
+    )
 
 
 def predict(

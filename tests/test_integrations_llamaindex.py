@@ -17,6 +17,8 @@ from ragprune.integrations import METADATA_KEYS, ORIGINAL_TEXT_KEY
 from ragprune.integrations.llamaindex import RETRIEVAL_SCORE_KEY, RagprunePostprocessor
 from ragprune.ranking import prune, rank
 
+NODE_SCORES = [0.5 - i / 10 for i in range(len(TEXTS))]  # the retriever scores make_nodes gives
+
 
 def make_nodes() -> list[NodeWithScore]:
     return [
@@ -28,7 +30,7 @@ def make_nodes() -> list[NodeWithScore]:
                 excluded_llm_metadata_keys=["page"],
                 relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=f"doc-{i}")},
             ),
-            score=0.5 - i / 10,
+            score=NODE_SCORES[i],
         )
         for i, text in enumerate(TEXTS)
     ]
@@ -46,7 +48,8 @@ def assert_faithful(outputs: list[NodeWithScore], inputs: list[NodeWithScore]) -
         assert set(metadata) == set(source.node.metadata) | set(METADATA_KEYS) | {RETRIEVAL_SCORE_KEY}
         assert {k: metadata[k] for k in source.node.metadata} == source.node.metadata
         assert metadata[RETRIEVAL_SCORE_KEY] == source.score
-        assert out.score == metadata["ragprune_score"]
+        fused = metadata["ragprune_fused_score"]  # nodes with scores: fused with them by default
+        assert out.score == (metadata["ragprune_score"] if fused is None else fused)
         original = metadata[ORIGINAL_TEXT_KEY]
         assert original == source.node.get_content() and inputs[metadata["ragprune_index"]] is source
         spans = metadata["ragprune_kept_spans"]
@@ -67,9 +70,9 @@ def test_postprocessor_reranks_prunes_and_keeps_nodes_intact(pruner):
     assert [(s.node.node_id, s.score, s.node.get_content(), s.node.metadata) for s in nodes] == [
         (s.node.node_id, s.score, s.node.get_content(), s.node.metadata) for s in before
     ]
-    expected = rank(pruner, QUERY, TEXTS)
+    expected = rank(pruner, QUERY, TEXTS, first_stage_scores=NODE_SCORES)
     assert [o.node.node_id for o in out] == [f"node-{d.index}" for d in expected]
-    assert [o.score for o in out] == pytest.approx([d.score for d in expected])
+    assert [o.score for o in out] == pytest.approx([d.fused_score for d in expected])
 
 
 def test_pruning_changes_text_not_identity(pruner):
@@ -89,10 +92,10 @@ def test_pruning_changes_text_not_identity(pruner):
 
 def test_top_n_and_score_threshold_are_the_only_cuts(pruner):
     nodes = make_nodes()
-    ranked = rank(pruner, QUERY, TEXTS)
+    ranked = rank(pruner, QUERY, TEXTS, first_stage_scores=NODE_SCORES)
     top2 = RagprunePostprocessor(pruner=pruner, top_n=2).postprocess_nodes(nodes, query_str=QUERY)
     assert [o.node.node_id for o in top2] == [f"node-{d.index}" for d in ranked.top_k(2)]
-    bound = ranked.documents[2].score
+    bound = sorted((d.score for d in ranked), reverse=True)[2]
     above = RagprunePostprocessor(pruner=pruner, score_threshold=bound).postprocess_nodes(
         nodes, query_str=QUERY
     )
@@ -117,6 +120,7 @@ def test_serialises_without_the_model(pruner):
         "prune_threshold": None,
         "drop_empty": False,
         "truncate_query": False,
+        "fusion": None,
         "class_name": "RagprunePostprocessor",
     }
 
@@ -164,7 +168,7 @@ def test_no_arguments_uses_the_shipped_model(pruner, monkeypatch):
     finally:
         _common.shipped_pruner.cache_clear()
     assert [o.node.metadata["ragprune_index"] for o in out] == [
-        d.index for d in rank(pruner, QUERY, TEXTS, top_k=2)
+        d.index for d in rank(pruner, QUERY, TEXTS, top_k=2, first_stage_scores=NODE_SCORES)
     ]
 
 
@@ -184,5 +188,7 @@ def test_metadata_title_is_read_as_the_title(pruner):
         NodeWithScore(node=TextNode(text=text, metadata={"title": "Fleas"}), score=0.1) for text in TEXTS[:2]
     ]
     out = RagprunePostprocessor(pruner=pruner).postprocess_nodes(nodes, query_str=QUERY)
-    expected = rank(pruner, QUERY, [Document(str(i), t, title="Fleas") for i, t in enumerate(TEXTS[:2])])
-    assert [o.score for o in out] == pytest.approx([d.score for d in expected])
+    docs = [Document(str(i), t, title="Fleas") for i, t in enumerate(TEXTS[:2])]
+    expected = rank(pruner, QUERY, docs, first_stage_scores=[0.1, 0.1])
+    assert [o.score for o in out] == pytest.approx([d.fused_score for d in expected])
+    assert [o.node.metadata["ragprune_score"] for o in out] == pytest.approx([d.score for d in expected])

@@ -14,6 +14,7 @@ from ragprune.cli.options import (
     status_stream,
     unit_interval,
 )
+from ragprune.fusion import DEFAULT_FUSION, INTERPOLATE_ALPHA, RRF_K, Fusion, parse_fusion
 
 DEFAULT_MEASURES = ("nDCG@10", "RR(rel=2)@10", "R@100")
 
@@ -47,6 +48,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="pruning threshold in [0, 1] (default: the model's)",
     )
     parser.add_argument(
+        "--fusion",
+        type=fusion_spec,
+        default=DEFAULT_FUSION,
+        metavar="{none,interpolate[:ALPHA],rrf[:K]}",
+        help="combine the model's score with the input run's own score, per query: 'none' (the model "
+        "alone), 'interpolate:ALPHA' (ALPHA * z(model logit) + (1 - ALPHA) * z(run score), z-scored over "
+        f"the reranked documents; plain 'interpolate' is ALPHA={INTERPOLATE_ALPHA:g}) or 'rrf:K' "
+        f"(reciprocal rank fusion, K={RRF_K} by default). Default {DEFAULT_FUSION}: chosen on TREC DL21 "
+        "only (BM25 and SPLADE++ top-100) as the best mean nDCG@10 that is not below the input run on "
+        "either (eval/results/fusion_dl21.md). With the shipped model that keeps close to the input run; "
+        "behind BM25 'none' ranks better (DL21 nDCG@10 0.577 vs 0.451)",
+    )
+    parser.add_argument(
         "--qrels",
         default=None,
         help="TREC qrels or BEIR qrels/<split>.tsv: also print measures of input and output runs",
@@ -59,6 +73,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     add_model_options(parser)
     return parser
+
+
+def fusion_spec(value: str) -> Fusion:
+    """An argparse type: a fusion method (``ragprune.fusion.parse_fusion``)."""
+    try:
+        return parse_fusion(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,7 +104,9 @@ def run(args: argparse.Namespace) -> int:
     covered = common_queries(qrels, first_stage) if qrels is not None else []  # fails before the model runs
     pruner = load_pruner(args)
     start = time.perf_counter()
-    reranked = rerank_run(pruner, queries, first_stage, corpus, top_k=args.top_k, threshold=args.threshold)
+    reranked = rerank_run(
+        pruner, queries, first_stage, corpus, top_k=args.top_k, threshold=args.threshold, fusion=args.fusion
+    )
     seconds = time.perf_counter() - start
     run_text = format_run(reranked.run, tag=args.tag)
     with open_output(args.output) as handle:
@@ -96,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"pairs\t{pairs}", file=out)
     print(f"pairs_per_second\t{pairs / seconds:.1f}\t({pruner.device})", file=out)
     print(f"mean_compression\t{reranked.mean_compression:.4f}", file=out)
+    print(f"fusion\t{args.fusion}", file=out)
     if qrels is not None:
         _print_measures(args.qrels, qrels, covered, first_stage, reranked.run, out)
     return 0

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ragprune.types import json_float
 
 if TYPE_CHECKING:
+    from ragprune.fusion import Fusion
     from ragprune.pipeline.process import RerankPruner
     from ragprune.ranking import RankedDocument, RankedResults
 
@@ -19,6 +20,7 @@ ORIGINAL_TEXT_KEY = "ragprune_original_text"
 METADATA_KEYS: tuple[str, ...] = (
     SCORE_KEY,
     "ragprune_logit",
+    "ragprune_fused_score",
     "ragprune_rank",
     "ragprune_index",
     "ragprune_kept_spans",
@@ -50,6 +52,8 @@ def rank_texts(
     prune_threshold: float | None,
     drop_empty: bool = False,
     truncate_query: bool = False,
+    first_stage_scores: Sequence[float] | None = None,
+    fusion: Fusion | str | None = None,
 ) -> RankedResults:
     """Rank and prune passage texts; keep the ``top_n`` best whose score is >= ``score_threshold`` and,
     with ``drop_empty``, whose pruning kept something.
@@ -59,6 +63,7 @@ def rank_texts(
     to its own objects by it, so nothing the caller attached to a passage has to travel through ragprune.
     ``top_n`` counts the passages that remain after ``drop_empty``. ``truncate_query`` cuts a query over
     the model's ``max_query_tokens`` to its first tokens instead of raising ``ValueError``.
+    ``first_stage_scores`` and ``fusion`` as in :func:`ragprune.ranking.rank` (see :func:`retriever_scores`).
     """
     from ragprune.ranking import RankedResults, prune
 
@@ -68,7 +73,16 @@ def rank_texts(
         for text, title in zip(texts, titles, strict=True)
     ]
     top_k = None if drop_empty else top_n
-    results = prune(pruner, query, docs, threshold=prune_threshold, top_k=top_k, truncate=truncate_query)
+    results = prune(
+        pruner,
+        query,
+        docs,
+        threshold=prune_threshold,
+        top_k=top_k,
+        truncate=truncate_query,
+        first_stage_scores=first_stage_scores,
+        fusion=fusion,
+    )
     if score_threshold is not None:
         results = results.above(score_threshold)
     if drop_empty:
@@ -77,11 +91,37 @@ def rank_texts(
     return results
 
 
+def retriever_scores(scores: Sequence[Any], fusion: Fusion | str | None, where: str) -> list[float] | None:
+    """The retriever's scores to fuse with, from one value per passage (``None`` where it has none).
+
+    With ``fusion=None`` (the integrations' default) they are used when every passage has a numeric score
+    (then ``DEFAULT_FUSION`` applies) and ignored otherwise (the model alone ranks). An explicit fusion
+    other than ``"none"`` needs every score: ``ValueError`` naming the first passage without one and
+    ``where`` the score is read from (e.g. ``"NodeWithScore.score"``).
+    """
+    from ragprune.fusion import is_finite_number, parse_fusion
+
+    missing = [i for i, score in enumerate(scores) if not is_finite_number(score)]
+    if fusion is None:
+        return None if missing else [float(score) for score in scores]
+    if not parse_fusion(fusion).needs_first_stage:
+        return None
+    if missing:
+        raise ValueError(
+            f"fusion={str(fusion)!r} needs the retriever's score of every passage, but passage {missing[0]} "
+            f"has {scores[missing[0]]!r} in {where} ({len(missing)} of {len(scores)} lack one); give every "
+            "passage a numeric score there, or use fusion='none'"
+        )
+    return [float(score) for score in scores]
+
+
 def metadata_for(ranked: RankedDocument) -> dict[str, Any]:
     """The ``METADATA_KEYS`` entries for one ranked passage (JSON-safe values only)."""
     return {
         SCORE_KEY: ranked.score,  # calibrated relevance probability, 0..1
         "ragprune_logit": json_float(ranked.logit),  # raw relevance logit; None for an empty passage
+        # the score that ordered the list when fused with the retriever's; None without fusion
+        "ragprune_fused_score": None if ranked.fused_score is None else json_float(ranked.fused_score),
         "ragprune_rank": ranked.rank,  # 1-based rank among the passages of this call
         "ragprune_index": ranked.index,  # position in the list the caller passed in
         # [start, end) character offsets into the original text

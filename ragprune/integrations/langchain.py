@@ -12,9 +12,16 @@ from typing import Any
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor
 from langchain_core.documents import Document as LangChainDocument
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
-from ragprune.integrations._common import TITLE_KEY, metadata_for, rank_texts, shipped_pruner
+from ragprune.fusion import parse_fusion
+from ragprune.integrations._common import (
+    TITLE_KEY,
+    metadata_for,
+    rank_texts,
+    retriever_scores,
+    shipped_pruner,
+)
 from ragprune.pipeline.process import RerankPruner
 
 
@@ -45,6 +52,21 @@ class RagpruneCompressor(BaseDocumentCompressor):
     """Leave out documents whose pruning kept nothing (``top_n`` then counts the non-empty ones)."""
     truncate_query: bool = False
     """Cut a query longer than the model's ``max_query_tokens`` to its first tokens (else ``ValueError``)."""
+    fusion: str | None = None
+    """Fuse the model's logit with the retriever's score (``metadata[score_key]``) to order the documents:
+    ``"none"``, ``"interpolate[:alpha]"`` or ``"rrf[:k]"`` (``ragprune.fusion``). None: ``DEFAULT_FUSION``
+    when every document has a score, the model alone otherwise. An explicit fusion other than ``"none"``
+    needs every document's score (else ``ValueError``)."""
+    score_key: str = "score"
+    """The metadata key holding the retriever's score (LangChain's retrievers keep none by default; e.g.
+    Cohere's reranker writes ``relevance_score``)."""
+
+    @field_validator("fusion")
+    @classmethod
+    def _known_fusion(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_fusion(value)  # a bad name fails when the object is made, not at the first query
+        return value
 
     def compress_documents(
         self,
@@ -64,6 +86,12 @@ class RagpruneCompressor(BaseDocumentCompressor):
             prune_threshold=self.prune_threshold,
             drop_empty=self.drop_empty,
             truncate_query=self.truncate_query,
+            first_stage_scores=retriever_scores(
+                [doc.metadata.get(self.score_key) for doc in documents],
+                self.fusion,
+                f"metadata[{self.score_key!r}]",
+            ),
+            fusion=self.fusion,
         )
         return [
             _pruned_copy(documents[ranked.index], ranked.pruned_text, metadata_for(ranked))

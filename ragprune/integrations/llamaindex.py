@@ -8,12 +8,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from llama_index.core.bridge.pydantic import Field
+from llama_index.core.bridge.pydantic import Field, field_validator
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
 
-from ragprune.integrations._common import METADATA_KEYS, TITLE_KEY, metadata_for, rank_texts, shipped_pruner
+from ragprune.fusion import parse_fusion
+from ragprune.integrations._common import (
+    METADATA_KEYS,
+    TITLE_KEY,
+    metadata_for,
+    rank_texts,
+    retriever_scores,
+    shipped_pruner,
+)
 from ragprune.pipeline.process import RerankPruner
+from ragprune.types import json_float
 
 RETRIEVAL_SCORE_KEY = "ragprune_retrieval_score"
 
@@ -22,7 +31,8 @@ class RagprunePostprocessor(BaseNodePostprocessor):
     """Reranks nodes for the query and prunes each node's text to the kept sentences.
 
     One node in gives at most one node out, best first, as copies (the inputs are not modified):
-    ``score`` is the calibrated relevance probability, the node keeps its id, relationships and
+    ``score`` is the calibrated relevance probability, or with ``fusion`` the fused score that orders
+    the nodes (the probability then stays under ``ragprune_score``); the node keeps its id, relationships and
     metadata, and the metadata gains the ``ragprune_*`` keys (the node's incoming score under
     ``ragprune_retrieval_score``, the original text under ``ragprune_original_text``). These keys are
     excluded from the text LlamaIndex shows the LLM and the embedder. ``metadata["title"]``, when a
@@ -45,6 +55,18 @@ class RagprunePostprocessor(BaseNodePostprocessor):
     """Leave out nodes whose pruning kept nothing (``top_n`` then counts the non-empty ones)."""
     truncate_query: bool = False
     """Cut a query longer than the model's ``max_query_tokens`` to its first tokens (else ``ValueError``)."""
+    fusion: str | None = None
+    """Fuse the model's logit with the retriever's score (``NodeWithScore.score``) to order the nodes:
+    ``"none"``, ``"interpolate[:alpha]"`` or ``"rrf[:k]"`` (``ragprune.fusion``). None: ``DEFAULT_FUSION``
+    when every node has a score, the model alone otherwise. An explicit fusion other than ``"none"``
+    needs every node's score (else ``ValueError``)."""
+
+    @field_validator("fusion")
+    @classmethod
+    def _known_fusion(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_fusion(value)  # a bad name fails when the object is made, not at the first query
+        return value
 
     @classmethod
     def class_name(cls) -> str:
@@ -67,13 +89,18 @@ class RagprunePostprocessor(BaseNodePostprocessor):
             prune_threshold=self.prune_threshold,
             drop_empty=self.drop_empty,
             truncate_query=self.truncate_query,
+            first_stage_scores=retriever_scores(
+                [scored.score for scored in nodes], self.fusion, "NodeWithScore.score"
+            ),
+            fusion=self.fusion,
         )
         out = []
         for ranked in results:
             source = nodes[ranked.index]
             added = {**metadata_for(ranked), RETRIEVAL_SCORE_KEY: source.score}
             node = _pruned_copy(source, ranked.pruned_text, added)
-            out.append(NodeWithScore(node=node, score=ranked.score))
+            score = ranked.score if ranked.fused_score is None else json_float(ranked.fused_score)
+            out.append(NodeWithScore(node=node, score=score))
         return out
 
 

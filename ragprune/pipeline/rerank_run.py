@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ragprune.data import DataMismatchError, ranked_items
+from ragprune.fusion import DEFAULT_FUSION, Fusion, best_first, parse_fusion
 from ragprune.pipeline.process import RerankPruner
 from ragprune.pipeline.results import QueryResult
 from ragprune.types import Document, Query
@@ -32,12 +33,16 @@ def rerank_run(
     corpus: Mapping[str, Document],
     top_k: int = 100,
     threshold: float | None = None,
+    fusion: Fusion | str = DEFAULT_FUSION,
 ) -> RerankedRun:
     """Rerank (and prune) the top ``top_k`` documents of every query in ``run``.
 
-    Documents below ``top_k`` stay in the run, after the reranked ones and in their old order, so
-    nothing the first stage returned is lost. Query and document ids must be known.
+    The new run's scores are the reranker's logits fused with the run's own scores by ``fusion``
+    (``ragprune.fusion``; ``"none"``: the logits alone); see :func:`fuse_run`. ``results`` keep every
+    passage's logit and list the passages in the new run's order, with ``rank`` their place in it.
+    Query and document ids must be known (``DataMismatchError``); a bad ``fusion`` raises ``ValueError``.
     """
+    fusion = parse_fusion(fusion)
     missing_queries = sorted(set(run) - set(queries))
     if missing_queries:
         raise DataMismatchError(
@@ -57,14 +62,47 @@ def rerank_run(
             )
         heads.append([corpus[doc_id] for doc_id in ranked[:top_k]])
         tails.append(ranked[top_k:])
-    results = pruner.process([Query(qid, queries[qid]) for qid in qids], heads, threshold=threshold)
-    new_run: dict[str, dict[str, float]] = {}
-    for qid, result, tail in zip(qids, results, tails):
-        scores = {p.document.id: p.logit for p in result if math.isfinite(p.logit)}
-        below = [
-            p.document.id for p in result if not math.isfinite(p.logit)
-        ] + tail  # empty passages, then the rest
-        floor = min(scores.values(), default=0.0)
-        scores.update({doc_id: floor - 1.0 - i for i, doc_id in enumerate(below)})
-        new_run[qid] = scores
+    results = pruner.process(
+        [Query(qid, queries[qid]) for qid in qids], heads, threshold=threshold, reorder=False
+    )
+    logits = {qid: {p.document.id: p.logit for p in result} for qid, result in zip(qids, results)}
+    new_run = fuse_run(logits, run, fusion, top_k)
+    for qid, result in zip(qids, results):
+        place = {doc_id: rank for rank, (doc_id, _) in enumerate(ranked_items(new_run[qid]), start=1)}
+        for passage in result.passages:
+            passage.rank = place[passage.document.id]
+        result.passages.sort(key=lambda passage: passage.rank)
     return RerankedRun(new_run, results)
+
+
+def fuse_run(
+    logits: Mapping[str, Mapping[str, float]],
+    run: Mapping[str, Mapping[str, float]],
+    fusion: Fusion | str,
+    top_k: int,
+) -> dict[str, dict[str, float]]:
+    """The reranked run: each query's top ``top_k`` of ``run`` ordered by ``fusion`` of the reranker's
+    ``logits`` (query id -> doc id -> logit, for those documents) with the run's own scores.
+
+    Scores are the fused scores, nudged apart by a few ulps where they tie so that every evaluator sees
+    the order of :func:`ragprune.fusion.best_first` (ties keep the run's order). Documents with a
+    non-finite logit (empty passages), then the documents below ``top_k`` in their old order, follow
+    with lower scores, so nothing the first stage returned is lost.
+    """
+    fusion = parse_fusion(fusion)
+    new_run: dict[str, dict[str, float]] = {}
+    for qid in sorted(run):
+        ranked = ranked_items(run[qid])
+        head, tail = ranked[:top_k], [doc_id for doc_id, _ in ranked[top_k:]]
+        fused = fusion.fuse([logits[qid][doc_id] for doc_id, _ in head], [score for _, score in head])
+        order = best_first(fused)
+        scores: dict[str, float] = {}
+        last = math.inf
+        for i in (i for i in order if math.isfinite(fused[i])):
+            last = min(fused[i], math.nextafter(last, -math.inf))  # strictly below the one before
+            scores[head[i][0]] = last
+        below = [head[i][0] for i in order if not math.isfinite(fused[i])] + tail
+        floor = last if scores else 0.0
+        scores.update({doc_id: floor - 1.0 - j for j, doc_id in enumerate(below)})
+        new_run[qid] = scores
+    return new_run
