@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import hashlib
 import json
 import math
 import sys
@@ -52,14 +51,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def model_key(model: str | None) -> str:
-    """sha256 of the model folder's weights and ragprune config: the cache is valid for these only."""
-    from ragprune.models.registry import resolve_model_path
+    """The cache key: ``model_digest`` of the model folder (its weights and ragprune config)."""
+    from ragprune.models.registry import model_digest, resolve_model_path
 
-    folder = resolve_model_path(model)
-    digest = hashlib.sha256()
-    for name in ("model.safetensors", "ragprune_config.json"):
-        digest.update((folder / name).read_bytes())
-    return digest.hexdigest()
+    return model_digest(resolve_model_path(model))
 
 
 def compute_logits(args: argparse.Namespace, sets: dict, key: str) -> dict[str, dict[str, float]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
@@ -29,6 +30,14 @@ def resolve_model_path(name: str | Path | None) -> Path:
             "(a ragprune model or a Provence checkpoint), or use 'default' for the shipped model"
         )
     return path
+
+
+def model_digest(folder: Path) -> str:
+    """sha256 over a model folder's weights and ragprune config: a key for results cached per model."""
+    digest = hashlib.sha256()
+    for name in ("model.safetensors", CONFIG_NAME):
+        digest.update((folder / name).read_bytes())
+    return digest.hexdigest()
 
 
 def load_model(name: str | Path | None = None) -> tuple[RerankPruneModel, PreTrainedTokenizerBase]:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -260,7 +260,7 @@ class RerankPruner:
                         prepared[p].sentences, out.sentence_scores.tolist(), out.sentence_kept.tolist()
                     )
                 ]
-                probability = _calibrated_probability(out.logit, self.model.config.training)
+                probability = calibrated_probability(out.logit, self.model.config.training)
                 passage_results.append(
                     PassageResult(doc, di, out.logit, probability, sentences, out.chunks, truncated=truncated)
                 )
@@ -502,7 +502,7 @@ class _NoProgress:
         """Progress is not shown."""
 
 
-def _calibrated_probability(logit: float, training: dict) -> float:
+def calibrated_probability(logit: float, training: dict[str, Any]) -> float:
     """``sigmoid(a * logit + b)`` with the Platt scaling fitted at training time (identity if absent)."""
     scale = float(training.get("calibration_scale", 1.0))
     bias = float(training.get("calibration_bias", 0.0))
