@@ -9,11 +9,16 @@ Guarantees, for any input string: the spans are sorted, non-overlapping and non-
 and ends on a non-whitespace character; every non-whitespace character lies inside a span, so the
 text between spans is whitespace only and spans plus gaps reproduce the input exactly.
 
-Rules (English-oriented):
+Rules (English-oriented, with the sentence ends of other scripts):
 
-* A run of ``.``, ``!`` or ``?`` (with any closing quotes or brackets right after it) ends a sentence
-  when whitespace follows and the next character is not lowercase and not one of ``,;:.``. So a
-  sentence that starts in lowercase is not split off (rare in edited text, common in chat logs).
+* A run of ``.``, ``!``, ``?`` (or ``‼``, Arabic ``؟`` and ``۔``, Devanagari ``।`` and ``॥``),
+  with any closing quotes or brackets right after it, ends a sentence when whitespace follows and the
+  next character is not lowercase and not one of ``,;:.``. So a sentence that starts in lowercase is
+  not split off (rare in edited text, common in chat logs). Closing quotes include the German ``“``
+  and ``‘`` (``„Komm.“ Dann``), guillemets both ways (``«Viens.»``, ``»Komm.«``), French spaced
+  guillemets (``« Viens. » Puis``) and CJK brackets (``」``, ``』``, ``）``).
+* The CJK full stop, exclamation and question marks (``。``, ``｡``, ``！``, ``？``) end a sentence
+  whatever follows, since CJK text puts no space between sentences.
 * A full stop does not end a sentence after a known abbreviation: capitalised titles (``Dr.``,
   ``Mr.``, ``St.``) and ``e.g.``, ``i.e.``, ``vs.``, ``cf.``; words that precede a number when a digit
   follows (``No. 5``, ``Fig. 2``, ``Jan. 5``); words that may also close a sentence, unless an
@@ -29,33 +34,46 @@ Rules (English-oriented):
   (``System.Console``, ``obj.method.Call`` and ``Node.js`` stay whole). A terminator followed
   directly by a lowercase letter (``Control.ancel``) is never a boundary.
 * Layout: a blank line is a boundary, and so are the start and end of a list-item line (a line that
-  starts with a bullet, ``#`` heading marker, ``1.``, ``1)``, ``a)`` and so on). A single newline
-  inside running text is not a boundary (it is usually a line wrap).
+  starts with a bullet, ``#`` heading marker, ``1.``, ``1)``, ``a)`` and so on), and HTML paragraph
+  tags (before ``<p>``, after ``</p>``). A single newline inside running text is not a boundary (it is
+  usually a line wrap).
+* A fenced code block (a line opening with three or more backticks or tildes, up to the closing fence
+  line or the end of the text) is one sentence: nothing inside it splits, and it splits from its
+  neighbours.
 
-Not handled: CJK full stops and other scripts' terminators, and sentence ends inside a quote that
-the next sentence continues. ``eval/bench_split.py`` measures speed and agreement with the pruning
-data sets' own sentence boundaries.
+Not handled: sentence ends inside a quote that the next sentence continues, and scripts without
+sentence punctuation (Thai). ``eval/bench_split.py`` measures speed and agreement with the pruning data
+sets' own sentence boundaries.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 
 from ragprune.types import Span
 
 __all__ = ["split_sentences"]
 
-_CLOSERS = "\"'\u201d\u2019\u00bb)]}"
+_CLOSERS = (
+    "\"'\u201d\u2019\u201c\u2018\u00bb\u00ab\u203a\u2039)]}"
+    "\u300d\u300f\uff09\u3011\u3015\u3009\u300b\u3017\u3019\u301b\uff02\uff07\uff3d\uff5d"
+)
+_UNSPACED_TERMINATORS = "\u3002\uff61\uff01\uff1f"  # CJK: a sentence end whatever follows
+_TERMINATORS = ".!?\u2026\u203c\u2047\u2048\u2049\u061f\u06d4\u0964\u0965" + _UNSPACED_TERMINATORS
 
-# A terminator run and its closing quotes/brackets, then optionally either whitespace (consumed) up
-# to the next visible character, or a glued capitalised word. Every run matches whole, whatever
-# follows it, so the scan never restarts inside a long run of punctuation (no quadratic retries).
+# A terminator run and its closing quotes/brackets (a French closing guillemet may stand after a
+# space), then optionally either whitespace (consumed) up to the next visible character, or a glued
+# capitalised word. Every run matches whole, whatever follows it, so the scan never restarts inside a
+# long run of punctuation (no quadratic retries).
 _TERMINATOR = re.compile(
-    r"(?P<term>[.!?\u2026]++)"
-    rf"(?P<close>[{re.escape(_CLOSERS)}]*+)"
+    rf"(?P<term>[{re.escape(_TERMINATORS)}]++)"
+    rf"(?P<close>(?:[{re.escape(_CLOSERS)}]|[^\S\n]++[\u00bb\u203a])*+)"
     r"(?:\s++(?=(?P<next>\S))|(?P<glued>(?=[A-Z][a-z])))?"
 )
 _BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
+_PARAGRAPH_TAG = re.compile(r"(?P<open><p(?:\s[^<>]*)?>)|</p\s*>", re.IGNORECASE)
+_FENCE = re.compile(r"^[^\S\n]{0,3}(?P<fence>`{3,}|~{3,})(?P<rest>[^\n]*)", re.MULTILINE)
 _LIST_ITEM = re.compile(
     r"^[^\S\n]*(?:[-*+\u2022\u25e6\u25aa\u2023\u25cf\u25cb\u25a0\u25a1\u25ba\u25b8\u27a2\u2013]|#{1,6}"
     r"|\(?\d{1,3}[.)]|\(?[A-Za-z][.)])(?=[^\S\n]+\S)",
@@ -99,6 +117,11 @@ def split_sentences(text: str) -> list[Span]:
         raise TypeError(f"split_sentences expects a str, got {type(text).__name__}")
     boundaries = _layout_boundaries(text)
     boundaries.extend(_punctuation_boundaries(text))
+    blocks = _code_blocks(text)
+    if blocks:  # a code block is one sentence: its edges are boundaries, nothing inside is
+        starts = [block_start for block_start, _ in blocks]
+        boundaries = [b for b in boundaries if not _inside(blocks, starts, b)]
+        boundaries.extend(edge for block in blocks for edge in block)
     spans: list[Span] = []
     start = 0
     for end in sorted(set(boundaries)) + [len(text)]:
@@ -114,13 +137,42 @@ def split_sentences(text: str) -> list[Span]:
 
 
 def _layout_boundaries(text: str) -> list[int]:
-    """Boundaries from blank lines and list-item lines."""
+    """Boundaries from blank lines, list-item lines and HTML paragraph tags."""
     out = [m.start() for m in _BLANK_LINE.finditer(text)]
     for m in _LIST_ITEM.finditer(text):
         out.append(m.start())
-        line_end = text.find("\n", m.end())
-        out.append(len(text) if line_end < 0 else line_end)
+        out.append(_line_end(text, m.end()))
+    out.extend(m.start() if m.group("open") else m.end() for m in _PARAGRAPH_TAG.finditer(text))
     return out
+
+
+def _code_blocks(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each fenced code block: from its opening fence line to the end of its closing
+    fence line (a line of at least as many of the same fence character), or to the end of the text."""
+    blocks = []
+    opening = None
+    for m in _FENCE.finditer(text):
+        if opening is None:
+            opening = m
+            continue
+        fence, opened = m.group("fence"), opening.group("fence")
+        if fence[0] == opened[0] and len(fence) >= len(opened) and not m.group("rest").strip():
+            blocks.append((opening.start(), _line_end(text, m.end())))
+            opening = None
+    if opening is not None:
+        blocks.append((opening.start(), len(text)))
+    return blocks
+
+
+def _inside(blocks: list[tuple[int, int]], starts: list[int], pos: int) -> bool:
+    """Whether ``pos`` lies strictly inside one of the sorted, disjoint ``blocks``."""
+    i = bisect_right(starts, pos) - 1
+    return i >= 0 and blocks[i][0] < pos < blocks[i][1]
+
+
+def _line_end(text: str, pos: int) -> int:
+    end = text.find("\n", pos)
+    return len(text) if end < 0 else end
 
 
 def _punctuation_boundaries(text: str) -> list[int]:
@@ -128,7 +180,9 @@ def _punctuation_boundaries(text: str) -> list[int]:
     out = [0]
     for m in _TERMINATOR.finditer(text):
         term_start = m.start("term")
-        if m.group("glued") is not None:
+        if any(char in _UNSPACED_TERMINATORS for char in m.group("term")):
+            out.append(m.end("close"))
+        elif m.group("glued") is not None:
             if _glued_boundary(text, term_start, m.end(), m.group("close")):
                 out.append(m.end())
         elif m.group("next") is not None and _spaced_boundary(

@@ -133,6 +133,43 @@ def assert_invariants(text: str, spans: list[Span]) -> None:
         ("# Title\nBody text here.", ["# Title", "Body text here."]),
         ("Windows line\r\n\r\nends here.", ["Windows line", "ends here."]),
         ("A wrapped line\n-not a bullet", ["A wrapped line\n-not a bullet"]),
+        # other scripts' sentence ends
+        ("今天天气很好。我们去公园吧！你呢？", ["今天天气很好。", "我们去公园吧！", "你呢？"]),
+        ("\u300c行こう。\u300d彼は言った。", ["\u300c行こう。\u300d", "彼は言った。"]),
+        ("It rained。Then stopped.", ["It rained。", "Then stopped."]),
+        ("هل أنت بخير؟ نعم.", ["هل أنت بخير؟", "نعم."]),
+        ("یہ پہلا جملہ ہے۔ یہ دوسرا ہے۔", ["یہ پہلا جملہ ہے۔", "یہ دوسرا ہے۔"]),
+        ("यह एक वाक्य है। यह दूसरा है॥", ["यह एक वाक्य है।", "यह दूसरा है॥"]),
+        ("Really‼ Yes.", ["Really‼", "Yes."]),
+        # closing quotes of other languages
+        ("Er sagte \u201eKomm.\u201c Dann ging er.", ["Er sagte \u201eKomm.\u201c", "Dann ging er."]),
+        ("Er sagte \u00bbKomm.\u00ab Dann ging er.", ["Er sagte \u00bbKomm.\u00ab", "Dann ging er."]),
+        (
+            "Il a dit \u00abViens.\u00bb Puis il est parti.",
+            ["Il a dit \u00abViens.\u00bb", "Puis il est parti."],
+        ),
+        (
+            "Il a dit \u00ab Viens. \u00bb Puis il partit.",
+            ["Il a dit \u00ab Viens. \u00bb", "Puis il partit."],
+        ),
+        (
+            "Il a dit\u00a0\u00ab\u00a0Viens.\u00a0\u00bb Puis.",
+            ["Il a dit\u00a0\u00ab\u00a0Viens.\u00a0\u00bb", "Puis."],
+        ),
+        ("\u00abViens.\u00bb dit-il.", ["\u00abViens.\u00bb dit-il."]),
+        # fenced code blocks stay whole and split from their neighbours
+        (
+            "Run this:\n```python\nx = 1. Y = 2\n\n- not a list\n```\nThen stop. Done.",
+            ["Run this:", "```python\nx = 1. Y = 2\n\n- not a list\n```", "Then stop.", "Done."],
+        ),
+        ("Text. ~~~\nnot a fence", ["Text.", "~~~\nnot a fence"]),
+        ("Open:\n~~~\nA. B.\n\nC.", ["Open:", "~~~\nA. B.\n\nC."]),
+        ("```\nA. B.\n``` not closed\nC. D.", ["```\nA. B.\n``` not closed\nC. D."]),
+        ("````\nA.\n```\nB.\n````\nIt ran. Done.", ["````\nA.\n```\nB.\n````", "It ran.", "Done."]),
+        # HTML paragraphs
+        ("<p>One para. Two.</p><p>next para</p>", ["<p>One para.", "Two.</p>", "<p>next para</p>"]),
+        ('<P class="x">A para</P>\n<p>B</p>', ['<P class="x">A para</P>', "<p>B</p>"]),
+        ("a <pre>b</pre> c", ["a <pre>b</pre> c"]),
     ],
 )
 def test_examples(text: str, expected: list[str]) -> None:
@@ -163,6 +200,13 @@ def test_rejects_non_text() -> None:
         " " * 200_000 + ".",
         "1. " * 60_000,
         "\n- x" * 50_000,
+        "\u3002" * 200_000,
+        "a\u3002" * 100_000,
+        "```\n" * 50_000,
+        "```\nx\n" * 30_000,
+        "<p>a</p>" * 25_000,
+        "." + " " * 200_000 + "\u00bb",
+        ". \u00bb" * 60_000,
     ],
 )
 def test_pathological_long_inputs_finish_and_keep_invariants(text: str) -> None:
@@ -181,6 +225,8 @@ def test_long_text_equals_its_parts() -> None:
 _ALPHABET = st.sampled_from(
     list("aAbBzZ019 .!?\u2026\"')]([,;:@/-*#\u2022\n\t\r\u00a0\u2003\u2028\u201d\u2019\u00bb")
     + ["e.g. ", "U.S. ", "Dr. ", "The ", " etc. ", "www.", "\n\n", "\n- ", "\n1. ", "...", ". . .", "3.14"]
+    + list("\u3002\uff01\uff1f\u061f\u0964\u00ab\u201e\u201c\u300c\u300d\u00a0\u200b\u4e00")
+    + ["```", "\n```\n", "~~~", "<p>", "</p>", " \u00bb", "\u0627\u0644"]
 )
 
 

@@ -19,7 +19,7 @@ from ragprune.text import split_sentences
 from ragprune.types import InputLimits, Span
 
 NO_SENTENCE = -1  # query, title and special tokens
-WIDTH_STEP = 16
+WIDTH_STEP = 8
 """Rows are padded to a multiple of this many tokens (see ``padded_width``)."""
 
 
@@ -150,8 +150,9 @@ def padded_width(length: int, window: int) -> int:
 
     It depends on the row's own length only, and rows are batched only with rows of the same width, so a
     pair's scores do not depend on what it is batched with: on CPU the attention over a padded row gives
-    slightly different floats for different padding widths, and matrix products of fewer than 12 rows take
-    another code path, which a width of at least 16 tokens per row avoids.
+    slightly different floats for different padding widths, and a matrix product whose row count is not a
+    multiple of 4 computes its last rows on another code path, which a width in multiples of 8 tokens
+    avoids. Sorting rows into these widths also pads less than padding each batch to its longest row.
     """
     return min(-(-length // WIDTH_STEP) * WIDTH_STEP, max(length, window))
 
