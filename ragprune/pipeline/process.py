@@ -6,7 +6,7 @@ import math
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -517,4 +517,4 @@ def _order(result: QueryResult, reorder: bool, top_k: int | None) -> QueryResult
     passages = by_score if reorder else result.passages
     if top_k is not None:
         passages = by_score[:top_k] if reorder else [p for p in passages if p.rank <= top_k]
-    return QueryResult(result.query, passages)
+    return replace(result, passages=passages)
