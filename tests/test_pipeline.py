@@ -187,3 +187,11 @@ def test_progress_counts_pairs_batch_by_batch(tiny_model_dir, monkeypatch):
     monkeypatch.setattr(pruner, "_progress_bar", lambda pairs: nullcontext(Counter()))
     pruner.process("fleas", [f"{text} ({i})" for i, text in enumerate(PASSAGES * 2)])
     assert updates == [2] * (len(PASSAGES * 2) // 2)
+
+
+def test_passage_ids_none_is_the_position_and_odd_ids_are_refused(pruner):
+    result = pruner.process("fleas", [{"id": None, "text": "a"}, {"id": 7, "text": "b"}], reorder=False)
+    assert [p.document.id for p in result] == ["0", "7"]
+    for bad in ([1], True, 2.5, {"x": 1}):
+        with pytest.raises(ValueError, match="passage 0: 'id' must be a string or an integer"):
+            pruner.process("fleas", [{"id": bad, "text": "a"}])

@@ -110,8 +110,9 @@ def _tokenize_titles(tokenizer: PreTrainedTokenizerBase, titles: list[str]) -> l
     with_title = [i for i, title in enumerate(titles) if not is_blank(title)]
     out = [empty] * len(titles)
     if with_title:
-        encoded = tokenizer([titles[i] for i in with_title], add_special_tokens=False)["input_ids"]
-        for i, ids in zip(with_title, encoded):
+        # verbose=False: long titles are expected here, they are cut to their share of the window
+        encoded = tokenizer([titles[i] for i in with_title], add_special_tokens=False, verbose=False)
+        for i, ids in zip(with_title, encoded["input_ids"]):
             out[i] = np.asarray(ids, dtype=np.int64)
     return out
 

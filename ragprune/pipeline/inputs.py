@@ -57,7 +57,7 @@ def as_document(
         metadata = dict(passage.get("metadata") or {})
         metadata.update({k: v for k, v in passage.items() if k not in known})
         document = Document(
-            id=str(passage.get("id", position)),
+            id=_id(passage.get("id"), position),
             text=passage["text"],
             title=str(passage.get("title") or ""),
             metadata=metadata,
@@ -69,6 +69,18 @@ def as_document(
     check_text(document.text, f"{label}[{position}].text", invalid_text)
     check_text(document.title, f"{label}[{position}].title", invalid_text)
     return document
+
+
+def _id(value: Any, position: int) -> str:
+    """A passage id as a string: a missing or ``None`` id is the passage's position."""
+    if value is None:
+        return str(position)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError(
+            f"passage {position}: 'id' must be a string or an integer, got {type(value).__name__} "
+            f"({value!r}); pass a string id, or leave it out to use the position"
+        )
+    return str(value)
 
 
 def as_documents(

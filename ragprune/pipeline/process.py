@@ -270,7 +270,9 @@ class RerankPruner:
     def _query_tokens(self, queries: list[Query], truncate: bool) -> tuple[list[np.ndarray], list[bool]]:
         """Each query's token ids, cut to ``max_query_tokens`` with ``truncate``, and whether it was cut."""
         limit = self.input_limits.max_query_tokens
-        encoded = self.tokenizer([repair_text(q.text) for q in queries], add_special_tokens=False)
+        # verbose=False: a long query is refused or cut below, with the real limit
+        texts = [repair_text(q.text) for q in queries]
+        encoded = self.tokenizer(texts, add_special_tokens=False, verbose=False)
         query_ids, truncated = [], []
         for query, ids in zip(queries, encoded["input_ids"]):
             if not ids:
