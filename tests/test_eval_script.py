@@ -15,6 +15,7 @@ import pytest
 
 from ragprune.data import data_root
 from ragprune.data.pruning import PruningContext, PruningExample
+from ragprune.fusion import DEFAULT_FUSION
 from ragprune.types import Span
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +49,12 @@ def test_evaluation_script_writes_all_tables(evaluate, tiny_model_dir, tmp_path)
     results = json.loads((tmp_path / "results.json").read_text())
     assert set(results["reranking"]) == {"TREC DL19", "TREC DL20", "BEIR SciFact"}
     for entry in results["reranking"].values():
-        assert set(entry["rows"]) == {"BM25", "bi-encoder cosine", "ragprune"}
+        assert set(entry["rows"]) == {
+            "BM25",
+            "bi-encoder cosine",
+            "ragprune",
+            f"ragprune + fusion {DEFAULT_FUSION} (library default)",
+        }
         assert entry["queries"] == 2
 
     pruning = results["pruning"]

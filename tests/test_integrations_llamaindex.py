@@ -151,7 +151,9 @@ def test_query_engine_end_to_end(pruner):
     out = response.source_nodes
     assert len(out) == 2
     assert_faithful(out, retrieved)
-    expected = rank(pruner, QUERY, [scored.node.get_content() for scored in retrieved], top_k=2)
+    texts = [scored.node.get_content() for scored in retrieved]
+    # the retriever's scores are fused with the model's by default
+    expected = rank(pruner, QUERY, texts, top_k=2, first_stage_scores=[scored.score for scored in retrieved])
     assert [o.node.node_id for o in out] == [retrieved[d.index].node.node_id for d in expected]
     prompt = str(response)  # MockLLM answers with the prompt it was given
     assert all(o.node.get_content() in prompt for o in out) and "ragprune" not in prompt
