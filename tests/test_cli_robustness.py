@@ -15,19 +15,6 @@ from sample_texts import QUERY, TEXTS
 from ragprune import __version__
 from ragprune.cli import main
 
-# Parts of issue 14 that the library (ragprune/pipeline, owned by the core work) must fix; requested in
-# /tmp/coord/requests_from_B.md. strict: once fixed, these XPASS and fail, so the markers get removed.
-WAITS_ON_CORE_NULL_ID = pytest.mark.xfail(
-    strict=True, reason="pipeline.inputs.as_document turns {'id': None} into 'None' (request 1)"
-)
-WAITS_ON_CORE_SURROGATES = pytest.mark.xfail(
-    strict=True,
-    reason="process() passes lone surrogates to the tokenizer, which raises TypeError (request 5)",
-)
-WAITS_ON_CORE_WARNING = pytest.mark.xfail(
-    strict=True, reason="titles/queries are tokenized without verbose=False (request 2)"
-)
-
 
 @pytest.fixture()
 def trec_files(tmp_path: Path) -> dict[str, Path]:
@@ -176,7 +163,6 @@ def test_prune_refuses_ids_that_are_not_strings_or_integers(tmp_path, tiny_model
     assert f"{source}:1: 'id' is list" in capsys.readouterr().err
 
 
-@WAITS_ON_CORE_NULL_ID
 def test_passage_null_id_is_a_missing_id(tmp_path, tiny_model_dir, capsys):
     source = tmp_path / "in.jsonl"
     source.write_text(json.dumps({"query": QUERY, "passages": [{"id": None, "text": TEXTS[0]}]}) + "\n")
@@ -222,7 +208,6 @@ def test_lone_surrogates_give_output_or_a_one_line_error(tmp_path, tiny_model_di
         assert code == 2 and len(captured.err.strip().splitlines()) == 1 and "surrogate" in captured.err
 
 
-@WAITS_ON_CORE_WARNING
 def test_no_sequence_length_warning_on_long_inputs(tmp_path, tiny_model_dir, capfd, caplog):
     """transformers warns once per tokenizer when it sees a text over 512 tokens; ragprune chunks long text
     on purpose, so the warning is noise (issue 14, fault 7)."""

@@ -175,26 +175,45 @@ class RerankPruner:
         ordered = [_order(result, reorder, top_k) for result in results]
         return ordered[0] if single else ordered
 
-    def rank(
-        self, query: QueryLike, docs: Sequence[PassageLike], *, top_k: int | None = None
-    ) -> RankedResults:
-        """Rerank ``docs`` for one query, best first (``CrossEncoder.rank`` / ``rerankers`` shape)."""
+    def rank(self, query: QueryLike, docs: Sequence[PassageLike], **options: Any) -> RankedResults:
+        """Rerank ``docs`` for one query, best first (``CrossEncoder.rank`` / ``rerankers`` shape).
+
+        ``options`` are those of :func:`ragprune.ranking.rank`: ``top_k``, ``doc_ids``, ``metadata``,
+        ``truncate``, ``first_stage_scores``, ``fusion``.
+        """
         from ragprune.ranking import rank
 
-        return rank(self, query, docs, top_k=top_k)
+        return rank(self, query, docs, **options)
 
-    def prune(
-        self,
-        query: QueryLike,
-        docs: Sequence[PassageLike],
-        *,
-        threshold: float | None = None,
-        top_k: int | None = None,
+    async def rank_async(
+        self, query: QueryLike, docs: Sequence[PassageLike], **options: Any
     ) -> RankedResults:
-        """Rerank and prune ``docs`` for one query; each result carries its kept spans and pruned text."""
+        """:meth:`rank` in a worker thread, so an event loop keeps serving (``rerankers``' ``rank_async``)."""
+        from ragprune.ranking import rank_async
+
+        return await rank_async(self, query, docs, **options)
+
+    def prune(self, query: QueryLike, docs: Sequence[PassageLike], **options: Any) -> RankedResults:
+        """Rerank and prune ``docs`` for one query; each result carries its kept spans and pruned text.
+
+        ``options`` are those of :func:`ragprune.ranking.prune` (:meth:`rank`'s and ``threshold``).
+        """
         from ragprune.ranking import prune
 
-        return prune(self, query, docs, threshold=threshold, top_k=top_k)
+        return prune(self, query, docs, **options)
+
+    def predict(self, pairs: Sequence[tuple[str, str]], **options: Any) -> Any:
+        """One relevance score per (query, passage) pair (sentence-transformers ``CrossEncoder.predict``);
+        see :func:`ragprune.ranking.predict`."""
+        from ragprune.ranking import predict
+
+        return predict(self, pairs, **options)
+
+    def as_langchain_compressor(self, k: int | None = None, **options: Any) -> Any:
+        """A LangChain ``RagpruneCompressor`` on this model keeping the ``k`` best (``rerankers``' name)."""
+        from ragprune.ranking import as_langchain_compressor
+
+        return as_langchain_compressor(self, k=k, **options)
 
     # ---- scoring ------------------------------------------------------------------------------
 
