@@ -231,9 +231,8 @@ def test_concurrent_requests_each_get_their_own_answer(base_url, pruner):
         expected = rank(pruner, payload["query"], payload["documents"], top_k=payload["top_n"])
         results = response.json()["results"]
         assert [item["index"] for item in results] == [d.index for d in expected]
-        assert [item["relevance_score"] for item in results] == pytest.approx(
-            [d.score for d in expected], abs=1e-5
-        )
+        # issue 14, fault 2: a request's scores do not depend on what it was batched with
+        assert [item["relevance_score"] for item in results] == [d.score for d in expected]
 
 
 class GatedPruner:
