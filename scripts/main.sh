@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 DATA="${RAGPRUNE_DATA:-../shared/data}"
 DL19="$DATA/trec-dl/dl19"
+mkdir -p runs
 .venv/bin/ragprune rerank \
   --queries "$DL19/topics.tsv" --run "$DL19/bm25.top100.trec" --passages "$DL19/passages.tsv.gz" \
   --qrels "$DL19/qrels.txt" --top-k 100 --fusion none \
