@@ -134,3 +134,18 @@ def test_prune_rejects_lines_without_passages(tmp_path, tiny_model_dir, capsys):
     ]
     assert main(argv) == 2
     assert f"{source}:1: each line needs a string 'query' and a list 'passages'" in capsys.readouterr().err
+
+
+def test_prune_hops_two_matches_process(tmp_path, tiny_model_dir, pruner):
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"query": QUERY, "passages": TEXTS}) + "\n")
+    target = tmp_path / "out.jsonl"
+    argv = ["prune", "--input", str(source), "--output", str(target), "--model", str(tiny_model_dir)]
+    assert main([*argv, "--device", "cpu", "--keep-order", "--threshold", "0.5", "--hops", "2"]) == 0
+    written = json.loads(target.read_text())
+    expected = pruner.process(QUERY, TEXTS, threshold=0.5, reorder=False, hops=2)
+    assert [[s["score"] for s in p["sentences"]] for p in written["passages"]] == [
+        [s.score for s in p.sentences] for p in expected
+    ]
+    with pytest.raises(SystemExit):
+        main([*argv, "--hops", "3"])

@@ -46,6 +46,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="cut a query longer than the model's max_query_tokens to its first tokens (each passage's "
         "'truncated' then lists \"query\") instead of stopping with an error",
     )
+    parser.add_argument(
+        "--hops",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="2: multi-hop pruning, one more pass that scores the other passages with the sentences kept "
+        "from the two best appended to the query (for questions whose answer spans passages)",
+    )
     add_model_options(parser)
     return parser
 
@@ -85,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         reorder=not args.keep_order,
         truncate=args.truncate_query,
+        hops=args.hops,
     )
     with open_output(args.output) as handle:
         for record, result in zip(records, results):
