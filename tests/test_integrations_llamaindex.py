@@ -194,3 +194,13 @@ def test_metadata_title_is_read_as_the_title(pruner):
     expected = rank(pruner, QUERY, docs, first_stage_scores=[0.1, 0.1])
     assert [o.score for o in out] == pytest.approx([d.fused_score for d in expected])
     assert [o.node.metadata["ragprune_score"] for o in out] == pytest.approx([d.score for d in expected])
+
+
+def test_top_n_cuts_after_the_score_threshold(pruner):
+    """With fusion the order is not the probability's: the ``top_n`` best of those that pass come back."""
+    ranked = rank(pruner, QUERY, TEXTS, first_stage_scores=NODE_SCORES)
+    for bound in sorted({d.score for d in ranked}):
+        post = RagprunePostprocessor(pruner=pruner, top_n=2, score_threshold=bound)
+        out = post.postprocess_nodes(make_nodes(), query_str=QUERY)
+        passing = [f"node-{d.index}" for d in ranked if d.score >= bound]
+        assert [o.node.node_id for o in out] == passing[:2]

@@ -425,7 +425,8 @@ def heldout_pruning(
     for name in sorted(set(where)):
         rows = [i for i, w in enumerate(where) if w == name]
         hit = sum(int((kept[i] & gold[i]).sum()) for i in rows)
-        by_position[name] = hit / max(1, sum(int(gold[i].sum()) for i in rows))
+        total = sum(int(gold[i].sum()) for i in rows)
+        by_position[name] = hit / total if total else None  # hop-negatives hold no gold
     return {
         "threshold": threshold,
         "gold_recall": float((k & g).sum() / max(1, g.sum())),

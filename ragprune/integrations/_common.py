@@ -72,7 +72,9 @@ def rank_texts(
         {"text": text, "title": title} if isinstance(title, str) and title else text
         for text, title in zip(texts, titles, strict=True)
     ]
-    top_k = None if drop_empty else top_n
+    # filters first, then the cut: the ``top_n`` best that pass them (with fusion the order is not the
+    # probability's, so cutting first could return fewer documents than pass)
+    top_k = None if drop_empty or score_threshold is not None else top_n
     results = prune(
         pruner,
         query,
@@ -86,8 +88,9 @@ def rank_texts(
     if score_threshold is not None:
         results = results.above(score_threshold)
     if drop_empty:
-        kept = tuple(doc for doc in results if doc.kept_spans)
-        results = RankedResults(results.query, kept[:top_n])
+        results = RankedResults(results.query, tuple(doc for doc in results if doc.kept_spans))
+    if top_k is None and top_n is not None:
+        results = RankedResults(results.query, tuple(results)[:top_n])
     return results
 
 

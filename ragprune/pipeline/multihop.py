@@ -46,12 +46,12 @@ def evidence_of(result: QueryResult, top_passages: int) -> tuple[list[str], set[
     return texts, {p.index for p in ranked}
 
 
-def merge_hop(first: PassageResult, second: PassageResult, threshold: float) -> PassageResult:
-    """``first`` with each sentence's score raised to its second-hop score where that is higher; the
+def merge_hop(first: PassageResult, second: PassageResult) -> PassageResult:
+    """``first`` with each sentence's score raised to its second-hop score where that is higher and kept
+    when either pass kept it (so every sentence reduction's own keep rule holds, ``vote`` included); the
     passage's logit, probability and rank stay those of the first pass (hops change pruning only)."""
     sentences = [
-        SentenceScore(a.span, score, score > threshold)
-        for a, b in zip(first.sentences, second.sentences)
-        for score in (max(a.score, b.score),)
+        SentenceScore(a.span, max(a.score, b.score), a.kept or b.kept)
+        for a, b in zip(first.sentences, second.sentences, strict=True)
     ]
     return replace(first, sentences=sentences)

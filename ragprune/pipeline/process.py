@@ -236,7 +236,7 @@ class RerankPruner:
             return results
         second = self._score(hop_queries, hop_documents, threshold, truncate=True)
         for (qi, others), hop in zip(targets, second):
-            merged = {p.index: merge_hop(p, again, threshold) for p, again in zip(others, hop.passages)}
+            merged = {p.index: merge_hop(p, again) for p, again in zip(others, hop.passages)}
             results[qi].passages = [merged.get(p.index, p) for p in results[qi].passages]
         return results
 
