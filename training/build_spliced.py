@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # data_files.py beside
 from data_files import read_jsonl, write_jsonl_gz  # noqa: E402
 
 from ragprune.pipeline.multihop import expand_query  # noqa: E402
+from ragprune.training.labels import GOLD_SHARE, covered_share  # noqa: E402
 
 POSITIONS = ("first", "middle", "last")
 MAX_CHARS = 900
@@ -59,18 +60,11 @@ class Sentence:
     gold: bool
 
 
-def covered_share(span: tuple[int, int], gold: list[list[int]]) -> float:
-    """Share of ``span``'s characters inside the gold spans (gold counts from 50%, as in training)."""
-    start, end = span
-    inside = sum(max(0, min(end, g_end) - max(start, g_start)) for g_start, g_end in gold)
-    return inside / max(1, end - start)
-
-
 def sentences_of(passage: dict, gold: list[list[int]] | None) -> list[Sentence]:
     """The passage's sentences (the pipeline's segmentation, stored by ``build_data.py``) with gold flags."""
     text = passage["text"]
     return [
-        Sentence(text[s:e], bool(gold) and covered_share((s, e), gold) >= 0.5)
+        Sentence(text[s:e], bool(gold) and covered_share((s, e), gold) >= GOLD_SHARE)
         for s, e in passage["sentences"]
     ]
 

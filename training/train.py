@@ -48,6 +48,7 @@ from ragprune.pipeline.encoding import (  # noqa: E402
     tokenize_passages,
 )
 from ragprune.pipeline.results import require_rethresholdable  # noqa: E402
+from ragprune.training.labels import GOLD_SHARE, covered_share  # noqa: E402
 from ragprune.training.losses import IGNORE, SentenceContrastLoss, sentence_probabilities  # noqa: E402
 
 log = logging.getLogger("train")
@@ -122,13 +123,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # ---- labels ------------------------------------------------------------------------------------
 
 
-def covered_share(span: tuple[int, int], gold: list[list[int]]) -> float:
-    """Share of ``span``'s characters inside the gold spans."""
-    start, end = span
-    inside = sum(max(0, min(end, g_end) - max(start, g_start)) for g_start, g_end in gold)
-    return inside / max(1, end - start)
-
-
 def sentence_labels(
     passage: TokenizedPassage,
     gold_spans: list[list[int]] | None,
@@ -140,7 +134,7 @@ def sentence_labels(
     n = len(passage.sentences)
     if gold_spans is not None:
         return np.asarray(
-            [covered_share((s.start, s.end), gold_spans) >= 0.5 for s in passage.sentences], float
+            [covered_share((s.start, s.end), gold_spans) >= GOLD_SHARE for s in passage.sentences], float
         )
     if not relevant or not cosines or len(cosines) != n:
         return np.zeros(n)
