@@ -30,6 +30,16 @@ def unit_interval(value: str) -> float:
     return number
 
 
+def add_threshold_option(parser: argparse.ArgumentParser) -> None:
+    """``--threshold``: the pruning threshold, a probability in [0, 1] (default: the model's own)."""
+    parser.add_argument(
+        "--threshold",
+        type=unit_interval,
+        default=None,
+        help="pruning threshold in [0, 1] (default: the model's)",
+    )
+
+
 def positive_int(value: str) -> int:
     """An argparse type: an integer >= 1."""
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ragprune.cli.model_options import add_model_options, load_pruner
-from ragprune.cli.options import check_output, json_line, open_output, positive_int, unit_interval
+from ragprune.cli.options import add_threshold_option, check_output, json_line, open_output, positive_int
 
 INPUT_HELP = (
     'JSONL, one object per line: {"query": str, "passages": [str | {"id", "text", "title", "metadata"}], '
@@ -28,12 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         required=True,
         help="output JSONL; '-' writes to standard output. The folder must exist (it is never created)",
     )
-    parser.add_argument(
-        "--threshold",
-        type=unit_interval,
-        default=None,
-        help="pruning threshold in [0, 1] (default: the model's)",
-    )
+    add_threshold_option(parser)
     parser.add_argument(
         "--top-k", type=positive_int, default=None, help="keep only the best k passages per query"
     )

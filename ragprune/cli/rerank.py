@@ -7,12 +7,12 @@ from typing import TextIO
 
 from ragprune.cli.model_options import add_model_options, load_pruner
 from ragprune.cli.options import (
+    add_threshold_option,
     check_output,
     json_line,
     open_output,
     positive_int,
     status_stream,
-    unit_interval,
 )
 from ragprune.fusion import DEFAULT_FUSION, INTERPOLATE_ALPHA, RRF_K, Fusion, parse_fusion
 
@@ -41,12 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--top-k", type=positive_int, default=100, help="rerank this many documents per query (default 100)"
     )
-    parser.add_argument(
-        "--threshold",
-        type=unit_interval,
-        default=None,
-        help="pruning threshold in [0, 1] (default: the model's)",
-    )
+    add_threshold_option(parser)
     parser.add_argument(
         "--fusion",
         type=fusion_spec,
