@@ -430,21 +430,17 @@ def heldout_pruning(
 
 
 def fit_sentence_calibration(
-    model: RerankPruneModel,
-    examples: list[tuple[np.ndarray, TokenizedPassage, np.ndarray, float]],
-    template: PairTemplate,
-    max_length: int,
-    pad_id: int,
-    device: torch.device,
+    batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
 ) -> tuple[float, float]:
     """Scale ``a`` and bias ``b`` of the token logits so that the sentence probability
-    ``mean_t sigmoid(a * logit_t + b)`` fits P(sentence is gold) on held-out examples (maximum
+    ``mean_t sigmoid(a * logit_t + b)`` fits P(sentence is gold) on held-out examples' token outputs
+    (:func:`token_outputs`; maximum
     likelihood; Platt scaling, Platt 1999, applied before the pipeline's per-sentence mean).
 
     Being affine in the logit, the map folds into the token head's linear layer (:func:`fold_calibration`),
     so the pipeline and the kernel are unchanged and a threshold reads as a probability.
     """
-    batches = token_outputs(model, examples, template, max_length, pad_id, device)
+    device = batches[0][0].device
     # a = exp(log_a) within [exp(-3), exp(2)]: a head that separates the held-out sentences cleanly
     # would otherwise drive the scale to infinity (maximum likelihood on separable data), leaving
     # probabilities of 0 and 1 and no threshold to choose
@@ -734,11 +730,12 @@ def finish(
     heldout = data.valid_spliced + gold_passages
     template = PairTemplate.from_tokenizer(tokenizer)
     pad_id = tokenizer.pad_token_id or 0
-    if args.calibrate_sentences and heldout:
-        sentence_calibration = fit_sentence_calibration(
-            model, heldout, template, args.max_length, pad_id, device
-        )
+    outputs = token_outputs(model, heldout, template, args.max_length, pad_id, device) if heldout else []
+    if args.calibrate_sentences and outputs:
+        sentence_calibration = fit_sentence_calibration(outputs)
         fold_calibration(model, *sentence_calibration)
+        a, b = sentence_calibration  # the folded head's outputs, without another pass
+        outputs = [(a * logits + b, sentence_ids, labels) for logits, sentence_ids, labels in outputs]
         log.info("sentence calibration (scale, bias) folded into the token head: %s", sentence_calibration)
     grid = ROUND_THRESHOLDS if sentence_calibration else THRESHOLD_GRID
     with inference_copy(model, tokenizer, device) as pruner:
@@ -746,8 +743,7 @@ def finish(
         threshold = pick_threshold(pruner, data.threshold_groups, data.texts, args.target_recall, grid)
     scale, bias = fit_platt(pairs)
     model.config.threshold = threshold["threshold"]
-    if heldout:
-        outputs = token_outputs(model, heldout, template, args.max_length, pad_id, device)
+    if outputs:
         threshold["heldout_pruning"] = heldout_pruning(
             outputs, data.valid_spliced_positions, threshold["threshold"]
         )
