@@ -20,7 +20,6 @@ from ragprune.data import data_root, load_trec_dl
 from ragprune.evaluation.calibration import expected_calibration_error, reliability
 from ragprune.models import RerankPruneConfig
 from ragprune.models.registry import model_digest, resolve_model_path
-from ragprune.pipeline.process import calibrated_probability
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -39,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
         cached = json.load(handle)
     if cached["model_sha256"] != model_digest(folder):
         raise SystemExit(f"{args.logits} holds another model's logits: rerun `python eval/choose_fusion.py`")
-    training = RerankPruneConfig.load(folder).training
+    calibration = RerankPruneConfig.load(folder).calibration
     dl21 = load_trec_dl(data_root() / "trec-dl/dl21")
     probabilities, grades = [], []
     for qid, ranked in dl21.run.items():
@@ -49,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
             logit = cached["logits"][qid].get(doc)
             if logit is None or doc not in dl21.qrels[qid]:
                 continue  # unjudged (or empty) passages have no label
-            probabilities.append(calibrated_probability(logit, training))
+            probabilities.append(calibration.probability(logit))
             grades.append(dl21.qrels[qid][doc])
     report = {}
     for name, cut in (("grade >= 2", 2), ("grade >= 1", 1)):

@@ -19,8 +19,8 @@ def test_save_load_roundtrip_keeps_outputs(tiny_model_dir, tmp_path):
     model.save_pretrained(tmp_path / "copy", tokenizer)
     again, _ = load_model(tmp_path / "copy")
     after = again(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-    torch.testing.assert_close(before.rank_logits, after.rank_logits)
-    torch.testing.assert_close(before.token_logits, after.token_logits)
+    torch.testing.assert_close(before["rank"], after["rank"])
+    torch.testing.assert_close(before["token"], after["token"])
     assert again.config == model.config
 
 
@@ -90,7 +90,7 @@ def test_provence_checkpoint_loads_with_identical_outputs(tiny_model_dir, tmp_pa
     _, tokenizer = load_model(tiny_model_dir)
     reference = _tiny_provence_folder(tmp_path / "provence", tokenizer)
     model, _ = load_model(tmp_path / "provence")  # detected by its config's architecture
-    assert model.config.rank_pooler_activation == "gelu"
+    assert model.config.heads["rank"].options == {"pooler_activation": "gelu"}
     assert json.loads((tmp_path / "provence" / "config.json").read_text())["architectures"]
     batch = tokenizer(
         ["who wrote it", "a"],
@@ -101,8 +101,8 @@ def test_provence_checkpoint_loads_with_identical_outputs(tiny_model_dir, tmp_pa
     expected_rank, expected_keep = reference(batch["input_ids"], batch["attention_mask"])
     with torch.no_grad():
         out = model(batch["input_ids"], batch["attention_mask"])
-    torch.testing.assert_close(out.rank_logits, expected_rank, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(torch.sigmoid(out.token_logits), expected_keep, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out["rank"], expected_rank, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.sigmoid(out["token"]), expected_keep, atol=1e-5, rtol=1e-5)
 
 
 def test_load_provence_rejects_other_folders(tiny_model_dir):

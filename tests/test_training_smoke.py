@@ -122,8 +122,9 @@ def test_training_smoke_run_saves_a_loadable_model_and_resumes(tiny_training_dat
     assert pruner.threshold == summary["threshold"]["threshold"]
     result = pruner.process("fleas", list(PASSAGES.values()))
     assert len(result) == len(PASSAGES)
-    assert "calibration_scale" in pruner.model.config.training
-    scale, bias = pruner.model.config.training["sentence_calibration"]
+    calibration = pruner.model.config.calibration
+    assert np.isfinite(calibration.scale) and np.isfinite(calibration.bias)
+    scale, bias = pruner.model.config.provenance.sentence_calibration
     assert np.isfinite(scale) and np.isfinite(bias)
     assert pruner.threshold in train.ROUND_THRESHOLDS + (0.0,)
     resumed = train.main(argv)  # the checkpoint is at max-steps already: resumes, trains nothing more

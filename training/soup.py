@@ -39,9 +39,8 @@ def average(models: list[RerankPruneModel]) -> RerankPruneModel:
 
 
 def _history(model: RerankPruneModel) -> list[dict]:
-    """An ingredient's validation history (older models stored it under ``validation``)."""
-    training = model.config.training
-    return training.get("history") or training.get("validation") or []
+    """An ingredient's validation history."""
+    return model.config.provenance.history
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -39,6 +39,7 @@ from data_files import read_jsonl  # noqa: E402
 
 from ragprune.devices import default_device  # noqa: E402
 from ragprune.models import RerankPruneConfig, RerankPruneModel, load_tokenizer  # noqa: E402
+from ragprune.models.config import Calibration, Provenance  # noqa: E402
 from ragprune.pipeline import RerankPruner  # noqa: E402
 from ragprune.pipeline.encoding import (  # noqa: E402
     NO_SENTENCE,
@@ -394,7 +395,7 @@ def token_outputs(
             batch = collate_examples(examples[first : first + 128], template, max_length, pad_id)
             batch = {k: v.to(device) for k, v in batch.items()}
             out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-            batches.append((out.token_logits.float(), batch["sentence_ids"], batch["sentence_labels"]))
+            batches.append((out["token"].float(), batch["sentence_ids"], batch["sentence_labels"]))
     return batches
 
 
@@ -469,8 +470,9 @@ def fit_sentence_calibration(
 def fold_calibration(model: RerankPruneModel, scale: float, bias: float) -> None:
     """Make the token head output ``scale * logit + bias`` (in place)."""
     with torch.no_grad():
-        model.token_head.out.weight.mul_(scale)
-        model.token_head.out.bias.mul_(scale).add_(bias)
+        head = model.head("token").out
+        head.weight.mul_(scale)
+        head.bias.mul_(scale).add_(bias)
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -626,11 +628,11 @@ def main(argv: list[str] | None = None) -> dict:
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             with autocast:
                 out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-            scores = out.rank_logits.float().view(len(batch_groups), size)
+            scores = out["rank"].float().view(len(batch_groups), size)
             target = rank_targets(batch_groups, chosen, args.tau, args.gold_mix).to(device)
             rank_loss = F.kl_div(F.log_softmax(scores, dim=-1), target, reduction="batchmean")
             token_loss = token_criterion(
-                out.token_logits, batch["sentence_ids"], batch["sentence_labels"], batch["passage_weight"]
+                out["token"], batch["sentence_ids"], batch["sentence_labels"], batch["passage_weight"]
             )
             if data.spliced and args.spliced_per_step:
                 picks = [rng.choice(data.spliced) for _ in range(args.spliced_per_step)]
@@ -641,7 +643,7 @@ def main(argv: list[str] | None = None) -> dict:
                         spliced["input_ids"], spliced["attention_mask"], spliced["token_type_ids"]
                     )
                 token_loss = token_loss + token_criterion(
-                    out_spliced.token_logits,
+                    out_spliced["token"],
                     spliced["sentence_ids"],
                     spliced["sentence_labels"],
                     spliced["passage_weight"],
@@ -751,14 +753,14 @@ def finish(
             heldout_pruning(outputs, data.valid_spliced_positions, t) for t in ROUND_THRESHOLDS
         ]
         log.info("held-out pruning at the default threshold: %s", threshold["heldout_pruning"])
-    model.config.training = {
-        "calibration_scale": scale,
-        "calibration_bias": bias,
-        "sentence_calibration": sentence_calibration,
-        "threshold_selection": threshold,
-        **record,
-        "args": {k: str(v) for k, v in vars(args).items()},
-    }
+    model.config.calibration = Calibration(scale, bias)
+    model.config.provenance = Provenance(
+        train_config={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        history=record["history"],
+        metrics={k.removeprefix("best_"): v for k, v in record.items() if k.startswith("best_")},
+        threshold_selection=threshold,
+        sentence_calibration=sentence_calibration,
+    )
     model.cpu().save_pretrained(args.out / "model", tokenizer, dtype=torch.float16)
     summary = {**record, "threshold": threshold, "calibration": [scale, bias]}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     config = RerankPruneConfig.load(args.model)
     config.threshold = selection["threshold"]
-    config.training["threshold_selection"] = selection
+    config.provenance.threshold_selection = selection
     config.save(args.model)
     print(selection)
     return selection

@@ -1,9 +1,8 @@
-"""The shared encoder with its rank and token heads, saved and loaded as a Hugging Face-style folder."""
+"""The shared encoder with its set of heads, saved and loaded as a Hugging Face-style folder."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -11,20 +10,22 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
 from ragprune.models.config import RerankPruneConfig
-from ragprune.models.heads import RankHead, TokenHead
+from ragprune.models.heads import Head, Reads, build_head
+from ragprune.models.structure import apply_structure
 
 WEIGHTS_NAME = "model.safetensors"
-
-
-class EncoderOutput(NamedTuple):
-    rank_logits: torch.Tensor  # [B]
-    token_logits: torch.Tensor  # [B, L]
-    hidden: torch.Tensor  # [B, L, H]
+LEGACY_HEAD_PREFIXES = {"rank_head.": "heads.rank.", "token_head.": "heads.token."}
+"""Weight names of folders saved when the two heads were fixed attributes."""
 
 
 class RerankPruneModel(nn.Module):
-    """One encoder pass over ``[CLS] query [SEP] passage [SEP]`` gives a relevance logit and a keep
-    logit per token (Provence's design). Any ``AutoModel`` encoder serves as the backbone."""
+    """One encoder pass over ``[CLS] query [SEP] passage [SEP]`` feeds a set of heads (Provence's design,
+    Chirkova et al. 2025, extended to any number of heads). Any ``AutoModel`` encoder serves as the backbone.
+
+    ``heads`` is built from ``config.heads``; every model has a ``rank`` head (relevance logit on ``[CLS]``)
+    and a ``token`` head (keep logit per token). Heads that read ``"candidates"`` (list-level) are not run
+    by :meth:`forward`; the pipeline calls them once per query on the candidates' ``[CLS]`` vectors.
+    """
 
     def __init__(self, backbone_config: PretrainedConfig, config: RerankPruneConfig | None = None) -> None:
         super().__init__()
@@ -33,9 +34,22 @@ class RerankPruneModel(nn.Module):
         # float32 whatever dtype the backbone folder was saved in (an fp16 config would otherwise
         # build fp16 weights, which AdamW cannot train); inference casts down where it runs
         self.encoder = _build_encoder(backbone_config).float()
+        if self.config.encoder_structure is not None:
+            apply_structure(self.encoder, self.config.encoder_structure)
         hidden = backbone_config.hidden_size
-        self.rank_head = RankHead(hidden, self.config.rank_pooler_activation)
-        self.token_head = TokenHead(hidden)
+        self.heads = nn.ModuleDict(
+            {name: build_head(spec.type, hidden, spec.options) for name, spec in self.config.heads.items()}
+        )
+
+    def head(self, name: str) -> Head:
+        """The head called ``name`` (``KeyError`` naming the heads there are)."""
+        if name not in self.heads:
+            raise KeyError(f"the model has no head {name!r}; its heads are {sorted(self.heads)}")
+        return self.heads[name]  # type: ignore[return-value]
+
+    def heads_reading(self, reads: Reads) -> dict[str, Head]:
+        """The heads that read ``reads`` (``"cls"``, ``"tokens"`` or ``"candidates"``), in config order."""
+        return {name: head for name, head in self.heads.items() if head.reads == reads}  # type: ignore[misc]
 
     def encode(
         self,
@@ -43,7 +57,7 @@ class RerankPruneModel(nn.Module):
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Last hidden states ``[B, L, H]``."""
+        """Last hidden states ``[B, L, H]`` for token ids ``[B, L]`` (``attention_mask`` 1 = real token)."""
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None and getattr(self.backbone_config, "type_vocab_size", 0) > 1:
             kwargs["token_type_ids"] = token_type_ids
@@ -54,9 +68,15 @@ class RerankPruneModel(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
-    ) -> EncoderOutput:
+    ) -> dict[str, torch.Tensor]:
+        """``{"hidden": [B, L, H], <cls head>: [B], <token head>: [B, L]}`` for every pointwise head."""
         hidden = self.encode(input_ids, attention_mask, token_type_ids)
-        return EncoderOutput(self.rank_head(hidden[:, 0]), self.token_head(hidden), hidden)
+        outputs = {"hidden": hidden}
+        for name, head in self.heads_reading("cls").items():
+            outputs[name] = head(hidden[:, 0])
+        for name, head in self.heads_reading("tokens").items():
+            outputs[name] = head(hidden)
+        return outputs
 
     # ---- construction and persistence -------------------------------------------------------
 
@@ -96,9 +116,16 @@ class RerankPruneModel(nn.Module):
         folder = Path(folder)
         config = RerankPruneConfig.load(folder)
         model = cls(AutoConfig.from_pretrained(str(folder)), config)
-        state = {k: v.float() for k, v in load_file(str(folder / WEIGHTS_NAME)).items()}
+        state = {_current_name(k): v.float() for k, v in load_file(str(folder / WEIGHTS_NAME)).items()}
         model.load_state_dict(state)
         return model.eval()
+
+
+def _current_name(key: str) -> str:
+    for old, new in LEGACY_HEAD_PREFIXES.items():
+        if key.startswith(old):
+            return new + key.removeprefix(old)
+    return key
 
 
 def load_tokenizer(folder: str | Path) -> PreTrainedTokenizerBase:

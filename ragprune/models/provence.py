@@ -2,7 +2,7 @@
 
 A Provence folder (``DebertaV2ForCompressionAndRanking``) holds a DeBERTa-v2 encoder under ``deberta.``,
 a ``pooler.dense`` + activation before a one-logit ``classifier``, and a two-class ``token_classifier``.
-The two-class token head maps exactly onto ragprune's one-logit head: ``softmax([a, b])[1]`` equals
+The two-class token head maps exactly onto ragprune's one-logit ``token`` head: ``softmax([a, b])[1]`` equals
 ``sigmoid(b - a)``, so the keep logit is the difference of the two rows.
 """
 
@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoConfig
 
-from ragprune.models.config import RerankPruneConfig
+from ragprune.models.config import HeadSpec, RerankPruneConfig
 from ragprune.models.encoder import RerankPruneModel
 
 PROVENCE_ARCHITECTURE = "DebertaV2ForCompressionAndRanking"
@@ -38,9 +38,8 @@ def load_provence(folder: str | Path, max_length: int = 512) -> RerankPruneModel
         )
     backbone_config = AutoConfig.from_pretrained(str(folder))
     activation = getattr(backbone_config, "pooler_hidden_act", "gelu")
-    config = RerankPruneConfig(
-        max_length=max_length, threshold=PROVENCE_THRESHOLD, rank_pooler_activation=activation
-    )
+    heads = {"rank": HeadSpec("rank", {"pooler_activation": activation}), "token": HeadSpec("token")}
+    config = RerankPruneConfig(max_length=max_length, threshold=PROVENCE_THRESHOLD, heads=heads)
     model = RerankPruneModel(backbone_config, config)
     model.load_state_dict(_convert_state(_read_weights(folder)))
     return model.eval()
@@ -63,11 +62,11 @@ def _convert_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if key.startswith("deberta."):
             converted["encoder." + key.removeprefix("deberta.")] = value
         elif key.startswith("pooler.dense."):
-            converted["rank_head.pooler." + key.removeprefix("pooler.dense.")] = value
+            converted["heads.rank.pooler." + key.removeprefix("pooler.dense.")] = value
         elif key.startswith("classifier."):
-            converted["rank_head.out." + key.removeprefix("classifier.")] = value
+            converted["heads.rank.out." + key.removeprefix("classifier.")] = value
         elif key == "token_classifier.weight":
-            converted["token_head.out.weight"] = (value[1] - value[0]).unsqueeze(0)
+            converted["heads.token.out.weight"] = (value[1] - value[0]).unsqueeze(0)
         elif key == "token_classifier.bias":
-            converted["token_head.out.bias"] = (value[1] - value[0]).reshape(1)
+            converted["heads.token.out.bias"] = (value[1] - value[0]).reshape(1)
     return converted

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
 
-from ragprune.models.config import CONFIG_NAME
-from ragprune.models.encoder import RerankPruneModel, load_tokenizer
+from ragprune.models.config import CONFIG_NAME, RerankPruneConfig
+from ragprune.models.encoder import WEIGHTS_NAME, RerankPruneModel, load_tokenizer
 from ragprune.models.provence import is_provence_folder, load_provence
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default"
@@ -33,10 +34,12 @@ def resolve_model_path(name: str | Path | None) -> Path:
 
 
 def model_digest(folder: Path) -> str:
-    """sha256 over a model folder's weights and ragprune config: a key for results cached per model."""
-    digest = hashlib.sha256()
-    for name in ("model.safetensors", CONFIG_NAME):
-        digest.update((folder / name).read_bytes())
+    """sha256 over a model folder's weights and the inference part of its ragprune config (provenance left
+    out): a key for results cached per model."""
+    digest = hashlib.sha256((folder / WEIGHTS_NAME).read_bytes())
+    inference = RerankPruneConfig.load(folder).to_dict()
+    inference.pop("provenance")
+    digest.update(json.dumps(inference, sort_keys=True).encode())
     return digest.hexdigest()
 
 

@@ -17,7 +17,6 @@ from transformers import PreTrainedTokenizerBase
 from ragprune.devices import default_device
 from ragprune.kernels import SentenceScores, score_sentences
 from ragprune.models.encoder import RerankPruneModel
-from ragprune.models.heads import RankHead
 from ragprune.normalize import INVALID_TEXT_POLICIES, is_blank, repair_text
 from ragprune.pipeline.encoding import NO_SENTENCE, PairTemplate, PreparedPair, Row, padded_width
 from ragprune.pipeline.inputs import PassageLike, QueryLike, as_documents, as_query
@@ -279,7 +278,7 @@ class RerankPruner:
                         prepared[p].sentences, out.sentence_scores.tolist(), out.sentence_kept.tolist()
                     )
                 ]
-                probability = calibrated_probability(out.logit, self.model.config.training)
+                probability = self.model.config.calibration.probability(out.logit)
                 passage_results.append(
                     PassageResult(doc, di, out.logit, probability, sentences, out.chunks, truncated=truncated)
                 )
@@ -418,13 +417,13 @@ class RerankPruner:
         threshold: float,
     ) -> tuple[SentenceScores, torch.Tensor]:
         """Everything after the encoder: rank logits per row and sentence decisions per pair."""
-        rank_logits = _rank_logits_per_row(self.model.rank_head, hidden[:, 0]).float()
+        rank_logits = self.model.head("rank")(hidden[:, 0]).float()
         sentence_pair = np.repeat(np.arange(len(batch)), [sentence_counts[p] for p in batch])
-        head = self.model.token_head.out
+        weight, bias = self.model.head("token").linear_map()
         scored = score_sentences(
             hidden,
-            head.weight[0],
-            head.bias[0],
+            weight,
+            bias,
             self._to_device(sentence_ids),
             self._to_device(sentence_pair),
             threshold,
@@ -481,19 +480,6 @@ class StageTimer:
 StageTimer.disabled = StageTimer(None)
 
 
-def _rank_logits_per_row(head: RankHead, cls_hidden: torch.Tensor) -> torch.Tensor:
-    """``head(cls_hidden)`` ``[B, H] -> [B]``, with each row's result independent of the other rows.
-
-    A matrix product with few rows (a ``[B, H] @ [H, 1]`` one always) takes a code path on CPU whose result
-    for a row depends on its position among the ``B`` rows; a multiply-and-sum reduces every row alike,
-    and the optional pooler layer runs on one row at a time.
-    """
-    x = cls_hidden
-    if head.pooler is not None:
-        x = head.activation(torch.cat([head.pooler(row) for row in x.split(1)]))
-    return (x * head.out.weight[0]).sum(-1) + head.out.bias[0]
-
-
 def _batches(
     order: list[int], rows_per_pair: dict[int, list[Row]], widths: dict[int, int], batch_size: int
 ) -> list[list[int]]:
@@ -521,14 +507,6 @@ class _NoProgress:
 
     def update(self, n: int) -> None:
         """Progress is not shown."""
-
-
-def calibrated_probability(logit: float, training: dict[str, Any]) -> float:
-    """``sigmoid(a * logit + b)`` with the Platt scaling fitted at training time (identity if absent)."""
-    scale = float(training.get("calibration_scale", 1.0))
-    bias = float(training.get("calibration_bias", 0.0))
-    z = scale * logit + bias
-    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
 
 
 def _order(result: QueryResult, reorder: bool, top_k: int | None) -> QueryResult:

@@ -1,0 +1,27 @@
+"""Base class of the shared encoder's heads: each declares which part of the encoder's output it reads."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from torch import nn
+
+Reads = Literal["cls", "tokens", "candidates"]
+"""What a head reads:
+
+- ``"cls"``: the ``[CLS]`` hidden state of each row, ``[B, H]`` → one value per row ``[B]``;
+- ``"tokens"``: every token's hidden state, ``[B, L, H]`` → one value per token ``[B, L]``;
+- ``"candidates"``: one query's list of per-candidate vectors, ``[N, H]`` → one value per candidate ``[N]``
+  (list-level heads: they run after the pointwise pass, once per query).
+"""
+
+
+class Head(nn.Module):
+    """Base class of the heads in ``RerankPruneModel.heads``.
+
+    A head is built as ``cls(hidden_size, **options)`` from its config entry
+    (``ragprune.models.config.HeadSpec``) and called with what ``reads`` names. Adding a head is one
+    subclass plus a config entry whose ``type`` is a built-in name or ``"package.module:ClassName"``.
+    """
+
+    reads: ClassVar[Reads]
