@@ -41,8 +41,8 @@ from ragprune.devices import default_device  # noqa: E402
 from ragprune.models import RerankPruneConfig, RerankPruneModel, load_tokenizer  # noqa: E402
 from ragprune.models.config import Calibration, Provenance  # noqa: E402
 from ragprune.pipeline import RerankPruner  # noqa: E402
+from ragprune.pipeline.collate import pad_rows  # noqa: E402
 from ragprune.pipeline.encoding import (  # noqa: E402
-    NO_SENTENCE,
     PairTemplate,
     TokenizedPassage,
     build_rows,
@@ -241,24 +241,14 @@ def collate_examples(
     ``sentence_ids`` ``[B, L]``, ``sentence_labels`` ``[B, S]`` and ``passage_weight`` ``[B]``.
     """
     rows = [build_rows(query, passage, template, max_length)[0] for query, passage, _, _ in examples]
-    width = max(len(r.input_ids) for r in rows)
     sentences = max(1, max(len(labels) for _, _, labels, _ in examples))
-    batch = {
-        "input_ids": np.full((len(rows), width), pad_id),
-        "token_type_ids": np.zeros((len(rows), width), dtype=np.int64),
-        "attention_mask": np.zeros((len(rows), width), dtype=np.int64),
-        "sentence_ids": np.full((len(rows), width), NO_SENTENCE, dtype=np.int64),
-        "sentence_labels": np.full((len(rows), sentences), IGNORE, dtype=np.int64),
-        "passage_weight": np.asarray([weight for *_, weight in examples], dtype=np.float32),
+    sentence_labels = np.full((len(rows), sentences), IGNORE, dtype=np.int64)
+    for r, (_, _, labels, _) in enumerate(examples):
+        sentence_labels[r, : len(labels)] = labels
+    return pad_rows(rows, pad_id).tensors() | {
+        "sentence_labels": torch.from_numpy(sentence_labels),
+        "passage_weight": torch.tensor([weight for *_, weight in examples], dtype=torch.float32),
     }
-    for r, (row, (_, _, labels, _)) in enumerate(zip(rows, examples)):
-        n = len(row.input_ids)
-        batch["input_ids"][r, :n] = row.input_ids
-        batch["token_type_ids"][r, :n] = row.token_type_ids
-        batch["attention_mask"][r, :n] = 1
-        batch["sentence_ids"][r, :n] = row.sentence_ids
-        batch["sentence_labels"][r, : len(labels)] = labels
-    return {k: torch.from_numpy(np.asarray(v)) for k, v in batch.items()}
 
 
 def rank_targets(
@@ -755,7 +745,7 @@ def finish(
         log.info("held-out pruning at the default threshold: %s", threshold["heldout_pruning"])
     model.config.calibration = Calibration(scale, bias)
     model.config.provenance = Provenance(
-        train_config={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        train_config=json.loads(json.dumps(vars(args), default=str)),
         history=record["history"],
         metrics={k.removeprefix("best_"): v for k, v in record.items() if k.startswith("best_")},
         threshold_selection=threshold,

@@ -18,7 +18,8 @@ from ragprune.devices import default_device
 from ragprune.kernels import SentenceScores, score_sentences
 from ragprune.models.encoder import RerankPruneModel
 from ragprune.normalize import INVALID_TEXT_POLICIES, is_blank, repair_text
-from ragprune.pipeline.encoding import NO_SENTENCE, PairTemplate, PreparedPair, Row, padded_width
+from ragprune.pipeline.collate import pad_rows
+from ragprune.pipeline.encoding import PairTemplate, PreparedPair, Row, padded_width
 from ragprune.pipeline.inputs import PassageLike, QueryLike, as_documents, as_query
 from ragprune.pipeline.multihop import evidence_of, expand_query, merge_hop
 from ragprune.pipeline.parallel import RowPreparer, default_workers
@@ -379,27 +380,19 @@ class RerankPruner:
         rows = [row for p in batch for row in rows_per_pair[p]]
         row_pair = np.asarray([i for i, p in enumerate(batch) for _ in rows_per_pair[p]])
         sentence_offset = np.concatenate([[0], np.cumsum([sentence_counts[p] for p in batch])])
-        input_ids = np.full((len(rows), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
-        token_types = np.zeros((len(rows), width), dtype=np.int64)
-        attention = np.zeros((len(rows), width), dtype=np.int64)
-        sentence_ids = np.full((len(rows), width), NO_SENTENCE, dtype=np.int64)
-        for r, row in enumerate(rows):
-            n = len(row.input_ids)
-            input_ids[r, :n] = row.input_ids
-            token_types[r, :n] = row.token_type_ids
-            attention[r, :n] = 1
-            local = row.sentence_ids
-            sentence_ids[r, :n] = np.where(
-                local == NO_SENTENCE, NO_SENTENCE, local + sentence_offset[row_pair[r]]
-            )
+        padded = pad_rows(rows, self.tokenizer.pad_token_id or 0, width, sentence_offset[row_pair])
 
         timer = self.stage_timer or StageTimer.disabled
         with timer("encoder"):
             hidden = self.model.encode(
-                self._to_device(input_ids), self._to_device(attention), self._to_device(token_types)
+                self._to_device(padded.input_ids),
+                self._to_device(padded.attention_mask),
+                self._to_device(padded.token_type_ids),
             )
         with timer("scoring"):
-            scored, rank_logits = self._score_hidden(hidden, sentence_ids, batch, sentence_counts, threshold)
+            scored, rank_logits = self._score_hidden(
+                hidden, padded.sentence_ids, batch, sentence_counts, threshold
+            )
         scores = scored.scores.float().cpu().numpy()
         kept = scored.keep.cpu().numpy()
         pair_logits = np.full(len(batch), -np.inf)
