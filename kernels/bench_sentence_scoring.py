@@ -5,10 +5,13 @@ Run from the repository root on a CUDA machine with Triton:
     python3 kernels/bench_sentence_scoring.py
 
 It measures the two ceilings first (device-to-device copy bandwidth, bf16 matrix-product rate), checks
-the kernel against the float64 oracle on freshly drawn inputs (outputs poisoned before each run), then
-times, for 4,096 pairs x 256 tokens in bf16 at each hidden size: the kernel, the same semantics in eager
-torch, the Provence-style per-sample NumPy loop on the CPU (timed on a subset, extrapolated linearly),
-and an encoder forward pass of the matching shape, to put the post-encoder step in proportion.
+the kernel against the float64 oracle on freshly drawn inputs (outputs poisoned before each run), and
+its reduction-only path (``reduce_sentences``) against the torch path bit for bit, then times, for
+4,096 pairs x 256 tokens in bf16 at each hidden size: the kernel, the same semantics in eager torch,
+the reduction-only kernel from float32 probabilities, the Provence-style per-sample NumPy loop on the
+CPU (timed on a subset, extrapolated linearly), and an encoder forward pass of the matching shape, to
+put the post-encoder step in proportion.  The oracle, the baseline loop and the synthetic batches live
+beside this script (``sentence_scoring_reference.py``, ``sentence_scoring_checks.py``).
 Results go to ``$OUT`` (default ``./runs/kernels``) as ``sentence_scoring.json`` and
 ``sentence_scoring.md``; the markdown table is printed last.  Exit status 1 if any check fails.
 
@@ -37,21 +40,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-from ragprune.kernels import REDUCTIONS, SentenceScores  # noqa: E402
-from ragprune.kernels.reference import reduce_per_sample, reference_scores, token_probabilities_per_sample  # noqa: E402
-from ragprune.kernels.sentence_scoring import (  # noqa: E402
-    check_index_ranges,
-    prepare_inputs,
-    score_sentences_torch,
-)
-from ragprune.kernels.testing import (  # noqa: E402
-    RANK_TOLERANCE,
+from sentence_scoring_checks import (  # noqa: E402  (beside this script)
     SCORE_TOLERANCE,
     BatchSpec,
     compare_with_reference,
     decisions_agree,
     synthetic_batch,
+)
+from sentence_scoring_reference import (  # noqa: E402  (beside this script)
+    reduce_per_sample,
+    reference_scores,
+    token_probabilities_per_sample,
+)
+
+from ragprune.kernels import REDUCTIONS, SentenceScores, torch_backend  # noqa: E402
+from ragprune.kernels.semantics import (  # noqa: E402
+    ScoringInputs,
+    check_index_ranges,
+    prepare_reduction_inputs,
+    prepare_scoring_inputs,
 )
 
 # Encoders of the two benchmark widths: MiniLM-L6 (the project's PyPI backbone) and a 24-layer large model.
@@ -141,35 +148,27 @@ def _time_matmul() -> tuple[int, float]:
 
 
 def check_kernel(arguments: dict[str, Any], reduce: str, label: str, config: Any = None) -> dict[str, Any]:
-    """Kernel vs float64 oracle, with poisoned outputs, twice (NaN/True then NaN/False), plus vs torch."""
-    from ragprune.kernels._triton_sentence_scoring import score_sentences_triton
+    """Kernel vs float64 oracle, with poisoned outputs, twice (NaN/True then NaN/False), plus vs torch;
+    the reduction-only kernel on the torch path's probabilities vs the torch path, bit for bit."""
 
-    inputs = prepare_inputs(reduce=reduce, **arguments)
+    inputs = prepare_scoring_inputs(reduce=reduce, **arguments)
     check_index_ranges(inputs)
-    runs = []
-    for poison in (True, False):
-        out = SentenceScores(
-            scores=torch.full((inputs.num_sentences,), math.nan, device=DEVICE),
-            keep=torch.full((inputs.num_sentences,), poison, device=DEVICE),
-            kept_tokens=torch.empty(0),
-            rank_logits=None
-            if inputs.rank_rows is None
-            else torch.full((inputs.num_pairs,), math.nan, device=DEVICE),
-        )
-        runs.append(score_sentences_triton(inputs, config, out=out))
-        _synchronize()  # surfaces any launch or memory error here
+    runs = [_poisoned_run(inputs, config, poison) for poison in (True, False)]
     reference = reference_scores(reduce=reduce, **arguments)
-    comparison = compare_with_reference(runs[0], reference, arguments["sentence_pair"])
-    torch_result = score_sentences_torch(inputs)
-    rank_written = inputs.rank_rows is None or bool(torch.isfinite(runs[1].rank_logits).all())
-    stable = (
-        torch.equal(runs[0].keep, runs[1].keep)
-        and torch.equal(runs[0].scores, runs[1].scores)
-        and torch.equal(runs[0].kept_tokens, runs[1].kept_tokens)
-    )
+    comparison = compare_with_reference(runs[0], reference)
+    torch_result = torch_backend.run(inputs)
+    stable = torch.equal(runs[0].keep, runs[1].keep) and torch.equal(runs[0].scores, runs[1].scores)
     agree = decisions_agree(runs[0], torch_result, reference)
-    ok = comparison.ok(SCORE_TOLERANCE, RANK_TOLERANCE) and stable and agree and rank_written
-    hidden = inputs.hidden
+    probabilities = torch_backend.token_probabilities(inputs.head)
+    reduction = prepare_reduction_inputs(
+        probabilities, inputs.sentence_ids, inputs.sentence_pair, inputs.thresholds, reduce, inputs.num_pairs
+    )
+    reduced = _poisoned_run(reduction, config, poison=True)
+    reduction_identical = torch.equal(reduced.scores, torch_result.scores) and torch.equal(
+        reduced.keep, torch_result.keep
+    )
+    ok = comparison.ok(SCORE_TOLERANCE) and stable and agree and reduction_identical
+    hidden = inputs.head.hidden
     return {
         "label": label,
         "reduce": reduce,
@@ -182,13 +181,27 @@ def check_kernel(arguments: dict[str, Any], reduce: str, label: str, config: Any
         **dataclasses.asdict(comparison),
         "repeat_identical": stable,
         "torch_decisions_agree": agree,
+        "reduction_identical": reduction_identical,
         "ok": ok,
     }
 
 
+def _poisoned_run(inputs: ScoringInputs, config: Any, poison: bool) -> SentenceScores:
+    """The kernels on outputs pre-filled with NaN scores and ``poison`` flags (unwritten ones show)."""
+    from ragprune.kernels import triton_backend
+
+    out = SentenceScores(
+        scores=torch.full((inputs.num_sentences,), math.nan, device=DEVICE),
+        keep=torch.full((inputs.num_sentences,), poison, device=DEVICE),
+    )
+    result = triton_backend.run(inputs, config, out=out)
+    _synchronize()  # surfaces any launch or memory error here
+    return result
+
+
 def small_cases(seed: int, max_pairs: int) -> list[dict[str, Any]]:
     """Freshly drawn awkward ragged batches: every dtype, odd widths, split sentences, several configs."""
-    from ragprune.kernels._triton_sentence_scoring import KernelConfig
+    from ragprune.kernels.triton_backend import KernelConfig
 
     rng = np.random.default_rng(seed)
     widths = [1, 37, 384, 1000, 1024] if DEVICE == "cuda" else [1, 37, 48]
@@ -208,7 +221,6 @@ def small_cases(seed: int, max_pairs: int) -> list[dict[str, Any]]:
             empty_sentence_rate=0.2,
             padded=bool(rng.integers(2)),
             per_pair_thresholds=bool(rng.integers(2)),
-            with_rank=bool(rng.integers(2)),
             id_dtype=str(rng.choice(["int32", "int64"])),
         )
         config = configs[index % len(configs)]
@@ -230,7 +242,6 @@ def benchmark_spec(pairs: int, tokens: int, hidden: int, seed: int) -> BatchSpec
         sentences_per_pair=None,
         padded=True,
         per_pair_thresholds=True,
-        with_rank=True,
         id_dtype="int32",
     )
 
@@ -238,21 +249,20 @@ def benchmark_spec(pairs: int, tokens: int, hidden: int, seed: int) -> BatchSpec
 def floors(arguments: dict[str, Any], passage_tokens: int, ceilings: dict[str, float]) -> dict[str, float]:
     """Fewest bytes and flops of the semantics, and the times they imply at the measured ceilings.
 
-    Bytes: the hidden rows that must be read (passage tokens, plus one [CLS] row per pair for the rank
-    head), every token's sentence id, each sentence's pair and each pair's threshold once, and the
-    outputs written once (float32 score + bool keep per sentence, int64 kept tokens + float32 rank
-    logit per pair).  Flops: one multiply-add per hidden value read.
+    Bytes: the hidden rows that must be read (passage tokens), every token's sentence id, each
+    sentence's pair and each pair's threshold once, and the outputs written once (float32 score + bool
+    keep per sentence).  Flops: one multiply-add per hidden value read.
     """
     hidden = arguments["hidden"]
     width, element = hidden.shape[-1], hidden.element_size()
     pairs = arguments["num_pairs"]
     sentences = arguments["sentence_pair"].shape[0]
-    rows_read = passage_tokens + pairs
+    rows_read = passage_tokens
     bytes_needed = (
         rows_read * width * element
         + arguments["sentence_ids"].numel() * arguments["sentence_ids"].element_size()
         + sentences * (arguments["sentence_pair"].element_size() + 4 + 1)
-        + pairs * (4 + 8 + 4)
+        + pairs * 4
     )
     flops = 2.0 * rows_read * width
     return {
@@ -267,7 +277,7 @@ def floors(arguments: dict[str, Any], passage_tokens: int, ceilings: dict[str, f
 
 def sweep_candidates(width: int) -> list[Any]:
     """Launch configurations the sweep times at ``width``: the default first, no duplicates."""
-    from ragprune.kernels._triton_sentence_scoring import KernelConfig, default_config
+    from ragprune.kernels.triton_backend import KernelConfig, default_config
 
     default = default_config(width)
     shapes = [
@@ -288,16 +298,16 @@ def sweep_candidates(width: int) -> list[Any]:
     return list(dict.fromkeys(candidates))
 
 
-def sweep_configs(inputs: Any) -> list[dict[str, Any]]:
-    from ragprune.kernels._triton_sentence_scoring import score_sentences_triton
+def sweep_configs(inputs: ScoringInputs) -> list[dict[str, Any]]:
+    from ragprune.kernels import triton_backend
 
-    candidates = sweep_candidates(inputs.hidden.shape[1])
+    candidates = sweep_candidates(inputs.head.hidden.shape[1])
     rows = []
     for config in candidates:
         rows.append(
             {
                 "config": dataclasses.asdict(config),
-                "ms": median_ms(lambda c=config: score_sentences_triton(inputs, c)),
+                "ms": median_ms(lambda c=config: triton_backend.run(inputs, c)),
             }
         )
     return rows
@@ -317,7 +327,7 @@ def time_cpu_loop(arguments: dict[str, Any], loop_pairs: int, reduce: str) -> di
         start = time.perf_counter()
         probabilities = token_probabilities_per_sample(hidden, weight, bias)
         middle = time.perf_counter()
-        scores, keep, kept = reduce_per_sample(probabilities, ids, pair, thresholds, reduce)
+        scores, keep = reduce_per_sample(probabilities, ids, pair, thresholds, reduce)
         projection.append(middle - start)
         reduction.append(time.perf_counter() - middle)
     reference = reference_scores(
@@ -395,18 +405,24 @@ def benchmark_width(
 def _score_batch(
     args: argparse.Namespace, width: int, seed: int, ceilings: dict[str, float]
 ) -> dict[str, Any]:
-    from ragprune.kernels import score_sentences
-    from ragprune.kernels._triton_sentence_scoring import default_config, score_sentences_triton
+    from ragprune.kernels import score_sentences, triton_backend
+    from ragprune.kernels.triton_backend import default_config
 
     batch = synthetic_batch(benchmark_spec(args.pairs, args.tokens, width, seed), DEVICE)
     arguments = batch.arguments
     label = f"{args.pairs}x{args.tokens} H={width}"
     checks = [check_kernel(arguments, reduce, label) for reduce in REDUCTIONS]  # correct first, then fast
-    kernel_ms, torch_ms, api_ms = {}, {}, {}
+    kernel_ms, torch_ms, reduction_ms, api_ms = {}, {}, {}, {}
     for reduce in REDUCTIONS:
-        inputs = prepare_inputs(reduce=reduce, **arguments)
-        kernel_ms[reduce] = median_ms(lambda i=inputs: score_sentences_triton(i))
-        torch_ms[reduce] = median_ms(lambda i=inputs: score_sentences_torch(i))
+        inputs = prepare_scoring_inputs(reduce=reduce, **arguments)
+        kernel_ms[reduce] = median_ms(lambda i=inputs: triton_backend.run(i))
+        torch_ms[reduce] = median_ms(lambda i=inputs: torch_backend.run(i))
+    probabilities = torch_backend.token_probabilities(inputs.head)
+    reduction = prepare_reduction_inputs(
+        probabilities, inputs.sentence_ids, inputs.sentence_pair, inputs.thresholds, "mean", inputs.num_pairs
+    )
+    reduction_ms["kernel"] = median_ms(lambda: triton_backend.run(reduction))
+    reduction_ms["torch"] = median_ms(lambda: torch_backend.run(reduction))
     for validate in (False, True):
         api_ms[f"validate={validate}"] = median_ms(
             lambda v=validate: score_sentences(reduce="mean", backend="triton", validate=v, **arguments)
@@ -419,8 +435,9 @@ def _score_batch(
         "default_config": dataclasses.asdict(default_config(width)),
         "kernel_ms": kernel_ms,
         "torch_ms": torch_ms,
+        "reduction_ms": reduction_ms,
         "api_ms": api_ms,
-        "sweep": sweep_configs(prepare_inputs(reduce="mean", **arguments)),
+        "sweep": sweep_configs(prepare_scoring_inputs(reduce="mean", **arguments)),
         "cpu_loop": time_cpu_loop(arguments, min(args.loop_pairs, args.pairs), "mean"),
     }
 
@@ -487,6 +504,10 @@ def markdown(report: dict[str, Any]) -> str:
             "kernel speedup vs CPU loop",
             lambda w: f"{w['cpu_loop']['total_ms'] / w['kernel_ms']['mean']:.0f}x",
         ),
+        (
+            "(d) reduction only from float32 probabilities, kernel / torch, mean (us)",
+            lambda w: f"{w['reduction_ms']['kernel'] * 1e3:.1f} / {w['reduction_ms']['torch'] * 1e3:.1f}",
+        ),
         ("score_sentences call, validate off / on (us)", lambda w: _validate_cell(w["api_ms"])),
         (
             "encoder forward (ms)",
@@ -500,7 +521,8 @@ def markdown(report: dict[str, Any]) -> str:
     loop = widths[0]["cpu_loop"]
     lines += [
         "",
-        "(a) = zero-filled workspace + 2 launches on prepared inputs, do_bench median. "
+        "(a) = zero-filled workspace + 2 launches on prepared inputs, do_bench median; (d) the same for "
+        "`reduce_sentences` on the torch path's probabilities. "
         f"(c) on {loop['cpu']}, timed on the first {loop['pairs_timed']} pairs and scaled linearly by "
         f"{loop['scale']:.0f}; it starts from float32 hidden states already in host memory (no "
         "device-to-host copy counted). Shares are post / (encoder forward + post) with a BERT-shaped "
@@ -524,17 +546,16 @@ def markdown(report: dict[str, Any]) -> str:
         "### Correctness vs the float64 oracle (fresh random inputs, outputs poisoned before each run)",
         "",
         "| case | dtype | reduce | tokens | H | sentences | max abs err | rel err | decisions checked "
-        "| mismatches | kept-token mismatches | rank rel err | unwritten | repeat identical | = torch | ok |",
-        "|" + "---|" * 16,
+        "| mismatches | unwritten | repeat identical | = torch | reduction = torch bitwise | ok |",
+        "|" + "---|" * 15,
     ]
     for check in report["checks"]:
-        rank = "-" if check["rank_relative_error"] is None else f"{check['rank_relative_error']:.1e}"
         lines.append(
             f"| {check['label']} | {check['dtype']} | {check['reduce']} | {check['tokens']} "
             f"| {check['hidden']} | {check['sentences']} | {check['max_score_error']:.1e} "
             f"| {check['relative_score_error']:.1e} | {check['decisions_checked']} "
-            f"| {check['decision_mismatches']} | {check['kept_token_mismatches']} | {rank} "
-            f"| {check['unwritten_scores']} | {check['repeat_identical']} | {check['torch_decisions_agree']} "
+            f"| {check['decision_mismatches']} | {check['unwritten_scores']} | {check['repeat_identical']} "
+            f"| {check['torch_decisions_agree']} | {check['reduction_identical']} "
             f"| {'yes' if check['ok'] else 'NO'} |"
         )
     lines += ["", f"### Done-when criteria ({report['pairs']} x {report['tokens']}, reduce=mean)", ""]

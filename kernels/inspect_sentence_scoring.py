@@ -26,25 +26,22 @@ from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
 from ragprune.kernels import REDUCTIONS  # noqa: E402
-from ragprune.kernels._triton_sentence_scoring import KernelConfig, _token_pass_kernel  # noqa: E402
+from ragprune.kernels.triton_backend import KernelConfig, _token_pass_kernel  # noqa: E402
 
 TOOLS = Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
 POINTERS = {
     "hidden_ptr": None,  # filled in from --dtype
     "weight_ptr": "*fp32",
     "bias_ptr": "*fp32",
+    "probability_ptr": "*fp32",
     "sentence_ptr": "*i32",
     "pair_ptr": "*i64",
     "threshold_ptr": "*fp32",
     "value_ptr": "*i64",
     "count_ptr": "*i64",
-    "rank_rows_ptr": "*i64",
-    "rank_weight_ptr": "*fp32",
-    "rank_bias_ptr": "*fp32",
-    "rank_out_ptr": "*fp32",
 }
-SCALARS = {"row_stride": "i32", "bias_value": "fp32", "threshold_value": "fp32", "rank_bias_value": "fp32"}
-SIZES = {"N": "i32", "H": "i32", "S": "i32", "P": "i32", "rank_blocks": "i32"}
+SCALARS = {"row_stride": "i32", "bias_value": "fp32", "threshold_value": "fp32"}
+SIZES = {"N": "i32", "H": "i32", "S": "i32"}
 INSTRUCTIONS = re.compile(r"\b((?:LDG|STG|RED|ATOM|LDL|STL|LDGSTS)[A-Z0-9.]*)")
 
 
@@ -52,10 +49,9 @@ def compile_report(config: KernelConfig, hidden: int, dtype: str, reduce: str) -
     signature = {**POINTERS, "hidden_ptr": f"*{dtype}", **SCALARS, **SIZES}
     constants = {
         "REDUCE": REDUCTIONS.index(reduce),
+        "PROBABILITIES": False,
         "BIAS_MODE": 0,
         "THRESHOLD_MODE": 2,
-        "HAS_RANK": True,
-        "RANK_BIAS_MODE": 0,
         "SEGMENT_SCAN": config.segment_scan,
         "BLOCK_T": config.block_tokens,
         "BLOCK_H": config.block_hidden,

@@ -51,18 +51,31 @@ else:
     import torch
     from hypothesis import given, settings
     from hypothesis import strategies as st
-    from kernel_checks import assert_matches_reference, assert_score_at_threshold_is_dropped
-
-    from ragprune.kernels import DECISION_TOLERANCE, REDUCTIONS, SentenceScores, score_sentences
-    from ragprune.kernels._triton_sentence_scoring import KernelConfig, score_sentences_triton
-    from ragprune.kernels.sentence_scoring import prepare_inputs
-    from ragprune.kernels.testing import (
+    from kernel_checks import (
+        assert_identical,
+        assert_matches_reference,
+        assert_score_at_threshold_is_dropped,
+        reduction_arguments,
+    )
+    from sentence_scoring_checks import (
         BatchSpec,
         batch_specs,
         decisions_agree,
         reference_for,
         synthetic_batch,
     )
+    from sentence_scoring_reference import reference_reduction
+
+    from ragprune.kernels import (
+        DECISION_TOLERANCE,
+        REDUCTIONS,
+        SentenceScores,
+        reduce_sentences,
+        score_sentences,
+        triton_backend,
+    )
+    from ragprune.kernels.semantics import prepare_reduction_inputs, prepare_scoring_inputs
+    from ragprune.kernels.triton_backend import KernelConfig
 
     CONFIGS = [
         KernelConfig(),
@@ -71,7 +84,10 @@ else:
     ]
 
     def _run_triton(arguments: dict, reduce: str, config: KernelConfig) -> SentenceScores:
-        return score_sentences_triton(prepare_inputs(reduce=reduce, **arguments), config)
+        return triton_backend.run(prepare_scoring_inputs(reduce=reduce, **arguments), config)
+
+    def _reduce_triton(arguments: dict, reduce: str, config: KernelConfig) -> SentenceScores:
+        return triton_backend.run(prepare_reduction_inputs(reduce=reduce, **arguments), config)
 
     @settings(max_examples=30, deadline=None)
     @given(
@@ -85,13 +101,34 @@ else:
         batch = synthetic_batch(spec)
         result = _run_triton(batch.arguments, reduce, config)
         reference = reference_for(batch, reduce)
-        assert_matches_reference(result, batch, reference)
+        assert_matches_reference(result, reference)
         torch_result = score_sentences(reduce=reduce, backend="torch", **batch.arguments)
         assert decisions_agree(result, torch_result, reference)
-        ambiguous = torch.from_numpy(reference.margins <= DECISION_TOLERANCE)
-        clear_pairs = torch.ones(spec.num_pairs, dtype=torch.bool)
-        clear_pairs[batch.arguments["sentence_pair"][ambiguous]] = False
-        assert torch.equal(result.kept_tokens[clear_pairs], torch_result.kept_tokens[clear_pairs])
+
+    @settings(max_examples=30, deadline=None)
+    @given(
+        spec=batch_specs(max_pairs=4, max_hidden=8, max_row_length=40),
+        reduce=st.sampled_from(REDUCTIONS),
+        config=st.sampled_from(CONFIGS),
+    )
+    def test_reduction_kernel_is_the_torch_path_bit_for_bit(
+        spec: BatchSpec, reduce: str, config: KernelConfig
+    ) -> None:
+        # Given the torch path's probabilities, the kernel's integer sums, and so its scores, are the
+        # torch path's: the reduction entry point agrees with score_sentences(backend="torch") exactly.
+        arguments = reduction_arguments(synthetic_batch(spec).arguments)
+        result = _reduce_triton(arguments, reduce, config)
+        assert_identical(result, reduce_sentences(reduce=reduce, backend="torch", **arguments))
+        assert_matches_reference(result, reference_reduction(reduce=reduce, **arguments))
+
+    @pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+    def test_reduction_kernel_reads_every_probability_dtype(dtype: torch.dtype) -> None:
+        batch = synthetic_batch(BatchSpec(num_pairs=4, hidden_size=4, seed=13, padded=True))
+        arguments = reduction_arguments(batch.arguments)
+        arguments["token_probabilities"] = arguments["token_probabilities"].to(dtype)
+        for reduce in REDUCTIONS:
+            kernel = reduce_sentences(reduce=reduce, backend="triton", **arguments)
+            assert_identical(kernel, reduce_sentences(reduce=reduce, backend="torch", **arguments))
 
     @pytest.mark.parametrize(
         ("reduce", "config"),
@@ -113,7 +150,7 @@ else:
         batch = synthetic_batch(spec)
         assert batch.arguments["sentence_pair"].shape[0] > 2000
         result = _run_triton(batch.arguments, reduce, config)
-        assert_matches_reference(result, batch, reference_for(batch, reduce))
+        assert_matches_reference(result, reference_for(batch, reduce))
 
     @pytest.mark.parametrize("reduce", REDUCTIONS)
     def test_long_sentence_split_over_many_blocks_and_chunks(reduce: str) -> None:
@@ -128,8 +165,12 @@ else:
             empty_sentence_rate=0.0,
         )
         batch = synthetic_batch(spec)
-        result = _run_triton(batch.arguments, reduce, KernelConfig(block_tokens=16, block_hidden=16))
-        assert_matches_reference(result, batch, reference_for(batch, reduce))
+        config = KernelConfig(block_tokens=16, block_hidden=16)
+        result = _run_triton(batch.arguments, reduce, config)
+        assert_matches_reference(result, reference_for(batch, reduce))
+        arguments = reduction_arguments(batch.arguments)
+        reduced = _reduce_triton(arguments, reduce, config)
+        assert_identical(reduced, reduce_sentences(reduce=reduce, backend="torch", **arguments))
 
     @pytest.mark.parametrize("reduce", REDUCTIONS)
     def test_score_exactly_at_threshold_is_dropped(reduce: str) -> None:
@@ -137,43 +178,37 @@ else:
 
     def test_every_output_element_is_written() -> None:
         batch = synthetic_batch(BatchSpec(num_pairs=5, hidden_size=37, seed=9))
-        inputs = prepare_inputs(reduce="mean", **batch.arguments)
-        results = []
-        for poison in (True, False):
-            out = SentenceScores(
-                scores=torch.full((inputs.num_sentences,), math.nan),
-                keep=torch.full((inputs.num_sentences,), poison),
-                kept_tokens=torch.empty(0),
-                rank_logits=torch.full((inputs.num_pairs,), math.nan),
-            )
-            results.append(score_sentences_triton(inputs, KernelConfig(block_sentences=16), out=out))
-        for result in results:
-            assert torch.isfinite(result.scores).all() and torch.isfinite(result.rank_logits).all()
-        assert torch.equal(results[0].keep, results[1].keep)
-        assert torch.equal(results[0].scores, results[1].scores)
+        for inputs in (
+            prepare_scoring_inputs(reduce="mean", **batch.arguments),
+            prepare_reduction_inputs(reduce="vote", **reduction_arguments(batch.arguments)),
+        ):
+            results = []
+            for poison in (True, False):
+                out = SentenceScores(
+                    scores=torch.full((inputs.num_sentences,), math.nan),
+                    keep=torch.full((inputs.num_sentences,), poison),
+                )
+                results.append(triton_backend.run(inputs, KernelConfig(block_sentences=16), out=out))
+            assert torch.isfinite(results[0].scores).all()
+            assert_identical(results[0], results[1])
 
     def test_repeated_runs_are_bitwise_identical() -> None:
         batch = synthetic_batch(BatchSpec(num_pairs=4, hidden_size=30, seed=12, dtype="bfloat16"))
         first = score_sentences(backend="triton", **batch.arguments)
         second = score_sentences(backend="triton", **batch.arguments)
-        assert torch.equal(first.scores, second.scores) and torch.equal(first.keep, second.keep)
-        assert torch.equal(first.kept_tokens, second.kept_tokens)
+        assert_identical(first, second)
 
-    def test_rank_logits_without_sentences_and_sentences_without_tokens() -> None:
-        hidden = torch.randn(6, 10)
+    def test_no_sentences_and_sentences_without_tokens() -> None:
         no_sentences = score_sentences(
-            hidden,
+            torch.randn(6, 10),
             torch.randn(10),
             0.0,
             torch.full((6,), -1),
             torch.zeros(0, dtype=torch.int64),
             torch.tensor([0.5, 0.5]),
-            rank_rows=torch.tensor([0, 3]),
-            rank_weight=torch.randn(10),
             backend="triton",
         )
-        assert no_sentences.scores.shape == (0,) and no_sentences.kept_tokens.tolist() == [0, 0]
-        assert torch.isfinite(no_sentences.rank_logits).all()
+        assert no_sentences.scores.shape == (0,) and no_sentences.keep.shape == (0,)
         no_tokens = score_sentences(
             torch.randn(0, 10),
             torch.randn(10),
@@ -185,6 +220,15 @@ else:
             backend="triton",
         )
         assert no_tokens.scores.tolist() == [0.0, 0.0, 0.0] and not no_tokens.keep.any()
+        reduced = reduce_sentences(
+            torch.zeros(0),
+            torch.zeros(0, dtype=torch.int64),
+            torch.tensor([0, 0]),
+            0.5,
+            num_pairs=1,
+            backend="triton",
+        )
+        assert reduced.scores.tolist() == [0.0, 0.0] and not reduced.keep.any()
 
     def test_pipeline_takes_the_same_decisions_with_either_backend(tiny_model_dir: Path) -> None:
         from sample_texts import QUERY, TEXTS

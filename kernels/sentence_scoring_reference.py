@@ -1,10 +1,15 @@
-"""Reference implementations of sentence scoring, for checks and benchmarks (not for the pipeline).
+"""Reference implementations of sentence scoring, for the tests and the benchmark (not shipped).
 
-* :func:`reference_scores` is the float64 oracle: exact mean/max/vote of float64 token probabilities,
-  written with NumPy so that it shares no code with either backend of ``score_sentences``.
+* :func:`reference_scores` is the float64 oracle of ``ragprune.kernels.score_sentences``: exact
+  mean/max/vote of float64 token probabilities, written with NumPy so that it shares no code with
+  either backend; :func:`reference_reduction` is the same oracle from given probabilities (the
+  semantics of ``ragprune.kernels.reduce_sentences``).
 * :func:`per_sample_loop` is the baseline the kernel replaces: the Provence-style post-processing that
   walks the batch one sample at a time on the CPU, projecting each sample's tokens with NumPy and
   reducing sentence by sentence in a Python loop.
+
+Tests import this module through pytest's ``pythonpath`` (pyproject.toml); the scripts beside it
+import it directly.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ __all__ = [
     "ReferenceScores",
     "per_sample_loop",
     "reduce_per_sample",
+    "reference_reduction",
     "reference_scores",
     "token_probabilities_per_sample",
 ]
@@ -31,8 +37,6 @@ class ReferenceScores:
 
     scores: np.ndarray  # [S] float64
     keep: np.ndarray  # [S] bool
-    kept_tokens: np.ndarray  # [P] int64
-    rank_logits: np.ndarray | None  # [P] float64
     margins: np.ndarray  # [S] float64: |score - threshold|, for "vote" the closest token's |p - threshold|
     reduce: str
 
@@ -63,14 +67,38 @@ def reference_scores(
     sentence_pair: torch.Tensor,
     thresholds: torch.Tensor | float,
     reduce: str = "mean",
-    rank_rows: torch.Tensor | None = None,
-    rank_weight: torch.Tensor | None = None,
-    rank_bias: torch.Tensor | float = 0.0,
     *,
     num_pairs: int,
 ) -> ReferenceScores:
     """The semantics of ``score_sentences`` in float64 (no fixed point), from the same inputs."""
     probabilities = np.exp(-np.logaddexp(0.0, -_logits_float64(hidden, token_weight, token_bias)))
+    return _reduce_float64(probabilities, sentence_ids, sentence_pair, thresholds, reduce, num_pairs)
+
+
+def reference_reduction(
+    token_probabilities: torch.Tensor,
+    sentence_ids: torch.Tensor,
+    sentence_pair: torch.Tensor,
+    thresholds: torch.Tensor | float,
+    reduce: str = "mean",
+    *,
+    num_pairs: int,
+) -> ReferenceScores:
+    """The semantics of ``reduce_sentences`` in float64: the probabilities rounded to float32, as the
+    backends take them, then reduced exactly."""
+    probabilities = token_probabilities.detach().cpu().to(torch.float32).to(torch.float64).numpy()
+    probabilities = probabilities.reshape(-1)
+    return _reduce_float64(probabilities, sentence_ids, sentence_pair, thresholds, reduce, num_pairs)
+
+
+def _reduce_float64(
+    probabilities: np.ndarray,
+    sentence_ids: torch.Tensor,
+    sentence_pair: torch.Tensor,
+    thresholds: torch.Tensor | float,
+    reduce: str,
+    num_pairs: int,
+) -> ReferenceScores:
     ids = sentence_ids.detach().cpu().numpy().reshape(-1).astype(np.int64)
     pair = sentence_pair.detach().cpu().numpy().astype(np.int64)
     num_sentences = pair.shape[0]
@@ -98,12 +126,7 @@ def reference_scores(
     else:
         keep = (counts > 0) & (scores > sentence_threshold)
         margins = np.where(counts > 0, np.abs(scores - sentence_threshold), np.inf)
-    kept_tokens = np.bincount(pair, weights=counts * keep, minlength=num_pairs).astype(np.int64)
-    rank_logits = None
-    if rank_rows is not None:
-        rows = hidden.reshape(-1, hidden.shape[-1])[rank_rows.long()]
-        rank_logits = _logits_float64(rows, rank_weight, rank_bias)
-    return ReferenceScores(scores, keep, kept_tokens, rank_logits, margins, reduce)
+    return ReferenceScores(scores, keep, margins, reduce)
 
 
 def token_probabilities_per_sample(hidden: np.ndarray, weight: np.ndarray, bias: float) -> np.ndarray:
@@ -120,8 +143,8 @@ def reduce_per_sample(
     sentence_pair: np.ndarray,
     thresholds: np.ndarray,
     reduce: str = "mean",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Provence-style stage 2: walk each sample's sentence runs in Python; (scores, keep, kept_tokens)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Provence-style stage 2: walk each sample's sentence runs in Python; (scores, keep)."""
     num_sentences = sentence_pair.shape[0]
     totals = np.zeros(num_sentences)
     counts = np.zeros(num_sentences, dtype=np.int64)
@@ -141,7 +164,6 @@ def reduce_per_sample(
             counts[sentence] += end - start
     scores = np.zeros(num_sentences, dtype=np.float32)
     keep = np.zeros(num_sentences, dtype=bool)
-    kept_tokens = np.zeros(thresholds.shape[0], dtype=np.int64)
     for sentence in range(num_sentences):
         if counts[sentence] == 0:
             continue
@@ -151,9 +173,7 @@ def reduce_per_sample(
             keep[sentence] = 2 * totals[sentence] >= counts[sentence]
         else:
             keep[sentence] = score > thresholds[sentence_pair[sentence]]
-        if keep[sentence]:
-            kept_tokens[sentence_pair[sentence]] += counts[sentence]
-    return scores, keep, kept_tokens
+    return scores, keep
 
 
 def per_sample_loop(
@@ -164,10 +184,7 @@ def per_sample_loop(
     sentence_pair: np.ndarray,
     thresholds: np.ndarray,
     reduce: str = "mean",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The whole Provence-style baseline on padded ``[B, L, H]`` float32 arrays.
-
-    Returns (scores, keep, kept_tokens) as NumPy arrays.
-    """
+) -> tuple[np.ndarray, np.ndarray]:
+    """The whole Provence-style baseline on padded ``[B, L, H]`` float32 arrays; (scores, keep)."""
     probabilities = token_probabilities_per_sample(hidden, weight, bias)
     return reduce_per_sample(probabilities, sentence_ids, sentence_pair, thresholds, reduce)

@@ -1,6 +1,7 @@
-"""Triton backend of :func:`ragprune.kernels.score_sentences` (imported only when that backend runs).
+"""Triton backend of sentence scoring (imported only when that backend runs; see kernels/NOTES.md).
 
-The work is bound by reading the ``[N, H]`` hidden states once, so everything else rides along:
+Implements :mod:`ragprune.kernels.semantics`.  From hidden states the work is bound by reading the
+``[N, H]`` hidden states once, so everything else rides along:
 
 * launch 1, ``_token_pass_kernel``: each program reads ``BLOCK_T`` token rows (skipping rows whose
   sentence id is ``-1``: their bytes are never fetched), computes the token-head logits with a
@@ -8,10 +9,10 @@ The work is bound by reading the ``[N, H]`` hidden states once, so everything el
   sentence ids inside the block are pre-reduced with a segmented scan, so only the last token of each
   run issues the int64 atomics into the per-sentence accumulators (about one atomic per sentence per
   block instead of one per token).  Integer atomics are order independent, so results are
-  bit-for-bit reproducible.  Extra programs at the front of the same grid compute the rank logits
-  from the ``[CLS]`` rows.
+  bit-for-bit reproducible.  With ``PROBABILITIES`` (``reduce_sentences``) the program loads each
+  token's given probability instead of computing it; the rest of the pass is the same.
 * launch 2, ``_sentence_pass_kernel``: one thread per sentence turns the integer sums into the
-  score and keep flag and adds kept sentences' token counts to their pair.
+  score and keep flag.
 
 Two launches because a sentence's total is complete only after every token block has finished: a
 grid-wide dependency.  Folding the second pass into the first (a last-block-done counter) would save
@@ -26,7 +27,9 @@ import torch
 import triton
 import triton.language as tl
 
-from ragprune.kernels.sentence_scoring import FIXED_POINT_SCALE, ScoringInputs, SentenceScores
+from ragprune.kernels.semantics import FIXED_POINT_SCALE, ScoringInputs, SentenceScores
+
+__all__ = ["KernelConfig", "default_config", "run"]
 
 _SCALE: tl.constexpr = tl.constexpr(FIXED_POINT_SCALE)
 _INVERSE_SCALE: tl.constexpr = tl.constexpr(1.0 / FIXED_POINT_SCALE)
@@ -117,88 +120,71 @@ def _segmented_max(start_a, value_a, count_a, start_b, value_b, count_b):
 
 # Sizes vary with every batch: specialising on them (divisibility by 16, == 1) would recompile the
 # kernels for new variants in the middle of a run.
-@triton.jit(do_not_specialize=["N", "S", "P", "rank_blocks"])
+@triton.jit(do_not_specialize=["N", "S"])
 def _token_pass_kernel(
     hidden_ptr,
     row_stride,
     weight_ptr,
     bias_ptr,
     bias_value,
+    probability_ptr,
     sentence_ptr,
     pair_ptr,
     threshold_ptr,
     threshold_value,
     value_ptr,
     count_ptr,
-    rank_rows_ptr,
-    rank_weight_ptr,
-    rank_bias_ptr,
-    rank_bias_value,
-    rank_out_ptr,
     N,
     H,
     S,
-    P,
-    rank_blocks,
     REDUCE: tl.constexpr,
+    PROBABILITIES: tl.constexpr,
     BIAS_MODE: tl.constexpr,
     THRESHOLD_MODE: tl.constexpr,
-    HAS_RANK: tl.constexpr,
-    RANK_BIAS_MODE: tl.constexpr,
     SEGMENT_SCAN: tl.constexpr,
     BLOCK_T: tl.constexpr,
     BLOCK_H: tl.constexpr,
     EVEN_H: tl.constexpr,
 ):
-    pid = tl.program_id(0)
     lanes = tl.arange(0, BLOCK_T)
-    if HAS_RANK and pid < rank_blocks:
-        pairs = pid * BLOCK_T + lanes
-        in_range = pairs < P
-        rows = tl.load(rank_rows_ptr + pairs, mask=in_range, other=0).to(tl.int64)
-        logits = _rows_dot(
-            hidden_ptr, rows * row_stride, in_range, rank_weight_ptr, H, BLOCK_T, BLOCK_H, EVEN_H
-        )
-        logits += _load_scalar(rank_bias_ptr, rank_bias_value, RANK_BIAS_MODE)
-        tl.store(rank_out_ptr + pairs, logits, mask=in_range)
+    rows = tl.program_id(0).to(tl.int64) * BLOCK_T + lanes
+    in_range = rows < N
+    sentence = tl.load(sentence_ptr + rows, mask=in_range, other=-1)
+    # Ids >= S are refused by validation; masking them here keeps every atomic inside its buffer.
+    active = (sentence >= 0) & (sentence < S)
+    if PROBABILITIES:
+        probability = tl.load(probability_ptr + rows, mask=active, other=0.0).to(tl.float32)
     else:
-        rows = (pid - rank_blocks).to(tl.int64) * BLOCK_T + lanes
-        in_range = rows < N
-        sentence = tl.load(sentence_ptr + rows, mask=in_range, other=-1)
-        # Ids >= S are refused by validation; masking them here keeps every atomic inside its buffer.
-        active = (sentence >= 0) & (sentence < S)
         logits = _rows_dot(hidden_ptr, rows * row_stride, active, weight_ptr, H, BLOCK_T, BLOCK_H, EVEN_H)
         probability = tl.sigmoid(logits + _load_scalar(bias_ptr, bias_value, BIAS_MODE))
-        target = tl.where(active, sentence, 0)
-        if REDUCE == 2:
-            if THRESHOLD_MODE == 2:
-                pair = tl.load(pair_ptr + target, mask=active, other=0)
-                threshold = tl.load(threshold_ptr + pair, mask=active, other=0.0)
-            else:
-                threshold = _load_scalar(threshold_ptr, threshold_value, THRESHOLD_MODE)
-            value = (active & (probability > threshold)).to(tl.int64)
+    target = tl.where(active, sentence, 0)
+    if REDUCE == 2:
+        if THRESHOLD_MODE == 2:
+            pair = tl.load(pair_ptr + target, mask=active, other=0)
+            threshold = tl.load(threshold_ptr + pair, mask=active, other=0.0)
         else:
-            value = tl.where(active, (probability * _SCALE).to(tl.int64), 0)
-        count = active.to(tl.int64)
-        if SEGMENT_SCAN:
-            # Neighbours outside the block read as -1, so runs are cut at the block's edges.
-            previous = tl.load(sentence_ptr + rows - 1, mask=in_range & (lanes > 0), other=-1)
-            following = tl.load(
-                sentence_ptr + rows + 1, mask=(rows + 1 < N) & (lanes < BLOCK_T - 1), other=-1
-            )
-            starts = (previous != sentence).to(tl.int32)
-            if REDUCE == 1:
-                _, value, count = tl.associative_scan((starts, value, count), 0, _segmented_max)
-            else:
-                _, value, count = tl.associative_scan((starts, value, count), 0, _segmented_sum)
-            writes = active & (following != sentence)
-        else:
-            writes = active
+            threshold = _load_scalar(threshold_ptr, threshold_value, THRESHOLD_MODE)
+        value = (active & (probability > threshold)).to(tl.int64)
+    else:
+        value = tl.where(active, (probability * _SCALE).to(tl.int64), 0)
+    count = active.to(tl.int64)
+    if SEGMENT_SCAN:
+        # Neighbours outside the block read as -1, so runs are cut at the block's edges.
+        previous = tl.load(sentence_ptr + rows - 1, mask=in_range & (lanes > 0), other=-1)
+        following = tl.load(sentence_ptr + rows + 1, mask=(rows + 1 < N) & (lanes < BLOCK_T - 1), other=-1)
+        starts = (previous != sentence).to(tl.int32)
         if REDUCE == 1:
-            tl.atomic_max(value_ptr + target, value, mask=writes, sem="relaxed")
+            _, value, count = tl.associative_scan((starts, value, count), 0, _segmented_max)
         else:
-            tl.atomic_add(value_ptr + target, value, mask=writes, sem="relaxed")
-        tl.atomic_add(count_ptr + target, count, mask=writes, sem="relaxed")
+            _, value, count = tl.associative_scan((starts, value, count), 0, _segmented_sum)
+        writes = active & (following != sentence)
+    else:
+        writes = active
+    if REDUCE == 1:
+        tl.atomic_max(value_ptr + target, value, mask=writes, sem="relaxed")
+    else:
+        tl.atomic_add(value_ptr + target, value, mask=writes, sem="relaxed")
+    tl.atomic_add(count_ptr + target, count, mask=writes, sem="relaxed")
 
 
 @triton.jit(do_not_specialize=["S"])
@@ -210,7 +196,6 @@ def _sentence_pass_kernel(
     threshold_value,
     score_ptr,
     keep_ptr,
-    kept_ptr,
     S,
     REDUCE: tl.constexpr,
     THRESHOLD_MODE: tl.constexpr,
@@ -220,7 +205,6 @@ def _sentence_pass_kernel(
     in_range = sentences < S
     value = tl.load(value_ptr + sentences, mask=in_range, other=0)
     count = tl.load(count_ptr + sentences, mask=in_range, other=0)
-    pair = tl.load(pair_ptr + sentences, mask=in_range, other=0)
     denominator = tl.maximum(count, 1).to(tl.float32)
     nonempty = count > 0
     if REDUCE == 2:
@@ -231,13 +215,13 @@ def _sentence_pass_kernel(
         if REDUCE == 0:
             score = tl.math.div_rn(score, denominator)
         if THRESHOLD_MODE == 2:
+            pair = tl.load(pair_ptr + sentences, mask=in_range, other=0)
             threshold = tl.load(threshold_ptr + pair, mask=in_range, other=0.0)
         else:
             threshold = _load_scalar(threshold_ptr, threshold_value, THRESHOLD_MODE)
         keep = nonempty & (score > threshold)
     tl.store(score_ptr + sentences, score, mask=in_range)
     tl.store(keep_ptr + sentences, keep, mask=in_range)
-    tl.atomic_add(kept_ptr + pair, count, mask=in_range & keep, sem="relaxed")
 
 
 def _by_value_or_pointer(value: torch.Tensor | float, dummy: torch.Tensor) -> tuple[int, torch.Tensor, float]:
@@ -247,66 +231,60 @@ def _by_value_or_pointer(value: torch.Tensor | float, dummy: torch.Tensor) -> tu
     return (_ONE_ELEMENT if value.numel() == 1 else _PER_PAIR), value, 0.0
 
 
-def score_sentences_triton(
+def run(
     inputs: ScoringInputs, config: KernelConfig | None = None, out: SentenceScores | None = None
 ) -> SentenceScores:
-    """Run the two kernels on validated inputs.
+    """Run the two kernels on validated inputs of either entry point (CUDA tensors, or CPU ones under
+    ``TRITON_INTERPRET=1``).
 
-    ``out`` lets a check pass pre-filled (poisoned) ``scores``, ``keep`` and ``rank_logits`` buffers
-    to prove every element gets written; ``kept_tokens`` is always accumulated into fresh zeros.
+    ``config`` defaults to :func:`default_config` of the hidden size; ``out`` lets a check pass
+    pre-filled (poisoned) ``scores`` and ``keep`` buffers to prove every element gets written.
     """
-    hidden = inputs.hidden
-    num_tokens, width = hidden.shape
-    num_sentences, num_pairs = inputs.num_sentences, inputs.num_pairs
-    config = config or default_config(width)
-    device = hidden.device
+    head = inputs.head
+    num_tokens, num_sentences = inputs.num_tokens, inputs.num_sentences
+    device = inputs.device
+    config = config or default_config(head.hidden.shape[1] if head is not None else 1)
     # separate buffers keep every pointer 16-byte aligned whatever the sizes (no alignment recompiles)
     values = torch.zeros(num_sentences, dtype=torch.int64, device=device)
     counts = torch.zeros(num_sentences, dtype=torch.int64, device=device)
-    kept_tokens = torch.zeros(num_pairs, dtype=torch.int64, device=device)
-    has_rank = inputs.rank_rows is not None
     if out is None:
         scores = torch.empty(num_sentences, dtype=torch.float32, device=device)
         keep = torch.empty(num_sentences, dtype=torch.bool, device=device)
-        rank_logits = torch.empty(num_pairs, dtype=torch.float32, device=device) if has_rank else None
     else:
-        scores, keep, rank_logits = out.scores, out.keep, out.rank_logits
-
-    bias_mode, bias_ptr, bias_value = _by_value_or_pointer(inputs.token_bias, inputs.token_weight)
+        scores, keep = out.scores, out.keep
     threshold_mode, threshold_ptr, threshold_value = _by_value_or_pointer(inputs.thresholds, scores)
-    rank_bias_mode, rank_bias_ptr, rank_bias_value = _by_value_or_pointer(
-        inputs.rank_bias, inputs.token_weight
-    )
-    rank_blocks = triton.cdiv(num_pairs, config.block_tokens) if has_rank else 0
-    token_blocks = triton.cdiv(num_tokens, config.block_tokens) if num_sentences > 0 else 0
-    if rank_blocks + token_blocks > 0:
-        _token_pass_kernel[(rank_blocks + token_blocks,)](
+    if num_sentences == 0:
+        return SentenceScores(scores=scores, keep=keep)
+    if head is not None:
+        hidden, width, weight = head.hidden, head.hidden.shape[1], head.weight
+        bias_mode, bias_ptr, bias_value = _by_value_or_pointer(head.bias, weight)
+        probabilities = scores  # unread without PROBABILITIES
+    else:  # the hidden-state arguments are unread with PROBABILITIES
+        probabilities = inputs.probabilities
+        hidden, width, weight = probabilities, 1, probabilities
+        bias_mode, bias_ptr, bias_value = _BY_VALUE, probabilities, 0.0
+    token_blocks = triton.cdiv(num_tokens, config.block_tokens)
+    if token_blocks > 0:
+        _token_pass_kernel[(token_blocks,)](
             hidden,
             hidden.stride(0),
-            inputs.token_weight,
+            weight,
             bias_ptr,
             bias_value,
+            probabilities,
             inputs.sentence_ids,
             inputs.sentence_pair,
             threshold_ptr,
             threshold_value,
             values,
             counts,
-            inputs.rank_rows if has_rank else inputs.sentence_ids,
-            inputs.rank_weight if has_rank else inputs.token_weight,
-            rank_bias_ptr,
-            rank_bias_value,
-            rank_logits if has_rank else scores,
             num_tokens,
             width,
             num_sentences,
-            num_pairs,
-            rank_blocks,
             REDUCE=inputs.reduce_code,
+            PROBABILITIES=head is None,
             BIAS_MODE=bias_mode,
             THRESHOLD_MODE=threshold_mode,
-            HAS_RANK=has_rank,
-            RANK_BIAS_MODE=rank_bias_mode,
             SEGMENT_SCAN=config.segment_scan,
             BLOCK_T=config.block_tokens,
             BLOCK_H=config.block_hidden,
@@ -314,20 +292,18 @@ def score_sentences_triton(
             num_warps=config.num_warps,
             num_stages=config.num_stages,
         )
-    if num_sentences > 0:
-        _sentence_pass_kernel[(triton.cdiv(num_sentences, config.block_sentences),)](
-            values,
-            counts,
-            inputs.sentence_pair,
-            threshold_ptr,
-            threshold_value,
-            scores,
-            keep,
-            kept_tokens,
-            num_sentences,
-            REDUCE=inputs.reduce_code,
-            THRESHOLD_MODE=threshold_mode,
-            BLOCK_S=config.block_sentences,
-            num_warps=4,
-        )
-    return SentenceScores(scores=scores, keep=keep, kept_tokens=kept_tokens, rank_logits=rank_logits)
+    _sentence_pass_kernel[(triton.cdiv(num_sentences, config.block_sentences),)](
+        values,
+        counts,
+        inputs.sentence_pair,
+        threshold_ptr,
+        threshold_value,
+        scores,
+        keep,
+        num_sentences,
+        REDUCE=inputs.reduce_code,
+        THRESHOLD_MODE=threshold_mode,
+        BLOCK_S=config.block_sentences,
+        num_warps=4,
+    )
+    return SentenceScores(scores=scores, keep=keep)
