@@ -137,9 +137,11 @@ def test_parallel_row_preparation_gives_the_same_results(tiny_model_dir, monkeyp
     # while later shards are still being prepared
     with RerankPruner.load(tiny_model_dir, device="cpu", prepare_workers=2, batch_size=1) as forked:
         windows = []
-        run_pairs = forked._run_pairs
+        run_window = forked.runner._run_window
         monkeypatch.setattr(
-            forked, "_run_pairs", lambda pairs, *rest: (windows.append(pairs), run_pairs(pairs, *rest))
+            forked.runner,
+            "_run_window",
+            lambda pairs, *rest: (windows.append(pairs), run_window(pairs, *rest)),
         )
         assert forked.process("fleas", passages).to_dict() == serial.process("fleas", passages).to_dict()
         assert windows == [range(0, 8), range(8, 12)]
@@ -152,13 +154,13 @@ def test_an_error_mid_stream_leaves_the_worker_pool_usable(tiny_model_dir, monke
     passages = [f"{text} Extra sentence {i}." for i, text in enumerate(PASSAGES * 4)]
     with RerankPruner.load(tiny_model_dir, device="cpu", prepare_workers=2, batch_size=1) as forked:
         expected = forked.process("fleas", passages).to_dict()
-        run_pairs = forked._run_pairs
+        run_window = forked.runner._run_window
 
         def fail_once(*args):
-            monkeypatch.setattr(forked, "_run_pairs", run_pairs)
+            monkeypatch.setattr(forked.runner, "_run_window", run_window)
             raise RuntimeError("encoder failed")
 
-        monkeypatch.setattr(forked, "_run_pairs", fail_once)
+        monkeypatch.setattr(forked.runner, "_run_window", fail_once)
         with pytest.raises(RuntimeError, match="encoder failed"):
             forked.process("fleas", passages)
         assert forked.process("fleas", passages).to_dict() == expected
@@ -184,7 +186,7 @@ def test_progress_counts_pairs_batch_by_batch(tiny_model_dir, monkeypatch):
             updates.append(n)
 
     pruner = RerankPruner.load(tiny_model_dir, device="cpu", prepare_workers=0, batch_size=2)
-    monkeypatch.setattr(pruner, "_progress_bar", lambda pairs: nullcontext(Counter()))
+    monkeypatch.setattr(pruner.runner, "_progress_bar", lambda pairs, show: nullcontext(Counter()))
     pruner.process("fleas", [f"{text} ({i})" for i, text in enumerate(PASSAGES * 2)])
     assert updates == [2] * (len(PASSAGES * 2) // 2)
 

@@ -1,12 +1,14 @@
-"""``RerankPruner``: rerank and prune passages for one or many queries in one encoder pass per pair."""
+"""``RerankPruner``: rerank and prune passages for one or many queries in one encoder pass per pair.
+
+A thin facade over the stage runner (``ragprune.pipeline.runner``): it parses and checks the caller's
+input, deduplicates pairs, runs the pointwise pass and the list stage, and assembles the results.
+"""
 
 from __future__ import annotations
 
-import math
-import time
+import copy
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,32 +17,19 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from ragprune.devices import default_device
-from ragprune.kernels import SentenceScores, score_sentences
 from ragprune.models.encoder import RerankPruneModel
 from ragprune.normalize import INVALID_TEXT_POLICIES, is_blank, repair_text
-from ragprune.pipeline.collate import pad_rows
-from ragprune.pipeline.encoding import PairTemplate, PreparedPair, Row, padded_width
+from ragprune.pipeline.encoding import PairTemplate, PreparedPair
 from ragprune.pipeline.inputs import PassageLike, QueryLike, as_documents, as_query
+from ragprune.pipeline.list_stage import list_scores
 from ragprune.pipeline.multihop import evidence_of, expand_query, merge_hop
 from ragprune.pipeline.parallel import RowPreparer, default_workers
 from ragprune.pipeline.results import PassageResult, QueryResult, SentenceScore
+from ragprune.pipeline.runner import PairColumns, Runner, StageTimer
 from ragprune.types import Document, InputLimits, Query
 
 if TYPE_CHECKING:
     from ragprune.ranking import RankedResults
-
-PROGRESS_MIN_BATCHES = 20
-ENCODE_WINDOW_BATCHES = 8
-"""As preparation streams in, pairs are length-sorted and encoded in windows of this many times
-``batch_size`` pairs (as many batches when each pair is one row)."""
-
-
-@dataclass(frozen=True)
-class _PairOutput:
-    logit: float
-    sentence_scores: np.ndarray
-    sentence_kept: np.ndarray
-    chunks: int
 
 
 class RerankPruner:
@@ -55,6 +44,9 @@ class RerankPruner:
     Identical pairs in one call are scored once, and a pair's scores do not depend on the other pairs of
     the call (bit-identical on CPU): rows are padded to a width set by their own length and batched only
     with rows of the same width, and both heads reduce each row on its own.
+
+    The caller's ``model`` is never changed: when it must move to ``device``, change dtype (bf16 on CUDA)
+    or leave training mode, the pruner works on a copy.
     """
 
     def __init__(
@@ -76,8 +68,7 @@ class RerankPruner:
         if invalid_text not in INVALID_TEXT_POLICIES:
             raise ValueError(f"invalid_text={invalid_text!r}; use one of {INVALID_TEXT_POLICIES}")
         self.device = torch.device(device or default_device())
-        dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
-        self.model = model.to(self.device, dtype).eval()
+        self.model = _inference_model(model, self.device)
         self.tokenizer = tokenizer
         self.template = PairTemplate.from_tokenizer(tokenizer)
         self.batch_size = batch_size
@@ -92,6 +83,17 @@ class RerankPruner:
         self.stage_timer = StageTimer(self.device) if time_stages else None
         workers = default_workers(self.device.type) if prepare_workers is None else prepare_workers
         self.preparer = RowPreparer(tokenizer, self.template, self.max_length, workers)
+        self.runner = Runner(
+            self.model,
+            self.preparer,
+            device=self.device,
+            pad_id=tokenizer.pad_token_id or 0,
+            batch_size=batch_size,
+            max_length=self.max_length,
+            reduce=self.reduce,
+            scoring_backend=scoring_backend,
+            stage_timer=self.stage_timer,
+        )
 
     def close(self) -> None:
         """Stop the row-preparation worker processes, if any were started."""
@@ -259,32 +261,64 @@ class RerankPruner:
                     unique[key] = len(pairs)
                     pairs.append((qi, repair_text(doc.text), repair_text(doc.title)))
                 pair_of[qi, di] = unique[key]
-        prepared, outputs = self._run(query_ids, pairs, threshold)
-
-        results = []
-        for qi, (query, docs) in enumerate(zip(queries, documents)):
-            passage_results = []
-            for di, doc in enumerate(docs):
-                p = pair_of.get((qi, di))
-                truncated = ("query",) if query_truncated[qi] else ()
-                if p is not None and prepared[p].title_truncated:
-                    truncated += ("title",)
-                out = None if p is None else outputs[p]
-                if out is None:  # blank text, or no token the model reads
-                    passage_results.append(PassageResult(doc, di, -math.inf, 0.0, truncated=truncated))
-                    continue
-                sentences = [  # .tolist(): plain floats and bools, far cheaper than numpy scalars
-                    SentenceScore(span, score, kept)
-                    for span, score, kept in zip(
-                        prepared[p].sentences, out.sentence_scores.tolist(), out.sentence_kept.tolist()
+        prepared, columns = self.runner.run(
+            [query_ids[qi] for qi, _, _ in pairs],
+            [text for _, text, _ in pairs],
+            [title for _, _, title in pairs],
+            threshold,
+            self.progress,
+        )
+        pair_lists = [[pair_of.get((qi, di)) for di in range(len(docs))] for qi, docs in enumerate(documents)]
+        listwise = list_scores(self.model, columns, pair_lists)
+        return [
+            QueryResult(
+                query,
+                [
+                    self._passage_result(
+                        doc, di, pair_lists[qi][di], prepared, columns, listwise[qi], query_truncated[qi]
                     )
-                ]
-                probability = self.model.config.calibration.probability(out.logit)
-                passage_results.append(
-                    PassageResult(doc, di, out.logit, probability, sentences, out.chunks, truncated=truncated)
-                )
-            results.append(QueryResult(query, passage_results, query_truncated=query_truncated[qi]))
-        return results
+                    for di, doc in enumerate(docs)
+                ],
+                query_truncated=query_truncated[qi],
+            )
+            for qi, (query, docs) in enumerate(zip(queries, documents))
+        ]
+
+    def _passage_result(
+        self,
+        doc: Document,
+        index: int,
+        pair: int | None,
+        prepared: list[PreparedPair],
+        columns: PairColumns,
+        listwise: dict[str, np.ndarray],
+        query_truncated: bool,
+    ) -> PassageResult:
+        """One passage's result from the columns; a passage not encoded (blank, or no token the model reads)
+        scores ``-inf`` with probability 0 and no sentences."""
+        truncated = ("query",) if query_truncated else ()
+        if pair is not None and prepared[pair].title_truncated:
+            truncated += ("title",)
+        if pair is None or columns.chunks[pair] == 0:
+            scores = dict.fromkeys([*columns.scores, *listwise], -np.inf)
+            return PassageResult(doc, index, -np.inf, 0.0, truncated=truncated, scores=scores)
+        where = columns.sentences_of(pair)
+        sentences = [  # .tolist(): plain floats and bools, far cheaper than numpy scalars
+            SentenceScore(span, score, kept)
+            for span, score, kept in zip(
+                prepared[pair].sentences,
+                columns.sentence_scores[where].tolist(),
+                columns.sentence_kept[where].tolist(),
+            )
+        ]
+        scores = {name: float(values[pair]) for name, values in columns.scores.items()}
+        scores |= {name: float(values[index]) for name, values in listwise.items()}
+        logit = scores["rank"]
+        probability = self.model.config.calibration.probability(logit)
+        chunks = int(columns.chunks[pair])
+        return PassageResult(
+            doc, index, logit, probability, sentences, chunks, truncated=truncated, scores=scores
+        )
 
     def _query_tokens(self, queries: list[Query], truncate: bool) -> tuple[list[np.ndarray], list[bool]]:
         """Each query's token ids, cut to ``max_query_tokens`` with ``truncate``, and whether it was cut."""
@@ -311,196 +345,6 @@ class RerankPruner:
             truncated.append(len(ids) > limit)
         return query_ids, truncated
 
-    def _run(
-        self, query_ids: list[np.ndarray], pairs: list[tuple[int, str, str]], threshold: float
-    ) -> tuple[list[PreparedPair], list[_PairOutput | None]]:
-        """Prepare and encode ``(query index, text, title)`` pairs; a pair without rows gets no output."""
-        # Encode windows of prepared pairs while the workers prepare the next shards.
-        prepared: list[PreparedPair] = []
-        outputs: list[_PairOutput | None] = [None] * len(pairs)
-        window = ENCODE_WINDOW_BATCHES * self.batch_size
-        shards = self.preparer.shards(
-            [query_ids[qi] for qi, _, _ in pairs],
-            [text for _, text, _ in pairs],
-            [title for _, _, title in pairs],
-        )
-        # closing(): an error mid-stream cancels the shards still queued for the workers
-        with closing(shards), self._progress_bar(len(pairs)) as progress, torch.inference_mode():
-            encoded = 0
-            for shard in shards:
-                prepared.extend(shard)
-                if len(prepared) - encoded >= window or len(prepared) == len(pairs):
-                    self._run_pairs(range(encoded, len(prepared)), prepared, threshold, outputs, progress)
-                    encoded = len(prepared)
-        return prepared, outputs
-
-    def _progress_bar(self, pairs: int) -> AbstractContextManager:
-        show = self.progress if self.progress is not None else pairs >= PROGRESS_MIN_BATCHES * self.batch_size
-        if not show:
-            return nullcontext(_NoProgress())
-        from tqdm.auto import tqdm
-
-        return tqdm(total=pairs, desc="ragprune", unit="pair")
-
-    def _run_pairs(
-        self,
-        pair_indices: range,
-        prepared: list[PreparedPair],
-        threshold: float,
-        outputs: list[_PairOutput | None],
-        progress: _NoProgress,
-    ) -> None:
-        """Encode the given prepared pairs in batches of one padded width; fills ``outputs``.
-
-        A pair's rows are padded to the width its longest row sets (``padded_width``), so its scores do
-        not depend on its neighbours. Pairs without rows (no passage token) are counted and left ``None``.
-        """
-        rows_per_pair = {p: prepared[p].rows for p in pair_indices if prepared[p].rows}
-        widths = {
-            p: padded_width(max(len(row.input_ids) for row in rows), self.max_length)
-            for p, rows in rows_per_pair.items()
-        }
-        order = sorted(rows_per_pair, key=lambda p: (widths[p], len(rows_per_pair[p]), p))
-        sentence_counts = {p: len(prepared[p].sentences) for p in rows_per_pair}
-        if len(rows_per_pair) < len(pair_indices):
-            progress.update(len(pair_indices) - len(rows_per_pair))
-        for batch in _batches(order, rows_per_pair, widths, self.batch_size):
-            self._run_batch(batch, rows_per_pair, sentence_counts, widths[batch[0]], threshold, outputs)
-            progress.update(len(batch))
-
-    def _run_batch(
-        self,
-        batch: list[int],
-        rows_per_pair: dict[int, list[Row]],
-        sentence_counts: dict[int, int],
-        width: int,
-        threshold: float,
-        outputs: list[_PairOutput | None],
-    ) -> None:
-        rows = [row for p in batch for row in rows_per_pair[p]]
-        row_pair = np.asarray([i for i, p in enumerate(batch) for _ in rows_per_pair[p]])
-        sentence_offset = np.concatenate([[0], np.cumsum([sentence_counts[p] for p in batch])])
-        padded = pad_rows(rows, self.tokenizer.pad_token_id or 0, width, sentence_offset[row_pair])
-
-        timer = self.stage_timer or StageTimer.disabled
-        with timer("encoder"):
-            hidden = self.model.encode(
-                self._to_device(padded.input_ids),
-                self._to_device(padded.attention_mask),
-                self._to_device(padded.token_type_ids),
-            )
-        with timer("scoring"):
-            scored, rank_logits = self._score_hidden(
-                hidden, padded.sentence_ids, batch, sentence_counts, threshold
-            )
-        scores = scored.scores.float().cpu().numpy()
-        kept = scored.keep.cpu().numpy()
-        pair_logits = np.full(len(batch), -np.inf)
-        np.maximum.at(pair_logits, row_pair, rank_logits.cpu().numpy())
-        for i, p in enumerate(batch):
-            a, b = sentence_offset[i], sentence_offset[i + 1]
-            outputs[p] = _PairOutput(float(pair_logits[i]), scores[a:b], kept[a:b], len(rows_per_pair[p]))
-
-    def _score_hidden(
-        self,
-        hidden: torch.Tensor,
-        sentence_ids: np.ndarray,
-        batch: list[int],
-        sentence_counts: dict[int, int],
-        threshold: float,
-    ) -> tuple[SentenceScores, torch.Tensor]:
-        """Everything after the encoder: rank logits per row and sentence decisions per pair."""
-        rank_logits = self.model.head("rank")(hidden[:, 0]).float()
-        sentence_pair = np.repeat(np.arange(len(batch)), [sentence_counts[p] for p in batch])
-        weight, bias = self.model.head("token").linear_map()
-        scored = score_sentences(
-            hidden,
-            weight,
-            bias,
-            self._to_device(sentence_ids),
-            self._to_device(sentence_pair),
-            threshold,
-            reduce=self.reduce,
-            num_pairs=len(batch),
-            backend=self.scoring_backend,
-            validate=False,
-        )
-        return scored, rank_logits
-
-    def _to_device(self, array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(array).to(self.device, non_blocking=True)
-
-
-class StageTimer:
-    """Accumulates the device time of pipeline stages (CUDA events on GPU, wall clock on CPU).
-
-    Used by the benchmarks to report the share of ``process`` time spent after the encoder.
-    """
-
-    disabled: StageTimer
-
-    def __init__(self, device: torch.device | None) -> None:
-        self.device = device
-        self._events: dict[str, list] = {}
-
-    @contextmanager
-    def __call__(self, stage: str):
-        if self.device is None:
-            yield
-            return
-        if self.device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            yield
-            end.record()
-            self._events.setdefault(stage, []).append((start, end))
-        else:
-            begin = time.perf_counter()
-            yield
-            self._events.setdefault(stage, []).append(time.perf_counter() - begin)
-
-    def milliseconds(self) -> dict[str, float]:
-        """Total time per stage so far, in milliseconds."""
-        if self.device is not None and self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            return {k: sum(a.elapsed_time(b) for a, b in v) for k, v in self._events.items()}
-        return {k: 1000.0 * sum(v) for k, v in self._events.items()}
-
-    def reset(self) -> None:
-        self._events.clear()
-
-
-StageTimer.disabled = StageTimer(None)
-
-
-def _batches(
-    order: list[int], rows_per_pair: dict[int, list[Row]], widths: dict[int, int], batch_size: int
-) -> list[list[int]]:
-    """Consecutive pairs of ``order`` grouped so a batch holds at most ``batch_size`` rows, all of one width.
-
-    A pair's chunks always share a batch, so sentences cut across chunks are reduced in one launch.
-    """
-    batches: list[list[int]] = []
-    current: list[int] = []
-    rows = 0
-    for p in order:
-        n = len(rows_per_pair[p])
-        if current and (rows + n > batch_size or widths[p] != widths[current[0]]):
-            batches.append(current)
-            current, rows = [], 0
-        current.append(p)
-        rows += n
-    if current:
-        batches.append(current)
-    return batches
-
-
-class _NoProgress:
-    """What ``process`` needs of a progress bar (``tqdm`` has it too): counting pairs done."""
-
-    def update(self, n: int) -> None:
-        """Progress is not shown."""
-
 
 def _order(result: QueryResult, reorder: bool, top_k: int | None) -> QueryResult:
     by_score = sorted(result.passages, key=lambda r: (-r.logit, r.index))
@@ -510,3 +354,11 @@ def _order(result: QueryResult, reorder: bool, top_k: int | None) -> QueryResult
     if top_k is not None:
         passages = by_score[:top_k] if reorder else [p for p in passages if p.rank <= top_k]
     return replace(result, passages=passages)
+
+
+def _inference_model(model: RerankPruneModel, device: torch.device) -> RerankPruneModel:
+    """``model`` on ``device`` in eval mode and the device's dtype (bf16 on CUDA, fp32 elsewhere); a copy
+    when any of that differs, so the caller's model is left as it was."""
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    ready = not model.training and all(p.device == device and p.dtype == dtype for p in model.parameters())
+    return model if ready else copy.deepcopy(model).to(device, dtype).eval()

@@ -41,8 +41,11 @@ class PassageResult:
     (cut at sentence boundaries, score = the best piece's, sentence decisions merged).
     ``truncated`` names what was cut to fit the window (``"query"``, ``"title"``; see ``InputLimits``);
     the passage text itself never is.
+    ``scores`` holds one value per scoring head of the model (``"rank"``: the relevance logit, equal to
+    ``logit``; list-level heads such as ``"listwise"`` when the model has them), so no head's score
+    overwrites another's.
     Passages without a visible character (or without a token the model reads) are not encoded:
-    logit ``-inf``, probability 0, no sentences, nothing kept.
+    logit ``-inf`` (every score too), probability 0, no sentences, nothing kept.
     """
 
     document: Document
@@ -53,6 +56,7 @@ class PassageResult:
     chunks: int = 0
     rank: int = 0
     truncated: tuple[str, ...] = ()
+    scores: dict[str, float] = field(default_factory=dict)
 
     @property
     def kept_spans(self) -> list[Span]:
