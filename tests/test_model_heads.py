@@ -151,3 +151,37 @@ def test_folders_in_the_older_layout_still_load(tiny_model_dir, tmp_path):
     batch = _batch(tokenizer)
     with torch.no_grad():
         torch.testing.assert_close(model(**batch)["rank"], again(**batch)["rank"])
+
+
+class MlpTokenHead(Head):
+    """A token head that is not one linear map, so the pipeline reduces its probabilities."""
+
+    reads = "tokens"
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.hidden = torch.nn.Linear(hidden_size, 8)
+        self.out = torch.nn.Linear(8, 1)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.tanh(self.hidden(hidden))).squeeze(-1)
+
+
+def test_a_non_linear_token_head_prunes_through_the_reduction_kernel(tiny_model_dir, tmp_path):
+    from ragprune.pipeline import RerankPruner
+
+    base, tokenizer = load_model(tiny_model_dir)
+    heads = {"rank": HeadSpec("rank"), "token": HeadSpec("test_model_heads:MlpTokenHead")}
+    torch.manual_seed(5)
+    model = RerankPruneModel(base.backbone_config, RerankPruneConfig(max_length=64, threshold=0.5, heads=heads))
+    model.save_pretrained(tmp_path / "mlp", tokenizer)
+    passage = "A flea is an insect. It jumps far. Paris is in France."
+    with RerankPruner.load(tmp_path / "mlp", device="cpu") as pruner:
+        result = pruner.process("fleas", [passage]).passages[0]
+        batch = tokenizer(["fleas"], [passage], return_tensors="pt")
+        with torch.no_grad():
+            keep = torch.sigmoid(pruner.model(**batch)["token"])[0]
+    first = result.sentences[0].span  # "A flea is an insect."
+    tokens = {batch.char_to_token(0, i, sequence_index=1) for i in range(first.start, first.end)} - {None}
+    assert result.sentences[0].score == pytest.approx(float(keep[sorted(tokens)].mean()), abs=1e-5)
+    assert [s.kept for s in result.sentences] == [s.score > 0.5 for s in result.sentences]

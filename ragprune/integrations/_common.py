@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from ragprune.fusion import Fusion
     from ragprune.pipeline.process import RerankPruner
     from ragprune.ranking import RankedDocument, RankedResults
+    from ragprune.rerankers.base import Reranker
 
 SCORE_KEY = "ragprune_score"
 ORIGINAL_TEXT_KEY = "ragprune_original_text"
@@ -42,7 +43,7 @@ def shipped_pruner() -> RerankPruner:
 
 
 def rank_texts(
-    pruner: RerankPruner,
+    pruner: Reranker,
     query: str,
     texts: Sequence[str],
     *,

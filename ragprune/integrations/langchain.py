@@ -22,7 +22,7 @@ from ragprune.integrations._common import (
     retriever_scores,
     shipped_pruner,
 )
-from ragprune.pipeline.process import RerankPruner
+from ragprune.rerankers.base import Reranker
 
 
 class RagpruneCompressor(BaseDocumentCompressor):
@@ -40,8 +40,9 @@ class RagpruneCompressor(BaseDocumentCompressor):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    pruner: RerankPruner | None = Field(default=None, exclude=True, repr=False)
-    """The loaded model, e.g. ``RerankPruner.load("path")``; None: the shipped model, loaded on first use."""
+    pruner: Reranker | None = Field(default=None, exclude=True, repr=False)
+    """The loaded model, e.g. ``RerankPruner.load("path")`` (any ``ragprune.rerankers.Reranker``); None: the
+    shipped model, loaded on first use."""
     top_n: int | None = Field(default=None, ge=1)
     """Keep at most this many documents (None: all)."""
     score_threshold: float | None = Field(default=None, ge=0.0, le=1.0)

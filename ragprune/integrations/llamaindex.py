@@ -21,7 +21,7 @@ from ragprune.integrations._common import (
     retriever_scores,
     shipped_pruner,
 )
-from ragprune.pipeline.process import RerankPruner
+from ragprune.rerankers.base import Reranker
 from ragprune.types import json_float
 
 RETRIEVAL_SCORE_KEY = "ragprune_retrieval_score"
@@ -43,8 +43,9 @@ class RagprunePostprocessor(BaseNodePostprocessor):
     runs the model in a worker thread.
     """
 
-    pruner: RerankPruner | None = Field(default=None, exclude=True, repr=False)
-    """The loaded model, e.g. ``RerankPruner.load("path")``; None: the shipped model, loaded on first use."""
+    pruner: Reranker | None = Field(default=None, exclude=True, repr=False)
+    """The loaded model, e.g. ``RerankPruner.load("path")`` (any ``ragprune.rerankers.Reranker``); None: the
+    shipped model, loaded on first use."""
     top_n: int | None = Field(default=None, ge=1)
     """Keep at most this many nodes (None: all)."""
     score_threshold: float | None = Field(default=None, ge=0.0, le=1.0)

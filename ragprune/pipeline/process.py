@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,17 +21,18 @@ from ragprune.pipeline.encoding import PairTemplate, PreparedPair
 from ragprune.pipeline.inputs import PassageLike, QueryLike, as_documents, as_query
 from ragprune.pipeline.list_stage import list_scores
 from ragprune.pipeline.multihop import evidence_of, expand_query, merge_hop
+from ragprune.pipeline.order import order_passages
 from ragprune.pipeline.parallel import RowPreparer, default_workers
 from ragprune.pipeline.results import PassageResult, QueryResult, SentenceScore
 from ragprune.pipeline.runner import PairColumns, Runner, StageTimer
+from ragprune.rerankers.base import Reranker
 from ragprune.types import Document, InputLimits, Query
 
-if TYPE_CHECKING:
-    from ragprune.ranking import RankedResults
 
-
-class RerankPruner:
-    """Scores (query, passage) pairs for reranking and keeps the sentences that answer the query.
+class RerankPruner(Reranker):
+    """The shared-encoder backend: scores (query, passage) pairs for reranking and keeps the sentences that
+    answer the query. ``rank``, ``prune``, ``predict``, ``rank_async`` and ``as_langchain_compressor`` come
+    from :class:`~ragprune.rerankers.Reranker`.
 
     One forward pass per pair (per chunk for passages longer than the window) gives both the
     relevance logit and the per-sentence keep decisions. Pairs are grouped by padded length and batched
@@ -174,48 +173,8 @@ class RerankPruner:
         results = self._score(parsed_queries, documents, threshold, truncate)
         if hops == 2:
             results = self._second_hop(results, threshold, hop_passages)
-        ordered = [_order(result, reorder, top_k) for result in results]
+        ordered = [order_passages(result, reorder, top_k) for result in results]
         return ordered[0] if single else ordered
-
-    def rank(self, query: QueryLike, docs: Sequence[PassageLike], **options: Any) -> RankedResults:
-        """Rerank ``docs`` for one query, best first (``CrossEncoder.rank`` / ``rerankers`` shape).
-
-        ``options`` are those of :func:`ragprune.ranking.rank`: ``top_k``, ``doc_ids``, ``metadata``,
-        ``truncate``, ``first_stage_scores``, ``fusion``.
-        """
-        from ragprune.ranking import rank
-
-        return rank(self, query, docs, **options)
-
-    async def rank_async(
-        self, query: QueryLike, docs: Sequence[PassageLike], **options: Any
-    ) -> RankedResults:
-        """:meth:`rank` in a worker thread, so an event loop keeps serving (``rerankers``' ``rank_async``)."""
-        from ragprune.ranking import rank_async
-
-        return await rank_async(self, query, docs, **options)
-
-    def prune(self, query: QueryLike, docs: Sequence[PassageLike], **options: Any) -> RankedResults:
-        """Rerank and prune ``docs`` for one query; each result carries its kept spans and pruned text.
-
-        ``options`` are those of :func:`ragprune.ranking.prune` (:meth:`rank`'s and ``threshold``).
-        """
-        from ragprune.ranking import prune
-
-        return prune(self, query, docs, **options)
-
-    def predict(self, pairs: Sequence[tuple[str, str]], **options: Any) -> Any:
-        """One relevance score per (query, passage) pair (sentence-transformers ``CrossEncoder.predict``);
-        see :func:`ragprune.ranking.predict`."""
-        from ragprune.ranking import predict
-
-        return predict(self, pairs, **options)
-
-    def as_langchain_compressor(self, k: int | None = None, **options: Any) -> Any:
-        """A LangChain ``RagpruneCompressor`` on this model keeping the ``k`` best (``rerankers``' name)."""
-        from ragprune.ranking import as_langchain_compressor
-
-        return as_langchain_compressor(self, k=k, **options)
 
     # ---- scoring ------------------------------------------------------------------------------
 
@@ -344,16 +303,6 @@ class RerankPruner:
             query_ids.append(np.asarray(ids[:limit], dtype=np.int64))
             truncated.append(len(ids) > limit)
         return query_ids, truncated
-
-
-def _order(result: QueryResult, reorder: bool, top_k: int | None) -> QueryResult:
-    by_score = sorted(result.passages, key=lambda r: (-r.logit, r.index))
-    for rank, passage in enumerate(by_score, start=1):
-        passage.rank = rank
-    passages = by_score if reorder else result.passages
-    if top_k is not None:
-        passages = by_score[:top_k] if reorder else [p for p in passages if p.rank <= top_k]
-    return replace(result, passages=passages)
 
 
 def _inference_model(model: RerankPruneModel, device: torch.device) -> RerankPruneModel:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ragprune.data import DataMismatchError, ranked_items
 from ragprune.fusion import DEFAULT_FUSION, Fusion, best_first, parse_fusion
-from ragprune.pipeline.process import RerankPruner
 from ragprune.pipeline.results import QueryResult
 from ragprune.types import Document, Query
+
+if TYPE_CHECKING:
+    from ragprune.rerankers.base import Reranker
 
 
 @dataclass
@@ -27,7 +30,7 @@ class RerankedRun:
 
 
 def rerank_run(
-    pruner: RerankPruner,
+    pruner: Reranker,
     queries: Mapping[str, str],
     run: Mapping[str, Mapping[str, float]],
     corpus: Mapping[str, Document],

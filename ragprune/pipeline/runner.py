@@ -5,7 +5,8 @@ Stages, each with one job:
 1. **prepare** (pure, in worker processes: ``ragprune.pipeline.parallel``): tokens, rows, sentences;
 2. **encode**: rows of one padded width per batch (``pad_rows``), one encoder pass;
 3. **heads**: every ``"cls"`` head per row, the token head's sentence scores and keep flags per pair
-   (the fused kernel when the head is a linear map, the reduction-only kernel otherwise);
+   (the fused kernel when the head is a linear map, its probabilities and the reduction-only kernel
+   otherwise);
 4. **collect** into :class:`PairColumns`: one entry per pair, sentences of all pairs in one flat array.
 
 The list stage (heads that read one query's candidates) and the assembly of result objects run on these
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ragprune.kernels import SentenceScores, score_sentences
+from ragprune.kernels import SentenceScores, reduce_sentences, score_sentences
 from ragprune.models.encoder import RerankPruneModel
 from ragprune.pipeline.collate import pad_rows
 from ragprune.pipeline.encoding import PreparedPair, Row, padded_width
@@ -194,20 +195,17 @@ class Runner:
         self, hidden: torch.Tensor, sentence_ids: np.ndarray, sentence_counts: list[int], threshold: float
     ) -> SentenceScores:
         """The token head's sentence scores and keep flags for every pair of the batch."""
-        sentence_pair = np.repeat(np.arange(len(sentence_counts)), sentence_counts)
-        weight, bias = self.model.head("token").linear_map()
-        return score_sentences(
-            hidden,
-            weight,
-            bias,
-            self._to_device(sentence_ids),
-            self._to_device(sentence_pair),
-            threshold,
-            reduce=self.reduce,
-            num_pairs=len(sentence_counts),
-            backend=self.scoring_backend,
-            validate=False,
-        )
+        sentence_pair = self._to_device(np.repeat(np.arange(len(sentence_counts)), sentence_counts))
+        head = self.model.head("token")
+        linear = head.linear_map()
+        options = {"reduce": self.reduce, "num_pairs": len(sentence_counts), "backend": self.scoring_backend}
+        if linear is None:  # any other token head: its probabilities, reduced per sentence
+            probabilities = torch.sigmoid(head(hidden).float())
+            ids = self._to_device(sentence_ids)
+            return reduce_sentences(probabilities, ids, sentence_pair, threshold, **options, validate=False)
+        weight, bias = linear
+        ids = self._to_device(sentence_ids)
+        return score_sentences(hidden, weight, bias, ids, sentence_pair, threshold, **options, validate=False)
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array).to(self.device, non_blocking=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+import torch
 from torch import nn
 
 Reads = Literal["cls", "tokens", "candidates"]
@@ -25,3 +26,10 @@ class Head(nn.Module):
     """
 
     reads: ClassVar[Reads]
+
+    def linear_map(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(weight [H], bias [])`` for a ``"tokens"`` head that is one linear map ``hidden @ weight + b``:
+        the fused sentence-scoring kernel then computes it in place of the head. ``None`` (the default): the
+        pipeline calls the head and reduces its ``sigmoid`` probabilities (``kernels.reduce_sentences``).
+        """
+        return None

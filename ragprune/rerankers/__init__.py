@@ -1,0 +1,30 @@
+"""Reranking backends behind one interface (:class:`Reranker`); each backend loads lazily.
+
+- :class:`~ragprune.pipeline.process.RerankPruner` (also ``SharedEncoderReranker``): the shared encoder that
+  reranks and prunes in one pass;
+- :class:`~ragprune.rerankers.bi_encoder.BiEncoderReranker`: bi-encoder cosine, the free baseline.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ragprune.rerankers.base import Reranker
+
+_LAZY = {
+    "SharedEncoderReranker": ("ragprune.pipeline.process", "RerankPruner"),
+    "RerankPruner": ("ragprune.pipeline.process", "RerankPruner"),
+    "BiEncoderReranker": ("ragprune.rerankers.bi_encoder", "BiEncoderReranker"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'ragprune.rerankers' has no attribute {name!r}")
+    import importlib
+
+    module, attribute = _LAZY[name]
+    return getattr(importlib.import_module(module), attribute)
+
+
+__all__ = ["BiEncoderReranker", "RerankPruner", "Reranker", "SharedEncoderReranker"]
