@@ -1,4 +1,5 @@
-"""Unit tests for the pure helpers of training/build_data.py (no models, no shared data)."""
+"""Unit tests for the pure helpers of training/build_data.py and the teacher ensembles it uses
+(``ragprune.training.ensembles``); no models, no shared data."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ragprune.training.ensembles import combine, rrf, zscore
 from ragprune.types import Span
 
 _SCRIPT = Path(__file__).resolve().parents[1] / "training" / "build_data.py"
@@ -105,19 +107,21 @@ def test_held_out_is_deterministic_and_near_share(bd):
     assert picks != [bd.held_out(f"nq:{i}", seed=14, share=0.1) for i in range(5000)]
 
 
-def test_combine_z_and_rrf(bd):
+def test_combine_z_and_rrf():
     feats = {"mpnet": np.array([0.9, 0.5, 0.1]), "minilm": np.array([0.2, 0.6, 0.4])}
-    z = bd.combine(("z", {"mpnet": 1, "minilm": 1}), feats)
-    expected = (bd.zscore(feats["mpnet"]) + bd.zscore(feats["minilm"])) / 2
+    z = combine(("z", {"mpnet": 1, "minilm": 1}), feats)
+    expected = (zscore(feats["mpnet"]) + zscore(feats["minilm"])) / 2
     np.testing.assert_allclose(z, expected)
     assert np.isclose(z.mean(), 0.0)
-    fused = bd.combine(("rrf", {"mpnet": 1, "minilm": 1}), feats)
+    fused = combine(("rrf", {"mpnet": 1, "minilm": 1}), feats)
     np.testing.assert_allclose(fused, [(1 / 61 + 1 / 63) / 2, (1 / 62 + 1 / 61) / 2, (1 / 63 + 1 / 62) / 2])
-    assert bd.combine(("raw", {"mpnet": 1.0}), feats) is feats["mpnet"]
+    assert combine(("raw", {"mpnet": 1.0}), feats) is feats["mpnet"]
+    with pytest.raises(ValueError, match="unknown ensemble kind"):
+        combine(("max", {"mpnet": 1.0}), feats)
 
 
-def test_rrf_breaks_ties_by_position(bd):
-    np.testing.assert_allclose(bd.rrf(np.array([1.0, 1.0, 2.0])), [1 / 62, 1 / 63, 1 / 61])
+def test_rrf_breaks_ties_by_position():
+    np.testing.assert_allclose(rrf(np.array([1.0, 1.0, 2.0])), [1 / 62, 1 / 63, 1 / 61])
 
 
 def test_normalise_query_ignores_case_and_punctuation(bd):

@@ -15,6 +15,8 @@ from tiny_models import tiny_encoder_config
 
 from ragprune.models import RerankPruneModel
 from ragprune.pipeline import RerankPruner
+from ragprune.training.config import ROUND_THRESHOLDS, TrainConfig
+from ragprune.training.labels import sentence_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSAGES = {
@@ -126,21 +128,25 @@ def test_training_smoke_run_saves_a_loadable_model_and_resumes(tiny_training_dat
     assert np.isfinite(calibration.scale) and np.isfinite(calibration.bias)
     scale, bias = pruner.model.config.provenance.sentence_calibration
     assert np.isfinite(scale) and np.isfinite(bias)
-    assert pruner.threshold in train.ROUND_THRESHOLDS + (0.0,)
+    assert pruner.threshold in ROUND_THRESHOLDS + (0.0,)
+    # the whole configuration travels with the model: a file beside the weights and the provenance
+    config = TrainConfig.load(out / "model")
+    assert config == train.parse_args(argv)
+    assert config.backbone == backbone and config.max_steps == 2 and config.group_size == 3
+    assert pruner.model.config.provenance.train_config == config.to_dict()
     resumed = train.main(argv)  # the checkpoint is at max-steps already: resumes, trains nothing more
     assert resumed["history"][: len(summary["history"])] == summary["history"]
 
 
 def test_silver_labels_follow_the_best_sentence():
-    train = _load_script("train")
     from ragprune.pipeline.encoding import TokenizedPassage
     from ragprune.types import Span
 
     passage = TokenizedPassage(None, None, [Span(0, 5), Span(6, 10), Span(11, 20)], 0)
-    labels = train.sentence_labels(passage, None, [0.2, 0.55, 0.5], relevant=True, margin=0.1)
+    labels = sentence_labels(passage, None, [0.2, 0.55, 0.5], relevant=True, margin=0.1)
     assert labels.tolist() == [0.0, 1.0, 1.0]
-    assert train.sentence_labels(passage, None, [0.2, 0.55, 0.5], relevant=False, margin=0.1).sum() == 0
-    gold = train.sentence_labels(passage, [[6, 10]], None, relevant=True, margin=0.1)
+    assert sentence_labels(passage, None, [0.2, 0.55, 0.5], relevant=False, margin=0.1).sum() == 0
+    gold = sentence_labels(passage, [[6, 10]], None, relevant=True, margin=0.1)
     assert gold.tolist() == [0.0, 1.0, 0.0]
 
 

@@ -30,7 +30,6 @@ import json
 import logging
 import random
 import re
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -39,12 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # data_files.py beside this file
-
-from data_files import write_jsonl_gz  # noqa: E402
-
-from ragprune.data import (  # noqa: E402
+from ragprune.data import (
     PruningExample,
     TrecDLSet,
     data_root,
@@ -53,11 +47,15 @@ from ragprune.data import (  # noqa: E402
     read_pruning_jsonl,
     read_topics,
 )
-from ragprune.data.files import numbered_lines  # noqa: E402
-from ragprune.evaluation import evaluate_run, paired_test  # noqa: E402
-from ragprune.evaluation.pruning import context_text  # noqa: E402
-from ragprune.text import split_sentences  # noqa: E402
-from ragprune.types import Span  # noqa: E402
+from ragprune.data.files import numbered_lines
+from ragprune.evaluation import paired_test
+from ragprune.evaluation.pruning import context_text
+from ragprune.text import split_sentences
+from ragprune.training.ensembles import Spec, combine
+from ragprune.training.files import r3, write_jsonl_gz
+from ragprune.training.labels import GOLD_SHARE, covered_share
+from ragprune.training.validation import RankingValidator, ValidationQuery
+from ragprune.types import Span
 
 LOG = logging.getLogger("build_data")
 
@@ -81,7 +79,6 @@ RELEVANT_CONTEXT: dict[str, Callable[[list[int]], bool]] = {
     "wikiqa": lambda gold: bool(gold),  # the paragraph answers iff a sentence does
     "trecqa": lambda gold: False,  # a list of unrelated candidate sentences: only gold windows answer
 }
-RRF_K = 60
 
 
 # --------------------------------------------------------------------------------------------------
@@ -330,21 +327,11 @@ def bm25_candidates(
 # --------------------------------------------------------------------------------------------------
 
 
-def zscore(x: np.ndarray) -> np.ndarray:
-    return (x - x.mean()) / (x.std() + 1e-6)
-
-
-def rrf(x: np.ndarray) -> np.ndarray:
-    order = np.lexsort((np.arange(len(x)), -x))
-    ranks = np.empty(len(x))
-    ranks[order] = np.arange(1, len(x) + 1)
-    return 1.0 / (RRF_K + ranks)
-
-
-def ensemble_specs(features: list[str]) -> dict[str, tuple[str, dict[str, float]]]:
-    """Candidate teachers: name -> (combination, weights). ``z``: weighted mean of per-query z-scores;
-    ``rrf``: reciprocal-rank fusion; ``raw``: the single feature as is."""
-    specs: dict[str, tuple[str, dict[str, float]]] = {f: ("raw", {f: 1.0}) for f in features}
+def ensemble_specs(features: list[str]) -> dict[str, Spec]:
+    """Candidate teachers: name -> (combination, weights) for ``ragprune.training.ensembles.combine``.
+    ``z``: weighted mean of per-query z-scores; ``rrf``: reciprocal-rank fusion; ``raw``: the single
+    feature as is."""
+    specs: dict[str, Spec] = {f: ("raw", {f: 1.0}) for f in features}
     specs["z(mpnet+minilm)"] = ("z", {"mpnet": 1, "minilm": 1})
     specs["z(mpnet+0.5minilm)"] = ("z", {"mpnet": 1, "minilm": 0.5})
     for w in (0.1, 0.2, 0.3, 0.5):
@@ -364,27 +351,11 @@ def ensemble_specs(features: list[str]) -> dict[str, tuple[str, dict[str, float]
     return specs
 
 
-def combine(spec: tuple[str, dict[str, float]], feats: dict[str, np.ndarray]) -> np.ndarray:
-    kind, weights = spec
-    if kind == "raw":
-        (name,) = weights
-        return feats[name]
-    transform = zscore if kind == "z" else rrf
-    total = sum(weights.values())
-    return sum(w * transform(feats[name]) for name, w in weights.items()) / total
-
-
-def dl21_ndcg10(groups: list[Group], scores: dict[str, np.ndarray]) -> dict[str, float]:
-    """Per-query nDCG@10 (project evaluation, ir-measures) of reranking each validation run by *scores*."""
-    qrels = {g.qid: g.qrels for g in groups}
-    run = {g.qid: dict(zip(g.docnos, scores[g.qid].tolist(), strict=True)) for g in groups}
-    return evaluate_run(qrels, run, ["nDCG@10"]).per_query["nDCG@10"]
-
-
-def covered(span: Span, gold: list[Span]) -> float:
-    """Share of *span*'s characters that lie inside the gold spans."""
-    inside = sum(max(0, min(span.end, g.end) - max(span.start, g.start)) for g in gold)
-    return inside / max(1, len(span))
+def dl21_validator(groups: list[Group]) -> RankingValidator:
+    """The DL21 validator over every qrel of the validation runs, documents keyed by ``docno``."""
+    return RankingValidator(
+        [ValidationQuery(g.qid, g.query, tuple(g.candidates), tuple(g.docnos), dict(g.qrels)) for g in groups]
+    )
 
 
 def silver_quality(
@@ -399,7 +370,8 @@ def silver_quality(
         for i, pid in enumerate(group.candidates):
             if pid not in group.gold:
                 continue
-            is_gold = np.array([covered(s, group.gold[pid]) >= 0.5 for s in spans_of[pid]])
+            gold = [(g.start, g.end) for g in group.gold[pid]]
+            is_gold = np.array([covered_share((s.start, s.end), gold) >= GOLD_SHARE for s in spans_of[pid]])
             if not is_gold.any():
                 uncovered[group.source] += 1
                 continue
@@ -441,12 +413,6 @@ def window_checks(
 # --------------------------------------------------------------------------------------------------
 # Output helpers
 # --------------------------------------------------------------------------------------------------
-
-
-def r3(x: float) -> float:
-    """Scores are written with 3 decimals: 1e-3 is ~1% of a query's cosine spread, and the files stay
-    small enough to travel to the GPU with the model."""
-    return round(float(x), 3)
 
 
 def candidate_labels(group: Group) -> list[int | None]:
@@ -522,8 +488,9 @@ def main() -> int:
         format="%(asctime)s %(name)s %(message)s",
         handlers=[logging.FileHandler(out / "log.txt"), logging.StreamHandler()],
     )
-    import teachers
     import torch
+
+    from ragprune.training import teachers
 
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -641,9 +608,10 @@ def main() -> int:
 
     # DL21 validation table and the teacher choice (DL19/DL20 are never looked at here).
     specs = ensemble_specs(sorted(feats[valid[0].qid]))
-    per_query = {"bm25 (official run)": dl21_ndcg10(valid, {g.qid: np.array(g.bm25_given) for g in valid})}
+    validator = dl21_validator(valid)
+    per_query = {"bm25 (official run)": validator.evaluate({g.qid: g.bm25_given for g in valid}).per_query}
     for name, spec in specs.items():
-        per_query[name] = dl21_ndcg10(valid, {g.qid: combine(spec, feats[g.qid]) for g in valid})
+        per_query[name] = validator.evaluate({g.qid: combine(spec, feats[g.qid]) for g in valid}).per_query
     table = {name: float(np.mean(list(values.values()))) for name, values in per_query.items()}
     for name, value in table.items():
         LOG.info("DL21 nDCG@10  %-48s %.4f", name, value)

@@ -31,17 +31,15 @@ from __future__ import annotations
 import argparse
 import logging
 import random
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts beside this file
+import numpy as np
 
-import numpy as np  # noqa: E402
-import teachers  # noqa: E402
-from build_data import combine, r3  # noqa: E402
-from data_files import copy_data_files, read_jsonl, write_jsonl_gz  # noqa: E402
-
-from ragprune.text import split_sentences  # noqa: E402
+from ragprune.text import split_sentences
+from ragprune.training import teachers
+from ragprune.training.config import TrainConfig
+from ragprune.training.ensembles import combine
+from ragprune.training.files import copy_data_files, r3, read_jsonl, write_jsonl_gz
 
 LOG = logging.getLogger("build_ict")
 TEACHER = ("z", {"mpnet": 1.0, "bm25": 0.1})
@@ -77,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=8000)
     parser.add_argument("--depth", type=int, default=30, help="BM25 candidates per pseudo-query")
     parser.add_argument("--cache", type=Path, default=Path(".cache/teacher-emb"))
-    parser.add_argument("--silver-min-cos", type=float, default=0.5, help="as in train.py")
+    parser.add_argument(
+        "--silver-min-cos", type=float, default=TrainConfig.default("silver_min_cos"), help="as in train.py"
+    )
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     query_texts = [q for _, q in queries]
     embeddings = {}
     for name in teachers.TEACHERS:  # cached by build_data.py; anything missing is encoded (and cached)
-        model = _LazyTeacher(name)
+        model = teachers.LazyTeacher(name)
         embeddings[name, "query"] = teachers.encode_cached(
             model, query_texts, teachers.EmbeddingCache(args.cache / f"{name}-sentences"), label=f"{name} q"
         )
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             silver.append((i, qid, pids[top]))
     sentence_texts = [texts[pid][s.start : s.end] for _, _, pid in silver for s in spans_of[pid]]
     vectors = teachers.encode_cached(
-        _LazyTeacher("minilm"),
+        teachers.LazyTeacher("minilm"),
         sentence_texts,
         teachers.EmbeddingCache(args.cache / "minilm-sentences"),
         label="minilm silver sentences",
@@ -179,18 +179,6 @@ def main(argv: list[str] | None = None) -> int:
     for name, extra in (("groups", groups), ("sentences", sentence_records)):
         write_jsonl_gz(args.out / f"{name}.jsonl.gz", read_jsonl(args.data / f"{name}.jsonl.gz") + extra)
     return 0
-
-
-class _LazyTeacher:
-    """Loads a teacher model on first use, so a fully cached run never loads MPNet."""
-
-    def __init__(self, name: str) -> None:
-        self.name, self._model = name, None
-
-    def encode(self, *args, **kwargs) -> np.ndarray:
-        if self._model is None:
-            self._model = teachers.load_teacher(self.name)
-        return self._model.encode(*args, **kwargs)
 
 
 if __name__ == "__main__":

@@ -34,17 +34,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # data_files.py beside this file
-
-from data_files import read_jsonl, write_jsonl_gz  # noqa: E402
-
-from ragprune.pipeline.multihop import expand_query  # noqa: E402
-from ragprune.training.labels import GOLD_SHARE, covered_share  # noqa: E402
+from ragprune.pipeline.multihop import expand_query
+from ragprune.training.files import read_jsonl, write_jsonl_gz
+from ragprune.training.labels import GOLD_SHARE, covered_share
 
 POSITIONS = ("first", "middle", "last")
 MAX_CHARS = 900

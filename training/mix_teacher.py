@@ -19,37 +19,34 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts beside this file
+import numpy as np
 
-import numpy as np  # noqa: E402
-from build_data import zscore  # noqa: E402
-from data_files import copy_data_files, read_jsonl, write_jsonl_gz  # noqa: E402
-
-from ragprune.evaluation import evaluate_run  # noqa: E402
+from ragprune.training.ensembles import zscore
+from ragprune.training.files import copy_data_files, read_jsonl, write_jsonl_gz
+from ragprune.training.validation import RankingValidator
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 1e6)
 """Student weights tried; 1e6 stands for the student alone."""
 
 
 def mixed(record: dict, scores: dict[str, float], weight: float) -> np.ndarray:
+    """``(z(teacher) + weight * z(student)) / (1 + weight)`` of a record's candidates (``scores``: pid ->
+    the student's logit)."""
     teacher = np.asarray([c["teacher"] for c in record["candidates"]], float)
     student = np.asarray([scores[c["pid"]] for c in record["candidates"]], float)
     return (zscore(teacher) + weight * zscore(student)) / (1 + weight)
 
 
 def dl21_ndcg(records: list[dict], scores: dict[str, dict[str, float]], weight: float) -> float:
-    """nDCG@10 on the DL21 validation slice of reranking by the mixed teacher (documents keyed by docno)."""
-    qrels, run = {}, {}
-    for record in (r for r in records if r["candidates"]):
-        doc_ids = [c.get("docno", c["pid"]) for c in record["candidates"]]
-        qrels[record["qid"]] = {
-            d: c["label"] for d, c in zip(doc_ids, record["candidates"]) if c["label"] is not None
-        }
-        run[record["qid"]] = dict(zip(doc_ids, mixed(record, scores[record["qid"]], weight).tolist()))
-    return evaluate_run(qrels, run, ["nDCG@10"]).aggregate["nDCG@10"]
+    """nDCG@10 on the DL21 validation slice (judged candidates, keyed by docno) of reranking by the mixed
+    teacher (``ragprune.training.validation.RankingValidator``)."""
+    validator = RankingValidator.from_records(records)
+    by_qid = {r["qid"]: r for r in records}
+    return validator.evaluate(
+        {q.qid: mixed(by_qid[q.qid], scores[q.qid], weight) for q in validator.queries}
+    ).ndcg10
 
 
 def main(argv: list[str] | None = None) -> float:

@@ -14,15 +14,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # data_files.py beside this file
-
-from data_files import read_jsonl, write_jsonl_gz  # noqa: E402
-
-from ragprune.pipeline import RerankPruner  # noqa: E402
+from ragprune.pipeline import RerankPruner
+from ragprune.training.files import read_jsonl, write_jsonl_gz
 
 log = logging.getLogger("score_candidates")
 SPLITS = ("groups", "valid_pruning", "valid_dl21")

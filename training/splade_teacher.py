@@ -23,30 +23,27 @@ import argparse
 import importlib.util
 import json
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts beside this file
+import numpy as np
 
-import numpy as np  # noqa: E402
-from build_data import Group, combine, dl21_ndcg10, r3  # noqa: E402
-from data_files import copy_data_files, read_jsonl, write_jsonl_gz  # noqa: E402
-
-from ragprune.data import data_root, read_qrels  # noqa: E402
-from ragprune.evaluation import paired_test  # noqa: E402
+from ragprune.data import data_root, read_qrels
+from ragprune.evaluation import paired_test
+from ragprune.training.ensembles import Spec, combine
+from ragprune.training.files import copy_data_files, r3, read_jsonl, write_jsonl_gz
+from ragprune.training.teachers import MAX_SEQ_LENGTH
+from ragprune.training.validation import RankingValidator
 
 LOG = logging.getLogger("splade_teacher")
 
-MAX_LENGTH = 256
-"""Token cap per text, as for the bi-encoder teachers (``teachers.MAX_SEQ_LENGTH``)."""
+MAX_LENGTH = MAX_SEQ_LENGTH
+"""Token cap per text, as for the bi-encoder teachers (``ragprune.training.teachers.MAX_SEQ_LENGTH``)."""
 
 SCORED_FILES = ("groups.jsonl.gz", "valid_pruning.jsonl.gz", "valid_dl21.jsonl.gz")
 FEATURES = ("bm25", "minilm", "mpnet", "splade", "teacher")
 """Candidate fields the ensembles draw on; ``teacher`` is the folder's teacher as stored."""
-
-Spec = tuple[str, dict[str, float]]
 
 
 def _specs() -> dict[str, Spec]:
@@ -62,8 +59,8 @@ def _specs() -> dict[str, Spec]:
 
 
 SPECS: dict[str, Spec] = _specs()
-"""Candidate teachers, in ``build_data.combine``'s form: name -> (``raw`` | ``z``, feature weights);
-``z`` is the weighted mean of per-query z-scores."""
+"""Candidate teachers, in ``ragprune.training.ensembles.combine``'s form: name -> (``raw`` | ``z``, feature
+weights); ``z`` is the weighted mean of per-query z-scores."""
 
 
 def bundled_model_dir() -> Path:
@@ -179,23 +176,22 @@ def features(record: dict) -> dict[str, np.ndarray]:
 
 
 def dl21_table(valid: list[dict], qrels: dict[str, dict[str, int]]) -> dict[str, dict[str, float]]:
-    """Per-query DL21 nDCG@10 of every :data:`SPECS` entry, with ``build_data.dl21_ndcg10``.
+    """Per-query DL21 nDCG@10 of every :data:`SPECS` entry over every qrel
+    (``ragprune.training.validation.RankingValidator``, as ``build_data.py``'s teacher table).
 
     *valid*: ``valid_dl21.jsonl.gz`` records (qid ``dl21:<topic>``, candidates with ``docno``);
     *qrels*: the DL21 qrels by topic id. Raises KeyError for a validation query without qrels.
     """
-    groups = []
+    by_qid = {}
     for record in valid:
         topic = record["qid"].removeprefix("dl21:")
         if topic not in qrels:
             raise KeyError(f"DL21 query {topic} has no qrels; pass --qrels the DL21 qrels.txt")
-        docnos = [c["docno"] for c in record["candidates"]]
-        groups.append(
-            Group(record["qid"], record["query"], record["source"], qrels=qrels[topic], docnos=docnos)
-        )
+        by_qid[record["qid"]] = qrels[topic]
+    validator = RankingValidator.from_records(valid, qrels=by_qid)
     feats = {r["qid"]: features(r) for r in valid}
     return {
-        name: dl21_ndcg10(groups, {qid: combine(spec, f) for qid, f in feats.items()})
+        name: validator.evaluate({qid: combine(spec, f) for qid, f in feats.items()}).per_query
         for name, spec in SPECS.items()
     }
 

@@ -2,10 +2,11 @@
 
 ``train.py`` picks the threshold at the end of a GPU run over every candidate of the held-out slice
 (``valid_pruning.jsonl.gz`` from ``build_data.py``; training data, never an evaluation set). This script
-does the same selection with the same function for a model folder that already exists, scoring only
-the passages that hold gold sentences (what the recall target constrains) and each question's best
-non-gold candidate, so it runs in a minute on a laptop CPU. ``removed`` is measured over those
-passages. It rewrites the folder's ``ragprune_config.json`` (threshold and ``training.threshold_selection``).
+does the same selection with the same function (``ragprune.training.thresholds.pick_threshold``) for a
+model folder that already exists, scoring only the passages that hold gold sentences (what the recall
+target constrains) and each question's best non-gold candidate, so it runs in a minute on a laptop CPU.
+``removed`` is measured over those passages. It rewrites the folder's ``ragprune_config.json`` (threshold
+and ``provenance.threshold_selection``). Defaults are ``TrainConfig``'s.
 
     .venv/bin/python training/tune_threshold.py --model ragprune/models/default --data .carry/train
 """
@@ -13,30 +14,29 @@ passages. It rewrites the folder's ``ragprune_config.json`` (threshold and ``tra
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # train.py beside this file
+import numpy as np
 
-import numpy as np  # noqa: E402
-import train  # noqa: E402
-from data_files import read_jsonl  # noqa: E402
-
-from ragprune.models.config import RerankPruneConfig  # noqa: E402
-from ragprune.pipeline import RerankPruner  # noqa: E402
-from ragprune.pipeline.encoding import tokenize_passages  # noqa: E402
+from ragprune.models.config import RerankPruneConfig
+from ragprune.pipeline import RerankPruner
+from ragprune.pipeline.encoding import tokenize_passages
+from ragprune.training import files
+from ragprune.training.config import TrainConfig
+from ragprune.training.data import build_groups
+from ragprune.training.thresholds import pick_threshold
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--data", type=Path, default=Path(".cache/train"))
-    parser.add_argument("--target-recall", type=float, default=0.92)
-    parser.add_argument("--silver-margin", type=float, default=0.1)
-    parser.add_argument("--silver-min-cos", type=float, default=0.5)
+    parser.add_argument("--data", type=Path, default=TrainConfig.default("data"))
+    parser.add_argument("--target-recall", type=float, default=TrainConfig.default("target_recall"))
+    parser.add_argument("--silver-margin", type=float, default=TrainConfig.default("silver_margin"))
+    parser.add_argument("--silver-min-cos", type=float, default=TrainConfig.default("silver_min_cos"))
     args = parser.parse_args(argv)
 
-    records = read_jsonl(args.data / "valid_pruning.jsonl.gz")
+    records = files.read_jsonl(args.data / files.VALID_PRUNING)
     for record in records:  # gold passages, plus the best non-gold one (groups need two candidates)
         gold = record.get("gold") or {}
         others = sorted(
@@ -44,22 +44,25 @@ def main(argv: list[str] | None = None) -> dict:
         )
         record["candidates"] = [c for c in record["candidates"] if c["pid"] in gold] + others[:1]
     needed = {c["pid"] for record in records for c in record["candidates"]}
-    pool = [p for p in read_jsonl(args.data / "pool.jsonl.gz") if p["pid"] in needed]
+    pool = [p for p in files.read_jsonl(args.data / files.POOL) if p["pid"] in needed]
     texts = {p["pid"]: p["text"] for p in pool}
 
     pruner = RerankPruner.load(args.model, device="cpu")
     passages = tokenize_passages(pruner.tokenizer, [p["text"] for p in pool], [""] * len(pool))
     encoded = pruner.tokenizer([r["query"] for r in records], add_special_tokens=False)["input_ids"]
     query_ids = {r["qid"]: np.asarray(ids) for r, ids in zip(records, encoded)}
-    groups = train.build_groups(
+    groups = build_groups(
         [r for r in records if r["candidates"]],
         {p["pid"]: i for i, p in enumerate(pool)},
         passages,
         query_ids,
         {},
-        args,
+        silver_margin=args.silver_margin,
+        silver_min_cos=args.silver_min_cos,
+        silver_weight=TrainConfig.default("silver_weight"),  # token-loss weights: unused here
+        irrelevant_weight=TrainConfig.default("irrelevant_weight"),
     )
-    selection = train.pick_threshold(pruner, groups, texts, args.target_recall)
+    selection = pick_threshold(pruner, groups, texts, args.target_recall)
     selection["method"] = (
         "training/tune_threshold.py: gold + best non-gold passage per valid_pruning question"
     )

@@ -1,4 +1,4 @@
-"""Losses of the joint rerank + prune model, one ``nn.Module`` each with documented parameters."""
+"""The token head's loss: sentence-level contrast inside each passage (class-balanced BCE + pair margin)."""
 
 from __future__ import annotations
 
@@ -6,36 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-IGNORE = -100
-
-
-def sentence_probabilities(
-    token_logits: torch.Tensor, sentence_ids: torch.Tensor, num_sentences: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean token keep-probability per sentence, the quantity the pipeline thresholds ("sentence rounding").
-
-    Args:
-        token_logits: ``[B, L]`` keep logits of the token head.
-        sentence_ids: ``[B, L]`` sentence index of each token within its row, ``-1`` for tokens of no
-            sentence (query, title, special and padding tokens).
-        num_sentences: ``S``, at least one more than the largest sentence index.
-
-    Returns:
-        ``(probabilities [B, S], token_counts [B, S])``; a sentence with no token in the row has count 0
-        and probability 0.
-    """
-    batch, _ = token_logits.shape
-    inside = sentence_ids >= 0
-    slot = torch.where(inside, sentence_ids, 0) + num_sentences * torch.arange(
-        batch, device=token_logits.device
-    ).unsqueeze(1)
-    probs = torch.sigmoid(token_logits.float()) * inside
-    sums = torch.zeros(batch * num_sentences, device=token_logits.device).index_add_(
-        0, slot.flatten(), probs.flatten()
-    )
-    counts = torch.zeros_like(sums).index_add_(0, slot.flatten(), inside.flatten().float())
-    sums, counts = sums.view(batch, num_sentences), counts.view(batch, num_sentences)
-    return sums / counts.clamp(min=1), counts
+from ragprune.training.labels import IGNORE
+from ragprune.training.sentences import sentence_probabilities
 
 
 class SentenceContrastLoss(nn.Module):
@@ -58,15 +30,31 @@ class SentenceContrastLoss(nn.Module):
         pair_weight: weight of the pairwise term.
         margin: logit margin of the pairwise term.
 
-    ``forward(token_logits [B, L], sentence_ids [B, L], labels [B, S], passage_weight [B])`` with
-    ``labels`` 1 keep / 0 drop / -100 unlabelled per sentence and ``passage_weight`` >= 0 per row;
-    returns a scalar (0 when nothing is labelled).
+    Inputs of ``forward``:
+
+    * ``token_logits`` ``[B, L]``: the token head's keep logits (any float dtype; computed in fp32);
+    * ``sentence_ids`` ``[B, L]``: sentence index of each token in its row, ``-1`` outside sentences;
+    * ``labels`` ``[B, S]``: 1 keep / 0 drop / ``IGNORE`` (-100) unlabelled, per sentence;
+    * ``passage_weight`` ``[B]``: weight >= 0 of each row (``TrainConfig.irrelevant_weight``,
+      ``silver_weight``, 1 for gold).
+
+    Returns a scalar: the weighted mean over rows with a label (0 when nothing is labelled).
+    ``train.py`` builds it as ``SentenceContrastLoss(config.pair_weight, config.pair_margin)``.
     """
 
     def __init__(self, pair_weight: float = 1.0, margin: float = 2.0) -> None:
         super().__init__()
+        if pair_weight < 0:
+            raise ValueError(f"pair_weight={pair_weight} must be >= 0")
         self.pair_weight = pair_weight
         self.margin = margin
+
+    def config(self) -> dict[str, float]:
+        """The loss's parameters (for logs and summaries)."""
+        return {"pair_weight": self.pair_weight, "margin": self.margin}
+
+    def extra_repr(self) -> str:
+        return f"pair_weight={self.pair_weight}, margin={self.margin}"
 
     def forward(
         self,

