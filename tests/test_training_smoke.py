@@ -253,3 +253,25 @@ def test_paragraph_coverage_counts_questions_whose_gold_paragraphs_all_rank_high
     assert result["questions"] == 2
     assert result["all_gold_in_top2"] <= 0.5  # question a has 5 gold paragraphs: never all in a top 2
     assert result[f"all_gold_in_top{len(PASSAGES)}"] == 1.0
+
+
+def test_train_py_hands_tau_and_gold_mix_to_the_rank_loss(tiny_training_data, tmp_path, monkeypatch):
+    """The first default model was trained with ``--tau`` silently ignored: the loss must see it."""
+    data, backbone = tiny_training_data
+    train = _load_script("train")
+    seen = []
+
+    class Recording(train.ListwiseDistillationLoss):
+        def forward(self, scores, teacher, gold=None):
+            seen.append((self.temperature, self.gold_mix, self.target(teacher, gold)))
+            return super().forward(scores, teacher, gold)
+
+    monkeypatch.setattr(train, "ListwiseDistillationLoss", Recording)
+    train.main(
+        ["--data", str(data), "--backbone", str(backbone), "--out", str(tmp_path / "out"), "--device", "cpu"]
+        + ["--epochs", "1", "--max-steps", "1", "--queries-per-step", "2", "--group-size", "3"]
+        + ["--max-length", "64", "--tau", "0.25", "--gold-mix", "0.0", "--no-calibrate-sentences"]
+    )
+    ((temperature, gold_mix, target),) = seen
+    assert (temperature, gold_mix) == (0.25, 0.0)
+    assert target.max() > 0.9  # z-scored teacher at temperature 0.25: nearly all mass on the top
