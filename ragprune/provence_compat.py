@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from ragprune.types import Document
 
@@ -102,7 +102,7 @@ def _nested_inputs(
     if isinstance(question, str):
         if isinstance(context, str):
             return [question], [[context]], False
-        if all(isinstance(c, str) for c in context):
+        if _all_strings(context):
             return [question], [list(context)], True
         if len(context) == 1:
             return [question], [list(context[0])], False
@@ -117,6 +117,10 @@ def _nested_inputs(
             f"{len(questions)} questions but {len(context)} lists of contexts; pass one per question"
         )
     return questions, [list(c) for c in context], False
+
+
+def _all_strings(items: Sequence[str] | Sequence[Sequence[str]]) -> TypeGuard[Sequence[str]]:
+    return all(isinstance(item, str) for item in items)
 
 
 def _nested_titles(title: Any, contexts: list[list[str]]) -> list[list[str]] | None:

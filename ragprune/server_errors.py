@@ -11,6 +11,7 @@ bug in ragprune itself gives a 500, still as JSON and without dropping the conne
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -39,7 +40,7 @@ class SafeJSONResponse(JSONResponse):
 
 
 def error_response(
-    path: str, status: int, message: str, headers: dict[str, str] | None = None
+    path: str, status: int, message: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     """The error body for ``path``'s family of clients (see the module docstring)."""
     if path in TEI_ROUTES:
@@ -73,10 +74,10 @@ def install_error_handlers(app: FastAPI) -> None:
         message = f"internal error ({type(error).__name__}: {error}); please report it with the request"
         return error_response(request.url.path, 500, message)
 
-    for kind in (ValueError, TypeError):  # input the library refuses (UnicodeError is a ValueError)
-        app.add_exception_handler(kind, bad_input)
-    for kind in (LookupError, RuntimeError, ArithmeticError, AttributeError, AssertionError, OSError):
-        app.add_exception_handler(kind, internal)
+    for refused in (ValueError, TypeError):  # input the library refuses (UnicodeError is a ValueError)
+        app.add_exception_handler(refused, bad_input)
+    for bug in (LookupError, RuntimeError, ArithmeticError, AttributeError, AssertionError, OSError):
+        app.add_exception_handler(bug, internal)
 
 
 def describe_validation_error(error: RequestValidationError) -> tuple[int, str]:

@@ -54,11 +54,11 @@ def run(args: argparse.Namespace) -> int:
         files = [entry for entry in files if entry.dataset in args.dataset]
     root = Path(args.root).expanduser() if args.root else _default_root()
     if args.download:
-        missing = [s.entry for s in data_manifest.check(root, files) if not s.ok and s.entry.build]
-        for entry in missing:
-            print(
-                f"building {root / entry.path} from ir_datasets {entry.build['dataset']!r}", file=sys.stderr
-            )
+        for status in data_manifest.check(root, files):
+            entry, recipe = status.entry, status.entry.build
+            if status.ok or not recipe:
+                continue
+            print(f"building {root / entry.path} from ir_datasets {recipe['dataset']!r}", file=sys.stderr)
             try:
                 data_manifest.build(root, entry)
             except ImportError:

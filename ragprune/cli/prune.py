@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ragprune.cli.model_options import add_model_options, load_pruner
 from ragprune.cli.options import add_threshold_option, check_output, json_line, open_output, positive_int
@@ -61,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     from ragprune.types import Query
 
     check_output(args.output, "--output")
-    records, queries = [], []
+    records: list[dict[str, Any]] = []
+    queries: list[Query] = []
     for lineno, record in numbered_json_objects(args.input, "prune input"):
         if not isinstance(record.get("query"), str) or not isinstance(record.get("passages"), list):
             raise DataFormatError.at(

@@ -8,12 +8,12 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from ragprune.data.errors import DataFormatError, missing_file
 
 
-def open_binary(path: str | Path, what: str) -> IO[bytes]:
+def open_binary(path: str | Path, what: str) -> io.BufferedIOBase:
     """Open a data file for reading bytes, gunzipping ``*.gz`` transparently.
 
     ``what`` names the kind of file (e.g. ``"qrels"``) for the error when it does not exist. The path

@@ -151,6 +151,8 @@ def _passages_of_run(dataset: Any, root: Path, entry: FileEntry) -> Iterator[str
     """The texts of every document of the run file named in the recipe, in first-seen order."""
     from ragprune.data.trec import read_run
 
+    if not entry.build:
+        raise ValueError(f"{entry.path} has no build recipe; {entry.how}")
     run = read_run(root / Path(entry.path).parent / entry.build["run"])
     doc_ids = list(dict.fromkeys(doc_id for ranked in run.values() for doc_id in ranked))
     docs = dataset.docs_store().get_many(doc_ids)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ragprune.data.trec import common_queries
 
@@ -72,7 +72,10 @@ def evaluate_run(
     per_query: dict[str, dict[str, float]] = {name: {} for name in names}
     for metric in result.per_query:
         per_query[str(metric.measure)][metric.query_id] = float(metric.value)
-    aggregate = {str(measure): float(value) for measure, value in result.aggregated.items()}
+    # ir-measures types ``aggregated`` as "a dict, or a bare number when calc() was given one measure";
+    # it is always the dict here (``parsed`` is a list).
+    aggregated = cast("dict[Measure, float | int]", result.aggregated)
+    aggregate = {str(measure): float(value) for measure, value in aggregated.items()}
     return RankingEvaluation(
         measures=names,
         aggregate={name: aggregate[name] for name in names},

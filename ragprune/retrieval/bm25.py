@@ -25,7 +25,7 @@ class BM25sRetriever(Retriever):
         self.k1, self.b = k1, b
         self.stemmer_language, self.stopwords = stemmer, stopwords
         self._stemmer = _load_stemmer(stemmer)
-        self._model = None
+        self._model: Any = None  # bm25s.BM25 once indexed (bm25s ships no type information)
         self._doc_ids: list[str] = []
 
     def _tokenize(self, texts: list[str]) -> list[list[str]]:

@@ -8,6 +8,7 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ragprune.retrieval.base import Retriever, Run, retrieval_text
 from ragprune.types import Document
@@ -28,9 +29,13 @@ class LuceneRetriever(Retriever):
     ) -> None:
         super().__init__()
         self.k1, self.b, self.threads = k1, b, threads
-        self._temporary = None if index_dir else tempfile.TemporaryDirectory(prefix="ragprune-lucene-")
-        self.index_dir = Path(index_dir) if index_dir else Path(self._temporary.name) / "index"
-        self._searcher = None
+        self._temporary: tempfile.TemporaryDirectory[str] | None = None
+        if index_dir:
+            self.index_dir = Path(index_dir)
+        else:
+            self._temporary = tempfile.TemporaryDirectory(prefix="ragprune-lucene-")
+            self.index_dir = Path(self._temporary.name) / "index"
+        self._searcher: Any = None  # Anserini's SimpleSearcher (a Java object through pyjnius), once opened
 
     def _build(self, corpus: Mapping[str, Document]) -> None:
         self.close()
