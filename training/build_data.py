@@ -35,6 +35,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -56,6 +57,9 @@ from ragprune.training.files import r3, write_jsonl_gz
 from ragprune.training.labels import GOLD_SHARE, covered_share
 from ragprune.training.validation import RankingValidator, ValidationQuery
 from ragprune.types import Span
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 LOG = logging.getLogger("build_data")
 
@@ -88,6 +92,8 @@ RELEVANT_CONTEXT: dict[str, Callable[[list[int]], bool]] = {
 
 @dataclass
 class Passage:
+    """A pool passage: its ``pid`` (hash of the text), text, first source and every original id."""
+
     pid: str
     text: str
     source: str
@@ -119,9 +125,12 @@ class Pool:
 
     @staticmethod
     def pid_of(text: str) -> str:
+        """``p`` + the first 11 hex digits of the text's SHA-1."""
         return "p" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:11]
 
     def add(self, text: str, source: str, original_id: str) -> str:
+        """Add a text (or a new original id of a known text); returns its pid. ``RuntimeError`` on a hash
+        collision between two texts."""
         pid = self.pid_of(text)
         passage = self.passages.get(pid)
         if passage is None:
@@ -151,6 +160,7 @@ def window_text(sentences: list[str]) -> tuple[str, list[Span | None]]:
 
 
 def gold_spans(spans: list[Span | None], gold_ids: Iterable[int]) -> list[Span]:
+    """The spans of the gold sentences ``gold_ids`` (empty sentences skipped), sorted."""
     return sorted(spans[i] for i in gold_ids if spans[i] is not None)
 
 
@@ -160,6 +170,7 @@ def gold_spans(spans: list[Span | None], gold_ids: Iterable[int]) -> list[Span]:
 
 
 def add_trec_passages(pool: Pool, dl: TrecDLSet, source: str) -> None:
+    """Add every passage of a TREC DL set to the pool, in docno order."""
     for docno, text in sorted(dl.passages.items()):
         pool.add(text, source, docno)
 
@@ -265,6 +276,7 @@ def dl21_validation(pool: Pool, dl21: TrecDLSet) -> list[Group]:
 
 
 def normalise_query(text: str) -> str:
+    """Lower case, runs of non-word characters as one space: the key that finds repeated queries."""
     return re.sub(r"\W+", " ", text.lower()).strip()
 
 
@@ -391,7 +403,7 @@ def silver_quality(
 
 
 def window_checks(
-    tokenizer, group_list: list[Group], pool: Pool, used: list[str], limit: int
+    tokenizer: PreTrainedTokenizerBase, group_list: list[Group], pool: Pool, used: list[str], limit: int
 ) -> dict[str, dict[str, int]]:
     """Per source: passages longer than *limit* tokens, and gold passages with a gold span that ends
     after the last passage token fitting beside the query in a *limit*-token pair."""
@@ -423,6 +435,8 @@ def candidate_labels(group: Group) -> list[int | None]:
 
 
 def group_record(group: Group, feats: dict[str, np.ndarray], teacher: np.ndarray) -> dict:
+    """The JSON record of a group (``groups`` / ``valid_*`` files): candidates with their features, teacher
+    score and label (plus ``docno`` and the run's BM25 for validation runs), and gold spans by pid."""
     candidates = []
     labels = candidate_labels(group)
     for i, pid in enumerate(group.candidates):
@@ -454,6 +468,7 @@ def group_record(group: Group, feats: dict[str, np.ndarray], teacher: np.ndarray
 
 
 def parse_args() -> argparse.Namespace:
+    """The script's options (``sys.argv``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(".cache/train"), help="output folder")
     parser.add_argument(

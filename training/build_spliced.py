@@ -52,6 +52,8 @@ OFF_TOPIC_TRIES = 20
 
 @dataclass(frozen=True)
 class Sentence:
+    """One sentence of a pool passage and whether it is gold."""
+
     text: str
     gold: bool
 
@@ -196,6 +198,7 @@ def hop_records(records: list[dict], pool: dict[str, dict]) -> list[dict]:
 
 
 def build(records: list[dict], pool: dict[str, dict], variants: int, seed: int) -> list[dict]:
+    """Spliced passages (seeded) followed by the second-hop examples of ``records``."""
     return spliced_records(records, pool, variants, random.Random(seed)) + hop_records(records, pool)
 
 

@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,10 @@ from ragprune.training.ensembles import Spec, combine
 from ragprune.training.files import copy_data_files, r3, read_jsonl, write_jsonl_gz
 from ragprune.training.teachers import MAX_SEQ_LENGTH
 from ragprune.training.validation import RankingValidator
+
+if TYPE_CHECKING:
+    import scipy.sparse
+    from transformers import BertForMaskedLM, PreTrainedTokenizerBase
 
 LOG = logging.getLogger("splade_teacher")
 
@@ -77,7 +82,7 @@ def bundled_model_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
-def load_splade(path: Path):
+def load_splade(path: Path) -> tuple[PreTrainedTokenizerBase, BertForMaskedLM]:
     """``(tokenizer, model)`` of a BERT masked-LM folder, offline, on CPU, in eval mode.
 
     Raises FileNotFoundError for a folder without a model and ValueError for a model that is not BERT
@@ -95,14 +100,14 @@ def load_splade(path: Path):
 
 def encode(
     texts: Sequence[str],
-    tokenizer,
-    model,
+    tokenizer: PreTrainedTokenizerBase,
+    model: BertForMaskedLM,
     *,
     max_length: int = MAX_LENGTH,
     batch_size: int = 32,
     vocab_chunk: int = 1024,
     label: str = "texts",
-):
+) -> scipy.sparse.csr_matrix:
     """SPLADE vectors of *texts*: a ``scipy.sparse.csr_matrix`` of shape (len(texts), vocab), float32,
     row i = ``max_t log(1 + relu(logits[t]))`` over the non-padding tokens t of texts[i].
 
@@ -145,7 +150,11 @@ def encode(
 
 
 def add_splade_scores(
-    records: list[dict], passages: dict[str, str], tokenizer, model, **encode_args
+    records: list[dict],
+    passages: dict[str, str],
+    tokenizer: PreTrainedTokenizerBase,
+    model: BertForMaskedLM,
+    **encode_args: int,
 ) -> dict[str, int]:
     """Set ``candidate["splade"]`` (3 decimals) on every candidate of *records*, in place; *passages*
     maps pid -> text; *encode_args* go to :func:`encode`. Each distinct passage and query text is
@@ -203,6 +212,7 @@ def choose(means: dict[str, float]) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The script's options (``sys.argv[1:]`` when ``argv`` is None)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="build_data.py output folder")
     parser.add_argument("--out", type=Path, required=True, help="new data folder")

@@ -15,8 +15,13 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+    from sentence_transformers import SentenceTransformer
 
 LOG = logging.getLogger(__name__)
 
@@ -33,7 +38,7 @@ def text_key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
 
 
-def load_teacher(name: str, mpnet_dir: Path = MPNET_DIR):
+def load_teacher(name: str, mpnet_dir: Path = MPNET_DIR) -> SentenceTransformer:
     """Load a teacher by name (``minilm`` or ``mpnet``) from local weights, on CUDA when there is one; a
     ``SentenceTransformer`` whose ``max_seq_length`` is :data:`MAX_SEQ_LENGTH`.
 
@@ -91,7 +96,7 @@ class EmbeddingCache:
 
 
 def encode_cached(
-    model,
+    model: SentenceTransformer | LazyTeacher,
     texts: Sequence[str],
     cache: EmbeddingCache,
     *,
@@ -143,20 +148,21 @@ class LazyTeacher:
     all in the :class:`EmbeddingCache` never loads the model."""
 
     def __init__(self, name: str) -> None:
-        self.name, self._model = name, None
+        self.name = name
+        self._model: SentenceTransformer | None = None
 
     @property
-    def model(self):
+    def model(self) -> SentenceTransformer:
         """The loaded ``SentenceTransformer`` (loads it on first use)."""
         if self._model is None:
             self._model = load_teacher(self.name)
         return self._model
 
     @property
-    def device(self):
+    def device(self) -> torch.device:
         """The model's ``torch.device`` (:func:`encode_cached` reads it; loads the model)."""
         return self.model.device
 
-    def encode(self, *args, **kwargs) -> np.ndarray:
+    def encode(self, *args: Any, **kwargs: Any) -> np.ndarray:
         """``SentenceTransformer.encode`` of the teacher, loading it first if needed."""
         return self.model.encode(*args, **kwargs)
