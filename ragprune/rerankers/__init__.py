@@ -2,7 +2,11 @@
 
 - :class:`~ragprune.pipeline.process.RerankPruner` (also ``SharedEncoderReranker``): the shared encoder that
   reranks and prunes in one pass;
-- :class:`~ragprune.rerankers.bi_encoder.BiEncoderReranker`: bi-encoder cosine, the free baseline.
+- :class:`~ragprune.rerankers.bi_encoder.BiEncoderReranker`: bi-encoder cosine, the free baseline;
+- :class:`~ragprune.rerankers.first_llm.FirstLLM`: FIRST listwise reranking (first-token logits over letter
+  identifiers, windows 20/10) with a Hugging Face causal LM from a local folder;
+- :class:`~ragprune.rerankers.full_rank_llm.FullRankLLM`: full ranking of every candidate in one prompt
+  (RankMistral100's format), generated permutation repaired and reported.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ _LAZY = {
     "SharedEncoderReranker": ("ragprune.pipeline.process", "RerankPruner"),
     "RerankPruner": ("ragprune.pipeline.process", "RerankPruner"),
     "BiEncoderReranker": ("ragprune.rerankers.bi_encoder", "BiEncoderReranker"),
+    "FirstLLM": ("ragprune.rerankers.first_llm", "FirstLLM"),
+    "FullRankLLM": ("ragprune.rerankers.full_rank_llm", "FullRankLLM"),
 }
 
 
@@ -27,4 +33,11 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), attribute)
 
 
-__all__ = ["BiEncoderReranker", "RerankPruner", "Reranker", "SharedEncoderReranker"]
+__all__ = [
+    "BiEncoderReranker",
+    "FirstLLM",
+    "FullRankLLM",
+    "RerankPruner",
+    "Reranker",
+    "SharedEncoderReranker",
+]
