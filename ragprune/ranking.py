@@ -5,8 +5,9 @@ best), cut them with ``.top_k(k)``, look a document up by its id (``results["doc
 ``RankedDocument`` keeps the caller's document (id, text, title, metadata) untouched and adds the
 score, the rank, the input position and what pruning kept, as character spans into the original text.
 Around them, the calls of the anchors' APIs: ``rank(..., doc_ids=, metadata=)`` and ``rank_async``
-(rerankers), ``predict(pairs)`` (sentence-transformers' ``CrossEncoder``) and
-``as_langchain_compressor(k=)`` (rerankers).
+(rerankers) and ``predict(pairs)`` (sentence-transformers' ``CrossEncoder``); rerankers'
+``as_langchain_compressor(k=)`` is in ``ragprune.integrations.langchain`` (the core does not import the
+integrations).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, cast, overload
 
 from ragprune.fusion import Fusion, best_first, resolve_fusion
 from ragprune.pipeline.inputs import PassageLike, QueryLike
@@ -24,7 +25,6 @@ from ragprune.types import Document, Query, Span, json_float
 if TYPE_CHECKING:
     import numpy as np
 
-    from ragprune.integrations.langchain import RagpruneCompressor
     from ragprune.rerankers.base import Reranker
 
 
@@ -280,7 +280,9 @@ def predict(
     import numpy as np
 
     single = isinstance(pairs, tuple) and len(pairs) == 2 and all(isinstance(p, str) for p in pairs)
-    pair_list = [pairs] if single else list(pairs)
+    pair_list: list[tuple[str, str]] = (
+        [cast("tuple[str, str]", pairs)] if single else list(cast("Sequence[tuple[str, str]]", pairs))
+    )
     for i, pair in enumerate(pair_list):
         if not (isinstance(pair, Sequence) and not isinstance(pair, str) and len(pair) == 2):
             raise TypeError(f"pair {i} is {pair!r}; pass (query, passage) pairs, e.g. [('q', 'a passage')]")
@@ -290,14 +292,6 @@ def predict(
         dtype=np.float64,
     )
     return float(scores[0]) if single else scores
-
-
-def as_langchain_compressor(pruner: Reranker, k: int | None = None, **options: Any) -> RagpruneCompressor:
-    """A LangChain ``RagpruneCompressor`` on ``pruner`` keeping the ``k`` best documents (rerankers' name);
-    ``options`` are its other fields (``score_threshold``, ``prune_threshold``, ``drop_empty``)."""
-    from ragprune.integrations.langchain import RagpruneCompressor
-
-    return RagpruneCompressor(pruner=pruner, top_n=k, **options)
 
 
 def _with_ids_and_metadata(
@@ -313,7 +307,8 @@ def _with_ids_and_metadata(
     for name, values in (("doc_ids", doc_ids), ("metadata", metadata)):
         if values is not None and len(values) != len(docs):
             raise ValueError(f"{name} has {len(values)} entries for {len(docs)} docs; give one per document")
-    if not all(isinstance(doc, str) for doc in docs):
+    texts = [doc for doc in docs if isinstance(doc, str)]
+    if len(texts) != len(docs):
         raise ValueError(
             "doc_ids/metadata go with documents given as strings; for dicts or Documents put the id and "
             "metadata inside each document"
@@ -324,5 +319,5 @@ def _with_ids_and_metadata(
             text=text,
             metadata=dict((metadata[i] if metadata is not None else None) or {}),
         )
-        for i, text in enumerate(docs)
+        for i, text in enumerate(texts)
     ]

@@ -338,7 +338,8 @@ def create_app(
             if request.relevant_spans and request.relevant_spans.mode == "enabled"
             else None
         )
-        result = await scored(request.query, request.documents, spans and spans.threshold, "documents")
+        threshold = spans.threshold if spans is not None else None
+        result = await scored(request.query, request.documents, threshold, "documents")
         results = []
         for passage in result.passages[: request.top_n]:
             item: dict[str, Any] = {"index": passage.index, "relevance_score": passage.probability}

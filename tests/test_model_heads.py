@@ -173,7 +173,9 @@ def test_a_non_linear_token_head_prunes_through_the_reduction_kernel(tiny_model_
     base, tokenizer = load_model(tiny_model_dir)
     heads = {"rank": HeadSpec("rank"), "token": HeadSpec("test_model_heads:MlpTokenHead")}
     torch.manual_seed(5)
-    model = RerankPruneModel(base.backbone_config, RerankPruneConfig(max_length=64, threshold=0.5, heads=heads))
+    model = RerankPruneModel(
+        base.backbone_config, RerankPruneConfig(max_length=64, threshold=0.5, heads=heads)
+    )
     model.save_pretrained(tmp_path / "mlp", tokenizer)
     passage = "A flea is an insect. It jumps far. Paris is in France."
     with RerankPruner.load(tmp_path / "mlp", device="cpu") as pruner:

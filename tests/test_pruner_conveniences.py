@@ -38,5 +38,7 @@ def test_predict_scores_pairs_like_a_cross_encoder(pruner):
 
 
 def test_as_langchain_compressor_keeps_k(pruner):
-    compressor = pruner.as_langchain_compressor(k=1)
+    from ragprune.integrations.langchain import as_langchain_compressor
+
+    compressor = as_langchain_compressor(pruner, k=1)
     assert compressor.top_n == 1 and compressor.pruner is pruner

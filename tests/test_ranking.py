@@ -163,7 +163,7 @@ def test_predict_scores_pairs_in_input_order_like_a_cross_encoder(pruner):
 
 def test_as_langchain_compressor_keeps_k(pruner):
     pytest.importorskip("langchain_core", reason="needs langchain-core (integrations extra)")
-    from ragprune.ranking import as_langchain_compressor
+    from ragprune.integrations.langchain import as_langchain_compressor
 
     compressor = as_langchain_compressor(pruner, k=2, prune_threshold=0.0)
     assert compressor.top_n == 2 and compressor.pruner is pruner and compressor.prune_threshold == 0.0

@@ -44,7 +44,9 @@ def current_output() -> list[dict]:
 
     dl19 = load_trec_dl(_dl19_dir())
     qids = sorted(dl19.run)
-    heads = [[Document(doc, dl19.passages[doc]) for doc, _ in ranked_items(dl19.run[qid])[:100]] for qid in qids]
+    heads = [
+        [Document(doc, dl19.passages[doc]) for doc, _ in ranked_items(dl19.run[qid])[:100]] for qid in qids
+    ]
     with RerankPruner.load(None, device="cpu", progress=False) as pruner:
         results = pruner.process([Query(q, dl19.topics[q]) for q in qids], heads, reorder=False)
     return [

@@ -102,3 +102,10 @@ class RagpruneCompressor(BaseDocumentCompressor):
 
 def _pruned_copy(document: LangChainDocument, text: str, added: dict[str, Any]) -> LangChainDocument:
     return document.model_copy(update={"page_content": text, "metadata": {**document.metadata, **added}})
+
+
+def as_langchain_compressor(reranker: Reranker, k: int | None = None, **options: Any) -> RagpruneCompressor:
+    """A ``RagpruneCompressor`` on ``reranker`` keeping the ``k`` best documents (the name AnswerDotAI
+    ``rerankers`` uses); ``options`` are its other fields (``score_threshold``, ``prune_threshold``,
+    ``drop_empty``, ``fusion``)."""
+    return RagpruneCompressor(pruner=reranker, top_n=k, **options)

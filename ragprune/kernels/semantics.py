@@ -286,7 +286,7 @@ def check_index_ranges(inputs: ScoringInputs) -> None:
         ValueError: for a sentence id outside ``[-1, S)``, a pair index outside ``[0, P)``, or a token
             probability that is NaN or outside ``[0, 1]``.
     """
-    checks = [
+    checks: list[tuple[str, torch.Tensor, float, float]] = [
         ("sentence_ids", inputs.sentence_ids, -1, inputs.num_sentences),
         ("sentence_pair", inputs.sentence_pair, 0, inputs.num_pairs),
     ]

@@ -21,6 +21,7 @@ def run(inputs: ScoringInputs) -> SentenceScores:
     if inputs.head is not None:
         probabilities = token_probabilities(inputs.head)
     else:
+        assert inputs.probabilities is not None  # ScoringInputs: exactly one of head / probabilities
         probabilities = inputs.probabilities.to(torch.float32)
     return reduce_probabilities(probabilities, inputs)
 

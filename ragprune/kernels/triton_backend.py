@@ -260,6 +260,7 @@ def run(
         bias_mode, bias_ptr, bias_value = _by_value_or_pointer(head.bias, weight)
         probabilities = scores  # unread without PROBABILITIES
     else:  # the hidden-state arguments are unread with PROBABILITIES
+        assert inputs.probabilities is not None  # ScoringInputs: exactly one of head / probabilities
         probabilities = inputs.probabilities
         hidden, width, weight = probabilities, 1, probabilities
         bias_mode, bias_ptr, bias_value = _BY_VALUE, probabilities, 0.0

@@ -8,6 +8,8 @@ whose layers follow BERT's module layout (BERT, MiniLM, RoBERTa, XLM-R, ELECTRA)
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from ragprune.models.config import EncoderStructure, LayerShape
@@ -27,6 +29,7 @@ def encoder_layers(encoder: nn.Module) -> nn.ModuleList:
 def structure_of(encoder: nn.Module) -> EncoderStructure:
     """The heads and FFN neurons each layer of ``encoder`` has now."""
     shapes = []
+    layer: Any  # a BertLayer: nn.Module.__getattr__ types its submodules as Tensor | Module
     for layer in encoder_layers(encoder):
         attention = layer.attention.self
         shapes.append(
@@ -47,6 +50,7 @@ def apply_structure(encoder: nn.Module, structure: EncoderStructure) -> None:
             f"encoder_structure describes {len(structure.layers)} layers but the backbone has {len(layers)}; "
             "save the backbone config with the kept number of layers (num_hidden_layers)"
         )
+    layer: Any
     for layer, shape in zip(layers, structure.layers):
         attention = layer.attention.self
         width = shape.attention_heads * attention.attention_head_size

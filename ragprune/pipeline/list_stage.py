@@ -1,7 +1,14 @@
 """The per-query list stage: heads that read one query's whole candidate list (``reads = "candidates"``).
 
-They run after the pointwise pass on the candidates' ``[CLS]`` vectors that pass already computed
-(``PairColumns.vectors``), once per query, so a list-level score costs no second encoder pass.
+They run after the pointwise pass on the candidates' ``[CLS]`` vectors and rank logits that pass already
+computed (``PairColumns``), once per query, so a list-level score costs no second encoder pass. Two modes
+(``MODES``), from the same head:
+
+- ``"full"`` (full ranking): the head sees all of a query's candidates at once; its logits are the scores;
+- ``"listwise"`` (FIRST's sliding windows, Reddy et al. 2024, section 3.2): starting from the pointwise order,
+  windows of ``window`` candidates, moved ``stride`` up the list at a time from the bottom to the top, are
+  each reordered by the head's logits for that window; the score is the final order, as
+  ``N - position`` (``N`` for the best of ``N`` candidates, 1 for the last).
 """
 
 from __future__ import annotations
@@ -12,31 +19,78 @@ import torch
 from ragprune.models.encoder import RerankPruneModel
 from ragprune.pipeline.runner import PairColumns
 
+MODES = ("pointwise", "listwise", "full")
+WINDOW = 20
+STRIDE = 10
+
 
 def list_scores(
-    model: RerankPruneModel, columns: PairColumns, pair_lists: list[list[int | None]]
+    model: RerankPruneModel,
+    columns: PairColumns,
+    pair_lists: list[list[int | None]],
+    mode: str = "full",
+    window: int = WINDOW,
+    stride: int = STRIDE,
 ) -> list[dict[str, np.ndarray]]:
-    """Per query, each list-level head's score per passage position (``[N]`` float64).
+    """Per query, each list-level head's score per passage position (``[N]`` float64); none in
+    ``"pointwise"`` mode.
 
     ``pair_lists[q][i]`` is the pair (index into ``columns``) of query ``q``'s ``i``-th passage, or ``None``
-    for a passage that was not encoded; those score ``-inf``. A head sees the vectors ``[M, H]`` of the
-    query's ``M`` encoded passages in input order and returns ``[M]``.
+    for a passage that was not encoded; those score ``-inf`` and are never shown to a head. A head gets the
+    vectors ``[M, H]`` and rank logits ``[M]`` of ``M`` encoded passages and returns ``[M]`` logits.
+    ``ValueError`` for an unknown mode, or a list mode on a model without a list-level head.
     """
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r}; use one of {MODES}")
     heads = model.heads_reading("candidates")
-    if not heads:
+    if mode == "pointwise":
         return [{} for _ in pair_lists]
+    if not heads:
+        raise ValueError(
+            f"mode={mode!r} needs a model with a list-level head (a 'candidates' head in config.heads, "
+            "e.g. 'listwise'); this model has only pointwise heads: use mode='pointwise'"
+        )
+    if window < 2 or not 0 < stride <= window:
+        raise ValueError(f"window={window}, stride={stride}: use window >= 2 and 0 < stride <= window")
     if columns.vectors is None:
         raise ValueError("the runner kept no candidate vectors; build it from a model with list-level heads")
+    rank = torch.as_tensor(columns.scores["rank"], device=columns.vectors.device)
     results = []
     with torch.inference_mode():
         for pairs in pair_lists:
             positions = [i for i, p in enumerate(pairs) if p is not None and columns.chunks[p] > 0]
-            vectors = columns.vectors[[pairs[i] for i in positions]]
+            index = torch.as_tensor([pairs[i] for i in positions], dtype=torch.long, device=rank.device)
             scores = {}
             for name, head in heads.items():
                 values = np.full(len(pairs), -np.inf)
                 if positions:
-                    values[positions] = head(vectors).float().cpu().numpy()
+                    vectors, logits = columns.vectors[index], rank[index]
+                    if mode == "full":
+                        values[positions] = head(vectors, logits).float().cpu().numpy()
+                    else:
+                        values[positions] = _sliding_windows(head, vectors, logits, window, stride)
                 scores[name] = values
             results.append(scores)
     return results
+
+
+def _sliding_windows(
+    head: torch.nn.Module, vectors: torch.Tensor, logits: torch.Tensor, window: int, stride: int
+) -> np.ndarray:
+    """FIRST's sliding-window pass: ``[M]`` scores ``M - final position`` (see the module docstring)."""
+    count = len(logits)
+    pointwise = logits.float().cpu().numpy()
+    order = sorted(range(count), key=lambda i: (-pointwise[i], i))  # best first; ties keep input order
+    start = max(count - window, 0)
+    while True:
+        members = order[start : start + window]
+        member_index = torch.as_tensor(members, dtype=torch.long, device=vectors.device)
+        window_logits = head(vectors[member_index], logits[member_index]).detach().float().cpu().numpy()
+        ranked = sorted(range(len(members)), key=lambda k: (-window_logits[k], k))
+        order[start : start + window] = [members[k] for k in ranked]
+        if start == 0:
+            break
+        start = max(start - stride, 0)
+    scores = np.empty(count)
+    scores[order] = np.arange(count, 0, -1, dtype=np.float64)
+    return scores

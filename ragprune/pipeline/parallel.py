@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterator
+from collections.abc import Generator
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -46,7 +46,7 @@ class RowPreparer:
 
     def shards(
         self, query_ids: list[np.ndarray], texts: list[str], titles: list[str]
-    ) -> Iterator[list[PreparedPair]]:
+    ) -> Generator[list[PreparedPair], None, None]:
         """The prepared pairs, in input order, in consecutive shards yielded as soon as each is ready."""
         if self.workers < 2 or len(texts) < 2 * SHARD_PAIRS:
             yield prepare_pairs(self.tokenizer, self.template, self.max_length, query_ids, texts, titles)
@@ -83,5 +83,7 @@ def _init_worker(tokenizer: PreTrainedTokenizerBase, template: PairTemplate, max
 
 
 def _prepare_shard(shard: tuple[list[np.ndarray], list[str], list[str]]) -> list[PreparedPair]:
+    if _worker_state is None:
+        raise RuntimeError("_prepare_shard runs in a pool worker started with _init_worker")
     tokenizer, template, max_length = _worker_state
     return prepare_pairs(tokenizer, template, max_length, *shard)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast, overload
 
 import numpy as np
 import torch
@@ -19,7 +20,7 @@ from ragprune.models.encoder import RerankPruneModel
 from ragprune.normalize import INVALID_TEXT_POLICIES, is_blank, repair_text
 from ragprune.pipeline.encoding import PairTemplate, PreparedPair
 from ragprune.pipeline.inputs import PassageLike, QueryLike, as_documents, as_query
-from ragprune.pipeline.list_stage import list_scores
+from ragprune.pipeline.list_stage import MODES, list_scores
 from ragprune.pipeline.multihop import evidence_of, expand_query, merge_hop
 from ragprune.pipeline.order import order_passages
 from ragprune.pipeline.parallel import RowPreparer, default_workers
@@ -31,8 +32,8 @@ from ragprune.types import Document, InputLimits, Query
 
 class RerankPruner(Reranker):
     """The shared-encoder backend: scores (query, passage) pairs for reranking and keeps the sentences that
-    answer the query. ``rank``, ``prune``, ``predict``, ``rank_async`` and ``as_langchain_compressor`` come
-    from :class:`~ragprune.rerankers.Reranker`.
+    answer the query. ``rank``, ``prune``, ``predict`` and ``rank_async`` come from
+    :class:`~ragprune.rerankers.Reranker`.
 
     One forward pass per pair (per chunk for passages longer than the window) gives both the
     relevance logit and the per-sentence keep decisions. Pairs are grouped by padded length and batched
@@ -114,6 +115,34 @@ class RerankPruner(Reranker):
 
     # ---- public API ---------------------------------------------------------------------------
 
+    @overload
+    def process(  # type: ignore[overload-overlap]  # a str is also a Sequence[str]; one query wins
+        self,
+        queries: QueryLike,
+        passages: Sequence[PassageLike],
+        *,
+        threshold: float | None = None,
+        top_k: int | None = None,
+        reorder: bool = True,
+        truncate: bool = False,
+        invalid_text: str | None = None,
+        hops: int = 1,
+        hop_passages: int = 2,
+    ) -> QueryResult: ...
+    @overload
+    def process(
+        self,
+        queries: Sequence[QueryLike],
+        passages: Sequence[Sequence[PassageLike]],
+        *,
+        threshold: float | None = None,
+        top_k: int | None = None,
+        reorder: bool = True,
+        truncate: bool = False,
+        invalid_text: str | None = None,
+        hops: int = 1,
+        hop_passages: int = 2,
+    ) -> list[QueryResult]: ...
     def process(
         self,
         queries: QueryLike | Sequence[QueryLike],
@@ -126,6 +155,7 @@ class RerankPruner(Reranker):
         invalid_text: str | None = None,
         hops: int = 1,
         hop_passages: int = 2,
+        mode: str = "pointwise",
     ) -> QueryResult | list[QueryResult]:
         """Rerank and prune.
 
@@ -148,14 +178,26 @@ class RerankPruner(Reranker):
         ``hop_passages`` best passages appended to the query (``ragprune.pipeline.multihop``); a sentence
         keeps the higher of its two scores. Scores, probabilities and the ranking stay those of the first
         pass. An expanded query longer than ``max_query_tokens`` is cut to it (its last evidence first).
+
+        ``mode`` chooses the ranking (``ragprune.pipeline.list_stage``): ``"pointwise"`` orders by the rank
+        head's logit; ``"listwise"`` (FIRST-style windows of 20, stride 10) and ``"full"`` (all candidates in
+        one pass) run the model's list-level head on the candidates' vectors from the same pass and order by
+        its score (``scores["listwise"]``; ``scores["rank"]`` and ``logit`` stay the pointwise ones). Pruning
+        is the same in every mode. A list mode on a model without a list-level head raises ``ValueError``.
         """
+        if mode not in MODES:
+            raise ValueError(f"mode={mode!r}; use one of {MODES}")
         if hops not in (1, 2):
             raise ValueError(f"hops={hops}; use 1 (one pass) or 2 (multi-hop pruning)")
         if hop_passages < 1:
             raise ValueError(f"hop_passages={hop_passages}; use a positive number of evidence passages")
         single = isinstance(queries, str | Query)
-        query_list = [queries] if single else list(queries)
-        passage_lists = [passages] if single else list(passages)
+        query_list: list[QueryLike]
+        passage_lists: list[Sequence[PassageLike]]
+        if isinstance(queries, str | Query):
+            query_list, passage_lists = [queries], [cast("Sequence[PassageLike]", passages)]
+        else:
+            query_list, passage_lists = list(queries), list(cast("Sequence[Sequence[PassageLike]]", passages))
         if len(query_list) != len(passage_lists):
             raise ValueError(
                 f"got {len(query_list)} queries but {len(passage_lists)} passage lists; "
@@ -170,10 +212,11 @@ class RerankPruner(Reranker):
             for i, plist in enumerate(passage_lists)
         ]
         threshold = self.threshold if threshold is None else threshold
-        results = self._score(parsed_queries, documents, threshold, truncate)
+        results = self._score(parsed_queries, documents, threshold, truncate, mode)
         if hops == 2:
             results = self._second_hop(results, threshold, hop_passages)
-        ordered = [order_passages(result, reorder, top_k) for result in results]
+        by = "rank" if mode == "pointwise" else next(iter(self.model.heads_reading("candidates")))
+        ordered = [order_passages(result, reorder, top_k, by) for result in results]
         return ordered[0] if single else ordered
 
     # ---- scoring ------------------------------------------------------------------------------
@@ -202,7 +245,12 @@ class RerankPruner(Reranker):
         return results
 
     def _score(
-        self, queries: list[Query], documents: list[list[Document]], threshold: float, truncate: bool
+        self,
+        queries: list[Query],
+        documents: list[list[Document]],
+        threshold: float,
+        truncate: bool,
+        mode: str = "pointwise",
     ) -> list[QueryResult]:
         if not queries:
             return []
@@ -228,7 +276,7 @@ class RerankPruner(Reranker):
             self.progress,
         )
         pair_lists = [[pair_of.get((qi, di)) for di in range(len(docs))] for qi, docs in enumerate(documents)]
-        listwise = list_scores(self.model, columns, pair_lists)
+        listwise = list_scores(self.model, columns, pair_lists, mode)
         return [
             QueryResult(
                 query,
@@ -255,7 +303,7 @@ class RerankPruner(Reranker):
     ) -> PassageResult:
         """One passage's result from the columns; a passage not encoded (blank, or no token the model reads)
         scores ``-inf`` with probability 0 and no sentences."""
-        truncated = ("query",) if query_truncated else ()
+        truncated: tuple[str, ...] = ("query",) if query_truncated else ()
         if pair is not None and prepared[pair].title_truncated:
             truncated += ("title",)
         if pair is None or columns.chunks[pair] == 0:

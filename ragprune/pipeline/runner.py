@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -81,6 +82,7 @@ class Runner:
         reduce: str,
         scoring_backend: str,
         stage_timer: StageTimer | None = None,
+        keep_vectors: bool | None = None,
     ) -> None:
         self.model = model
         self.preparer = preparer
@@ -92,7 +94,9 @@ class Runner:
         self.scoring_backend = scoring_backend
         self.stage_timer = stage_timer
         self.cls_heads = model.heads_reading("cls")
-        self.keep_vectors = bool(model.heads_reading("candidates"))
+        self.keep_vectors = bool(model.heads_reading("candidates")) if keep_vectors is None else keep_vectors
+        """Whether :class:`PairColumns` carries the ``[CLS]`` vectors (default: when a list-level head needs
+        them; training of such a head sets it)."""
 
     def run(
         self,
@@ -198,7 +202,11 @@ class Runner:
         sentence_pair = self._to_device(np.repeat(np.arange(len(sentence_counts)), sentence_counts))
         head = self.model.head("token")
         linear = head.linear_map()
-        options = {"reduce": self.reduce, "num_pairs": len(sentence_counts), "backend": self.scoring_backend}
+        options: dict[str, Any] = {
+            "reduce": self.reduce,
+            "num_pairs": len(sentence_counts),
+            "backend": self.scoring_backend,
+        }
         if linear is None:  # any other token head: its probabilities, reduced per sentence
             probabilities = torch.sigmoid(head(hidden).float())
             ids = self._to_device(sentence_ids)

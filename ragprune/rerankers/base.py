@@ -2,7 +2,7 @@
 
 A backend implements :meth:`Reranker.process` (score one or many queries' passages, keep input order or
 sort, return ``QueryResult``\\ s); the ranking calls users know — ``rank``, ``rank_async``, ``prune``,
-``predict``, ``as_langchain_compressor`` — and ``rerank_run`` over TREC runs come from ``ragprune.ranking``
+``predict`` — and ``rerank_run`` over TREC runs come from ``ragprune.ranking``
 and ``ragprune.pipeline.rerank_run`` for every backend alike. One result type comes back: ``QueryResult``
 from ``process``, ``RankedResults`` (its documents best first) from ``rank``/``prune``; each passage keeps one
 score per head or backend (``PassageResult.scores``).
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from ragprune import ranking
 from ragprune.pipeline.inputs import PassageLike, QueryLike
@@ -21,13 +21,34 @@ from ragprune.pipeline.results import QueryResult
 if TYPE_CHECKING:
     import numpy as np
 
-    from ragprune.integrations.langchain import RagpruneCompressor
     from ragprune.ranking import RankedResults
 
 
 class Reranker(ABC):
     """Scores passages for queries; backends differ only in :meth:`process`."""
 
+    @overload
+    def process(  # type: ignore[overload-overlap]  # a str is also a Sequence[str]; one query wins
+        self,
+        queries: QueryLike,
+        passages: Sequence[PassageLike],
+        *,
+        threshold: float | None = None,
+        top_k: int | None = None,
+        reorder: bool = True,
+        truncate: bool = False,
+    ) -> QueryResult: ...
+    @overload
+    def process(
+        self,
+        queries: Sequence[QueryLike],
+        passages: Sequence[Sequence[PassageLike]],
+        *,
+        threshold: float | None = None,
+        top_k: int | None = None,
+        reorder: bool = True,
+        truncate: bool = False,
+    ) -> list[QueryResult]: ...
     @abstractmethod
     def process(
         self,
@@ -72,7 +93,3 @@ class Reranker(ABC):
         """One relevance score per (query, passage) pair (sentence-transformers ``CrossEncoder.predict``);
         see :func:`ragprune.ranking.predict`."""
         return ranking.predict(self, pairs, **options)
-
-    def as_langchain_compressor(self, k: int | None = None, **options: Any) -> RagpruneCompressor:
-        """A LangChain ``RagpruneCompressor`` on this backend keeping the ``k`` best (``rerankers``' name)."""
-        return ranking.as_langchain_compressor(self, k=k, **options)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast, overload
 
 import numpy as np
 
@@ -50,6 +51,28 @@ class BiEncoderReranker(Reranker):
         self.encoder.max_seq_length = max_seq_length
         self.batch_size = batch_size
 
+    @overload
+    def process(  # type: ignore[overload-overlap]  # a str is also a Sequence[str]; one query wins
+        self,
+        queries: QueryLike,
+        passages: Sequence[PassageLike],
+        *,
+        threshold: float | None = None,
+        top_k: int | None = None,
+        reorder: bool = True,
+        truncate: bool = False,
+    ) -> QueryResult: ...
+    @overload
+    def process(
+        self,
+        queries: Sequence[QueryLike],
+        passages: Sequence[Sequence[PassageLike]],
+        *,
+        threshold: float | None = None,
+        top_k: int | None = None,
+        reorder: bool = True,
+        truncate: bool = False,
+    ) -> list[QueryResult]: ...
     def process(
         self,
         queries: QueryLike | Sequence[QueryLike],
@@ -63,8 +86,14 @@ class BiEncoderReranker(Reranker):
         """See :meth:`Reranker.process`; ``threshold`` and ``truncate`` do not apply (every sentence is kept,
         long texts are cut by the encoder at ``max_seq_length`` tokens)."""
         single = isinstance(queries, str | Query)
-        query_list = [as_query(q, i) for i, q in enumerate([queries] if single else queries)]
-        lists = [as_documents(p, "replace", "passages") for p in ([passages] if single else passages)]
+        raw_queries: list[QueryLike]
+        raw_lists: list[Sequence[PassageLike]]
+        if isinstance(queries, str | Query):
+            raw_queries, raw_lists = [queries], [cast("Sequence[PassageLike]", passages)]
+        else:
+            raw_queries, raw_lists = list(queries), list(cast("Sequence[Sequence[PassageLike]]", passages))
+        query_list = [as_query(q, i) for i, q in enumerate(raw_queries)]
+        lists = [as_documents(p, "replace", "passages") for p in raw_lists]
         if len(query_list) != len(lists):
             raise ValueError(
                 f"got {len(query_list)} queries but {len(lists)} passage lists; pass one per query"

@@ -18,7 +18,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, cast, overload
 
 from ragprune.normalize import is_blank, repair_text
 from ragprune.pipeline.inputs import PassageLike, QueryLike, as_documents, as_query
@@ -136,6 +136,28 @@ class CausalLMReranker(Reranker):
         self.max_passage_words = max_passage_words
         self.last_reports: list[Any] = []
 
+    @overload
+    def process(  # type: ignore[overload-overlap]  # a str is also a Sequence[str]; one query wins
+        self,
+        queries: QueryLike,
+        passages: Sequence[PassageLike],
+        *,
+        threshold: float | None = None,
+        top_k: int | None = None,
+        reorder: bool = True,
+        truncate: bool = False,
+    ) -> QueryResult: ...
+    @overload
+    def process(
+        self,
+        queries: Sequence[QueryLike],
+        passages: Sequence[Sequence[PassageLike]],
+        *,
+        threshold: float | None = None,
+        top_k: int | None = None,
+        reorder: bool = True,
+        truncate: bool = False,
+    ) -> list[QueryResult]: ...
     def process(
         self,
         queries: QueryLike | Sequence[QueryLike],

@@ -1,7 +1,8 @@
 """Heads of the shared encoder, built from the model config: one file per head type.
 
-``build_head`` resolves a config entry's ``type``: a built-in name (``"rank"``, ``"token"``) or an import path
-``"package.module:ClassName"`` of a :class:`Head` subclass, so a new head needs no edit here.
+``build_head`` resolves a config entry's ``type``: a built-in name (``"rank"``, ``"token"``, ``"listwise"``)
+or an import path ``"package.module:ClassName"`` of a :class:`Head` subclass, so a new head needs no edit
+here.
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from __future__ import annotations
 import importlib
 
 from ragprune.models.heads.base import Head, Reads
+from ragprune.models.heads.listwise import ListwiseHead
 from ragprune.models.heads.rank import RankHead
 from ragprune.models.heads.token import TokenHead
 
-BUILTIN_HEADS: dict[str, type[Head]] = {"rank": RankHead, "token": TokenHead}
+BUILTIN_HEADS: dict[str, type[Head]] = {"rank": RankHead, "token": TokenHead, "listwise": ListwiseHead}
 
 
 def head_class(type_name: str) -> type[Head]:
@@ -47,4 +49,13 @@ def build_head(type_name: str, hidden_size: int, options: dict) -> Head:
         ) from error
 
 
-__all__ = ["BUILTIN_HEADS", "Head", "RankHead", "Reads", "TokenHead", "build_head", "head_class"]
+__all__ = [
+    "BUILTIN_HEADS",
+    "Head",
+    "ListwiseHead",
+    "RankHead",
+    "Reads",
+    "TokenHead",
+    "build_head",
+    "head_class",
+]

@@ -12,8 +12,9 @@ Reads = Literal["cls", "tokens", "candidates"]
 
 - ``"cls"``: the ``[CLS]`` hidden state of each row, ``[B, H]`` → one value per row ``[B]``;
 - ``"tokens"``: every token's hidden state, ``[B, L, H]`` → one value per token ``[B, L]``;
-- ``"candidates"``: one query's list of per-candidate vectors, ``[N, H]`` → one value per candidate ``[N]``
-  (list-level heads: they run after the pointwise pass, once per query).
+- ``"candidates"``: one query's list of per-candidate ``[CLS]`` vectors ``[N, H]`` and their rank logits
+  ``[N]`` → one value per candidate ``[N]`` (list-level heads: they run after the pointwise pass, once per
+  query, on what it computed).
 """
 
 

@@ -1,0 +1,103 @@
+"""Listwise and full ranking from the list-level head, on the vectors of the pointwise pass."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from ragprune.models import RerankPruneModel, load_model
+from ragprune.models.config import HeadSpec, RerankPruneConfig, default_heads
+from ragprune.models.heads import ListwiseHead
+from ragprune.pipeline import RerankPruner
+from ragprune.pipeline.list_stage import _sliding_windows
+
+PASSAGES = [
+    f"Passage {i} says fleas live {i} days. It also mentions {w}."
+    for i, w in enumerate("abcdefghijklmnopqrstuvwxy")
+]
+
+
+@pytest.fixture(scope="module")
+def list_pruner(tiny_model_dir, tmp_path_factory):
+    base, tokenizer = load_model(tiny_model_dir)
+    config = RerankPruneConfig(
+        max_length=64, threshold=0.5, heads=default_heads() | {"listwise": HeadSpec("listwise")}
+    )
+    model = RerankPruneModel(base.backbone_config, config)
+    torch.manual_seed(7)
+    state = base.state_dict()
+    for name, value in model.state_dict().items():
+        if name.startswith("heads.listwise."):
+            state[name] = torch.randn_like(value) * 0.5  # a head that really reorders (gate != 0)
+    model.load_state_dict(state)
+    folder = tmp_path_factory.mktemp("list_model")
+    model.save_pretrained(folder, tokenizer)
+    with RerankPruner.load(folder, device="cpu", prepare_workers=0) as pruner:
+        yield pruner
+
+
+@pytest.mark.parametrize("mode", ["listwise", "full"])
+def test_shuffling_the_input_never_changes_the_ranking(list_pruner, mode):
+    expected = [p.document.text for p in list_pruner.process("how long do fleas live", PASSAGES, mode=mode)]
+    pointwise = [p.document.text for p in list_pruner.process("how long do fleas live", PASSAGES)]
+    assert expected != pointwise  # the head reorders, so the test can fail
+    rng = random.Random(0)
+    for _ in range(10):
+        shuffled = PASSAGES[:]
+        rng.shuffle(shuffled)
+        got = list_pruner.process("how long do fleas live", shuffled, mode=mode)
+        assert [p.document.text for p in got] == expected
+
+
+def test_modes_keep_both_scores_and_the_same_pruning(list_pruner):
+    by_mode = {
+        m: list_pruner.process("fleas", PASSAGES, mode=m, reorder=False) for m in ("pointwise", "full")
+    }
+    for a, b in zip(by_mode["pointwise"], by_mode["full"]):
+        assert set(a.scores) == {"rank"} and set(b.scores) == {"rank", "listwise"}
+        assert a.scores["rank"] == b.scores["rank"] and a.logit == b.logit
+        assert a.kept_spans == b.kept_spans
+    full = list_pruner.process("fleas", PASSAGES, mode="full")
+    assert [p.rank for p in full] == list(range(1, len(PASSAGES) + 1))
+    assert [p.scores["listwise"] for p in full] == sorted((p.scores["listwise"] for p in full), reverse=True)
+
+
+def test_blank_passages_rank_last_in_every_mode(list_pruner):
+    for mode in ("listwise", "full"):
+        result = list_pruner.process("fleas", ["  ", *PASSAGES[:3]], mode=mode)
+        assert result.passages[-1].index == 0 and result.passages[-1].scores["listwise"] == -np.inf
+
+
+def test_list_modes_need_a_list_head(pruner):
+    with pytest.raises(ValueError, match="needs a model with a list-level head"):
+        pruner.process("fleas", PASSAGES[:2], mode="full")
+    with pytest.raises(ValueError, match="mode='best'"):
+        pruner.process("fleas", PASSAGES[:2], mode="best")
+
+
+def test_a_zero_gate_head_returns_the_pointwise_ranking():
+    head = ListwiseHead(16)
+    vectors, logits = torch.randn(30, 16), torch.randn(30)
+    torch.testing.assert_close(head.eval()(vectors, logits), logits)
+    scores = _sliding_windows(head, vectors, logits, window=20, stride=10)
+    assert list(np.argsort(-scores)) == list(np.argsort(-logits.numpy()))
+
+
+def test_sliding_windows_run_from_the_bottom_up():
+    """A head that ranks by -index within each window: 25 candidates, windows [5, 25) then [0, 20)."""
+
+    class ByIndex(torch.nn.Module):
+        def forward(self, vectors, logits):
+            return -vectors[:, 0]
+
+    vectors = torch.arange(25, dtype=torch.float).unsqueeze(1)
+    logits = torch.arange(25, 0, -1, dtype=torch.float)  # pointwise order: 0, 1, ..., 24
+    scores = _sliding_windows(ByIndex(), vectors, logits, window=20, stride=10)
+    order = list(np.argsort(-scores))
+    assert order == list(range(25))  # already sorted by the head: each window keeps its order
+    reverse = _sliding_windows(ByIndex(), vectors, -logits, window=20, stride=10)  # start: 24, ..., 0
+    # window [5, 25) of 24..0 holds 19..0 -> 0..19; then [0, 20): 24..20, 0..14 -> 0..14, 20..24
+    assert list(np.argsort(-reverse)) == list(range(15)) + [20, 21, 22, 23, 24] + list(range(15, 20))
