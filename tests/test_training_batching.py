@@ -147,3 +147,45 @@ def test_train_state_keeps_the_best_weights_only():
         model.weight.fill_(3.0)
     assert not state.keep_if_best(model, 0.5)  # ties keep the earlier epoch
     assert state.best_ndcg == 0.5 and state.best_state["weight"].item() != 3.0
+
+
+def test_checkpoint_round_trip_restores_state_and_names_changed_settings(tmp_path, caplog):
+    from ragprune.training.checkpoint import load_checkpoint, save_checkpoint
+
+    def parts(seed: int):
+        torch.manual_seed(seed)
+        model = torch.nn.Linear(2, 1)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+        return model, optimizer, warmup_linear_decay(optimizer, 1, 4)
+
+    model, optimizer, scheduler = parts(0)
+    model(torch.ones(1, 2)).sum().backward()
+    optimizer.step()
+    scheduler.step()
+    rng = random.Random(3)
+    rng.random()
+    state = TrainState(step=1, epoch=1, history=[{"epoch": 0}], skipped=2)
+    state.keep_if_best(model, 0.4)
+    save_checkpoint(tmp_path / "c.pt", model, optimizer, scheduler, state, rng, {"tau": 1.0, "lr": 0.1})
+
+    fresh, fresh_optimizer, fresh_scheduler = parts(1)
+    fresh_rng = random.Random(0)
+    loaded = load_checkpoint(
+        tmp_path / "c.pt",
+        fresh,
+        fresh_optimizer,
+        fresh_scheduler,
+        fresh_rng,
+        torch.device("cpu"),
+        {"tau": 0.5, "lr": 0.1},
+    )
+    assert (loaded.step, loaded.epoch, loaded.history, loaded.skipped, loaded.best_ndcg) == (
+        1,
+        1,
+        [{"epoch": 0}],
+        2,
+        0.4,
+    )
+    torch.testing.assert_close(fresh.weight, model.weight)
+    assert fresh_rng.random() == rng.random() and fresh_scheduler.get_last_lr() == scheduler.get_last_lr()
+    assert "'tau': (1.0, 0.5)" in caplog.text and "'lr'" not in caplog.text

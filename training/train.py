@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> dict:
     checkpoint_path = config.out / "checkpoint.pt"
     state = TrainState()
     if checkpoint_path.is_file():
-        state = load_checkpoint(checkpoint_path, model, optimizer, scheduler, rng, device)
+        state = load_checkpoint(checkpoint_path, model, optimizer, scheduler, rng, device, config.to_dict())
         log.info("resumed at epoch %d, step %d", state.epoch, state.step)
 
     # ---- train --------------------------------------------------------------------------------------

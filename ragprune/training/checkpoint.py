@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,6 +10,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -68,11 +71,22 @@ def load_checkpoint(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     rng: random.Random,
     device: torch.device,
+    config: dict[str, Any] | None = None,
 ) -> TrainState:
     """Restore :func:`save_checkpoint`'s file into ``model``, ``optimizer``, ``scheduler`` and ``rng`` (in
-    place) and return the :class:`TrainState`. The file is a full pickle (``weights_only=False``): load
-    only checkpoints a run of yours wrote."""
+    place) and return the :class:`TrainState`. With ``config`` (the resuming run's
+    ``TrainConfig.to_dict()``), a warning names every setting that differs from the checkpoint's. The
+    file is a full pickle (``weights_only=False``): load only checkpoints a run of yours wrote."""
     saved = torch.load(path, map_location=device, weights_only=False)
+    before = saved.get("config")
+    if config is not None and before is not None:
+        changed = sorted(k for k in set(config) | set(before) if config.get(k) != before.get(k))
+        if changed:
+            log.warning(
+                "resuming %s with other settings than it was written with: %s",
+                path,
+                {k: (before.get(k), config.get(k)) for k in changed},
+            )
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
