@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ragprune.training.labels import IGNORE
 from ragprune.training.sentences import sentence_probabilities
@@ -94,8 +95,13 @@ def fit_sentence_calibration(
 
 def fold_calibration(model: RerankPruneModel, scale: float, bias: float) -> None:
     """Make the token head output ``scale * logit + bias`` (in place, on ``model.head("token").out``, the
-    head's final ``nn.Linear``)."""
+    head's final ``nn.Linear``). ``TypeError`` for a token head without such a layer."""
+    out = model.head("token").out
+    if not isinstance(out, nn.Linear) or out.bias is None:
+        raise TypeError(
+            f"cannot fold a calibration into a token head whose output layer is {type(out).__name__}; "
+            "it needs a final nn.Linear with a bias named `out`"
+        )
     with torch.no_grad():
-        head = model.head("token").out
-        head.weight.mul_(scale)
-        head.bias.mul_(scale).add_(bias)
+        out.weight.mul_(scale)
+        out.bias.mul_(scale).add_(bias)

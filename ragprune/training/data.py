@@ -226,13 +226,16 @@ def load_training_data(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) 
     log.info(
         "%d training groups, %d held-out groups for the threshold", len(train_groups), len(threshold_groups)
     )
-    spliced_options = {
-        "query_tokens": config.query_tokens,
-        "hop_query_tokens": config.hop_query_tokens,
-        "silver_margin": config.silver_margin,
-    }
-    spliced = load_spliced(folder / files.SPLICED, tokenizer, **spliced_options)
-    valid_spliced = load_spliced(folder / files.VALID_SPLICED, tokenizer, **spliced_options)
+    spliced, valid_spliced = (
+        load_spliced(
+            folder / name,
+            tokenizer,
+            query_tokens=config.query_tokens,
+            hop_query_tokens=config.hop_query_tokens,
+            silver_margin=config.silver_margin,
+        )
+        for name in (files.SPLICED, files.VALID_SPLICED)
+    )
     path = folder / files.VALID_SPLICED
     positions = [r.get("position") or r["kind"] for r in files.read_jsonl(path)] if path.is_file() else []
     log.info("%d spliced training passages, %d held out", len(spliced), len(valid_spliced))

@@ -52,4 +52,4 @@ def combine(spec: Spec, feats: Mapping[str, np.ndarray]) -> np.ndarray:
         raise ValueError(f"unknown ensemble kind {kind!r}; use 'raw', 'z' or 'rrf'")
     transform = zscore if kind == "z" else rrf
     total = sum(weights.values())
-    return sum(w * transform(feats[name]) for name, w in weights.items()) / total
+    return np.asarray(sum(w * transform(feats[name]) for name, w in weights.items())) / total
