@@ -259,7 +259,7 @@ def prune(
             f"{len(first_stage_scores)} first_stage_scores for {len(docs)} docs; give one per document"
         )
     result = pruner.process(query, docs, threshold=threshold, reorder=False, truncate=truncate)
-    fused = method.fuse([passage.logit for passage in result.passages], first_stage_scores)
+    fused = method.fuse([result.ranking_score(passage) for passage in result.passages], first_stage_scores)
     order = best_first(fused)[:top_k]
     for rank, i in enumerate(order, start=1):
         result.passages[i].rank = rank

@@ -21,21 +21,27 @@ PASSAGES = [
 
 
 @pytest.fixture(scope="module")
-def list_pruner(tiny_model_dir, tmp_path_factory):
+def list_model_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny model plus a randomly initialised list-level head that really reorders (gate != 0)."""
     base, tokenizer = load_model(tiny_model_dir)
-    config = RerankPruneConfig(
-        max_length=64, threshold=0.5, heads=default_heads() | {"listwise": HeadSpec("listwise")}
+    heads = default_heads() | {"listwise": HeadSpec("listwise")}
+    model = RerankPruneModel(
+        base.backbone_config, RerankPruneConfig(max_length=64, threshold=0.5, heads=heads)
     )
-    model = RerankPruneModel(base.backbone_config, config)
     torch.manual_seed(7)
     state = base.state_dict()
     for name, value in model.state_dict().items():
         if name.startswith("heads.listwise."):
-            state[name] = torch.randn_like(value) * 0.5  # a head that really reorders (gate != 0)
+            state[name] = torch.randn_like(value) * 0.5
     model.load_state_dict(state)
     folder = tmp_path_factory.mktemp("list_model")
     model.save_pretrained(folder, tokenizer)
-    with RerankPruner.load(folder, device="cpu", prepare_workers=0) as pruner:
+    return folder
+
+
+@pytest.fixture(scope="module")
+def list_pruner(list_model_dir):
+    with RerankPruner.load(list_model_dir, device="cpu", prepare_workers=0) as pruner:
         yield pruner
 
 
@@ -101,3 +107,32 @@ def test_sliding_windows_run_from_the_bottom_up():
     reverse = _sliding_windows(ByIndex(), vectors, -logits, window=20, stride=10)  # start: 24, ..., 0
     # window [5, 25) of 24..0 holds 19..0 -> 0..19; then [0, 20): 24..20, 0..14 -> 0..14, 20..24
     assert list(np.argsort(-reverse)) == list(range(15)) + [20, 21, 22, 23, 24] + list(range(15, 20))
+
+
+def test_rerank_cli_runs_full_mode_and_refuses_it_without_a_list_head(
+    list_pruner, list_model_dir, tiny_model_dir, tmp_path
+):
+    from ragprune.cli import main
+
+    queries, run, passages = tmp_path / "q.tsv", tmp_path / "run.trec", tmp_path / "p.tsv"
+    queries.write_text("q1\thow long do fleas live\n")
+    passages.write_text("".join(f"d{i}\t{text}\n" for i, text in enumerate(PASSAGES)))
+    run.write_text("".join(f"q1 Q0 d{i} {i + 1} {30 - i} bm25\n" for i in range(len(PASSAGES))))
+    common = [
+        "rerank",
+        "--queries",
+        str(queries),
+        "--run",
+        str(run),
+        "--passages",
+        str(passages),
+        "--device",
+        "cpu",
+    ]
+    out = tmp_path / "out.trec"
+    model = str(list_model_dir)
+    assert main([*common, "--output", str(out), "--model", model, "--mode", "full", "--fusion", "none"]) == 0
+    ranked = [line.split()[2] for line in out.read_text().splitlines()]
+    expected = list_pruner.process("how long do fleas live", PASSAGES, mode="full")
+    assert ranked == [f"d{p.index}" for p in expected]
+    assert main([*common, "--output", str(out), "--model", str(tiny_model_dir), "--mode", "full"]) == 2

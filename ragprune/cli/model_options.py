@@ -51,8 +51,15 @@ def checked_device(name: str | None) -> str | None:
     return name
 
 
-def load_pruner(args: argparse.Namespace) -> RerankPruner:
+def load_pruner(args: argparse.Namespace, mode: str = "pointwise") -> RerankPruner:
+    """The model the options name; a ``mode`` the model cannot run is a ``UserError`` naming the fix."""
+    from ragprune.cli import UserError
     from ragprune.pipeline import RerankPruner
 
     device = checked_device(args.device)
-    return RerankPruner.load(args.model, device=device, batch_size=args.batch_size)
+    try:
+        return RerankPruner.load(args.model, device=device, batch_size=args.batch_size, mode=mode)
+    except ValueError as error:
+        if "needs a model with a list-level head" in str(error):
+            raise UserError(f"--mode {mode}: {error}") from error
+        raise

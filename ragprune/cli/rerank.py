@@ -15,6 +15,7 @@ from ragprune.cli.options import (
     status_stream,
 )
 from ragprune.fusion import DEFAULT_FUSION, INTERPOLATE_ALPHA, RRF_K, Fusion, parse_fusion
+from ragprune.pipeline.modes import MODES
 
 DEFAULT_MEASURES = ("nDCG@10", "RR(rel=2)@10", "R@100")
 
@@ -54,6 +55,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "only as the best mean nDCG@10 over its BM25 and SPLADE++ top-100 (eval/results/fusion_dl21.md): "
         "behind BM25 'none' ranks a little better (DL21 0.577 vs 0.560), behind SPLADE++ rrf loses far "
         "less than 'none' (0.668 vs 0.578; SPLADE++ alone 0.684)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default="pointwise",
+        help="ranking: 'pointwise' (the rank head, default), 'listwise' (the model's list-level head over "
+        "FIRST-style windows of 20, stride 10) or 'full' (the list head over all --top-k candidates at "
+        "once); pruning is the same in every mode; the list modes need a model with a list-level head",
     )
     parser.add_argument(
         "--qrels",
@@ -97,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     corpus = read_corpus(args.passages)
     qrels = read_any_qrels(args.qrels) if args.qrels else None
     covered = common_queries(qrels, first_stage) if qrels is not None else []  # fails before the model runs
-    pruner = load_pruner(args)
+    pruner = load_pruner(args, mode=args.mode)
     start = time.perf_counter()
     reranked = rerank_run(
         pruner, queries, first_stage, corpus, top_k=args.top_k, threshold=args.threshold, fusion=args.fusion
@@ -116,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"pairs_per_second\t{pairs / seconds:.1f}\t({pruner.device})", file=out)
     print(f"mean_compression\t{reranked.mean_compression:.4f}", file=out)
     print(f"fusion\t{args.fusion}", file=out)
+    print(f"mode\t{args.mode}", file=out)
     if qrels is not None:
         _print_measures(args.qrels, qrels, covered, first_stage, reranked.run, out)
     return 0

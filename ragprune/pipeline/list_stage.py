@@ -17,11 +17,8 @@ import numpy as np
 import torch
 
 from ragprune.models.encoder import RerankPruneModel
+from ragprune.pipeline.modes import MODES, STRIDE, WINDOW
 from ragprune.pipeline.runner import PairColumns
-
-MODES = ("pointwise", "listwise", "full")
-WINDOW = 20
-STRIDE = 10
 
 
 def list_scores(
@@ -38,18 +35,14 @@ def list_scores(
     ``pair_lists[q][i]`` is the pair (index into ``columns``) of query ``q``'s ``i``-th passage, or ``None``
     for a passage that was not encoded; those score ``-inf`` and are never shown to a head. A head gets the
     vectors ``[M, H]`` and rank logits ``[M]`` of ``M`` encoded passages and returns ``[M]`` logits.
-    ``ValueError`` for an unknown mode, or a list mode on a model without a list-level head.
+    ``ValueError`` for an unknown mode or bad window sizes (``RerankPruner`` checks that the model has a
+    list-level head before it gets here).
     """
     if mode not in MODES:
         raise ValueError(f"mode={mode!r}; use one of {MODES}")
     heads = model.heads_reading("candidates")
     if mode == "pointwise":
         return [{} for _ in pair_lists]
-    if not heads:
-        raise ValueError(
-            f"mode={mode!r} needs a model with a list-level head (a 'candidates' head in config.heads, "
-            "e.g. 'listwise'); this model has only pointwise heads: use mode='pointwise'"
-        )
     if window < 2 or not 0 < stride <= window:
         raise ValueError(f"window={window}, stride={stride}: use window >= 2 and 0 < stride <= window")
     if columns.vectors is None:

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ragprune.pipeline.results import PassageResult, QueryResult
+from ragprune.pipeline.results import QueryResult
 
 
-def order_passages(result: QueryResult, reorder: bool, top_k: int | None, by: str = "rank") -> QueryResult:
-    """Set each passage's ``rank`` (1 = highest score; ties keep input order) and return the result with
-    its passages best first (``reorder``) or in input order, cut to the ``top_k`` best when given.
-
-    ``by``: ``"rank"`` orders by ``logit``; another name by that entry of each passage's ``scores``.
-    """
-
-    def score(passage: PassageResult) -> float:
-        return passage.logit if by == "rank" else passage.scores[by]
-
-    by_score = sorted(result.passages, key=lambda r: (-score(r), r.index))
+def order_passages(result: QueryResult, reorder: bool, top_k: int | None) -> QueryResult:
+    """Set each passage's ``rank`` (1 = highest ``result.ranking_score``; ties keep input order) and return
+    the result with its passages best first (``reorder``) or in input order, cut to the ``top_k`` best when
+    given."""
+    by_score = sorted(result.passages, key=lambda r: (-result.ranking_score(r), r.index))
     for rank, passage in enumerate(by_score, start=1):
         passage.rank = rank
     passages = by_score if reorder else result.passages

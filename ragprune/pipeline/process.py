@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import cast, overload
 
@@ -20,7 +21,8 @@ from ragprune.models.encoder import RerankPruneModel
 from ragprune.normalize import INVALID_TEXT_POLICIES, is_blank, repair_text
 from ragprune.pipeline.encoding import PairTemplate, PreparedPair
 from ragprune.pipeline.inputs import PassageLike, QueryLike, as_documents, as_query
-from ragprune.pipeline.list_stage import MODES, list_scores
+from ragprune.pipeline.list_stage import list_scores
+from ragprune.pipeline.modes import MODES
 from ragprune.pipeline.multihop import evidence_of, expand_query, merge_hop
 from ragprune.pipeline.order import order_passages
 from ragprune.pipeline.parallel import RowPreparer, default_workers
@@ -64,11 +66,14 @@ class RerankPruner(Reranker):
         time_stages: bool = False,
         prepare_workers: int | None = None,
         invalid_text: str = "replace",
+        mode: str = "pointwise",
     ) -> None:
         if invalid_text not in INVALID_TEXT_POLICIES:
             raise ValueError(f"invalid_text={invalid_text!r}; use one of {INVALID_TEXT_POLICIES}")
         self.device = torch.device(device or default_device())
         self.model = _inference_model(model, self.device)
+        self.mode = _checked_mode(mode, self.model)
+        """The default ranking of ``process``: ``"pointwise"``, ``"listwise"`` or ``"full"``."""
         self.tokenizer = tokenizer
         self.template = PairTemplate.from_tokenizer(tokenizer)
         self.batch_size = batch_size
@@ -128,6 +133,7 @@ class RerankPruner(Reranker):
         invalid_text: str | None = None,
         hops: int = 1,
         hop_passages: int = 2,
+        mode: str | None = None,
     ) -> QueryResult: ...
     @overload
     def process(
@@ -142,6 +148,7 @@ class RerankPruner(Reranker):
         invalid_text: str | None = None,
         hops: int = 1,
         hop_passages: int = 2,
+        mode: str | None = None,
     ) -> list[QueryResult]: ...
     def process(
         self,
@@ -155,7 +162,7 @@ class RerankPruner(Reranker):
         invalid_text: str | None = None,
         hops: int = 1,
         hop_passages: int = 2,
-        mode: str = "pointwise",
+        mode: str | None = None,
     ) -> QueryResult | list[QueryResult]:
         """Rerank and prune.
 
@@ -183,10 +190,10 @@ class RerankPruner(Reranker):
         head's logit; ``"listwise"`` (FIRST-style windows of 20, stride 10) and ``"full"`` (all candidates in
         one pass) run the model's list-level head on the candidates' vectors from the same pass and order by
         its score (``scores["listwise"]``; ``scores["rank"]`` and ``logit`` stay the pointwise ones). Pruning
-        is the same in every mode. A list mode on a model without a list-level head raises ``ValueError``.
+        is the same in every mode. ``None``: the pruner's ``mode``. A list mode on a model without a
+        list-level head raises ``ValueError``.
         """
-        if mode not in MODES:
-            raise ValueError(f"mode={mode!r}; use one of {MODES}")
+        mode = self.mode if mode is None else _checked_mode(mode, self.model)
         if hops not in (1, 2):
             raise ValueError(f"hops={hops}; use 1 (one pass) or 2 (multi-hop pruning)")
         if hop_passages < 1:
@@ -216,7 +223,7 @@ class RerankPruner(Reranker):
         if hops == 2:
             results = self._second_hop(results, threshold, hop_passages)
         by = "rank" if mode == "pointwise" else next(iter(self.model.heads_reading("candidates")))
-        ordered = [order_passages(result, reorder, top_k, by) for result in results]
+        ordered = [order_passages(replace(result, ranked_by=by), reorder, top_k) for result in results]
         return ordered[0] if single else ordered
 
     # ---- scoring ------------------------------------------------------------------------------
@@ -359,3 +366,15 @@ def _inference_model(model: RerankPruneModel, device: torch.device) -> RerankPru
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     ready = not model.training and all(p.device == device and p.dtype == dtype for p in model.parameters())
     return model if ready else copy.deepcopy(model).to(device, dtype).eval()
+
+
+def _checked_mode(mode: str, model: RerankPruneModel) -> str:
+    """``mode`` if it is one of ``MODES`` that ``model`` can run, else ``ValueError`` naming the fix."""
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r}; use one of {MODES}")
+    if mode != "pointwise" and not model.heads_reading("candidates"):
+        raise ValueError(
+            f"mode={mode!r} needs a model with a list-level head (a 'candidates' head in config.heads, "
+            "e.g. 'listwise'); this model has only pointwise heads: use mode='pointwise'"
+        )
+    return mode

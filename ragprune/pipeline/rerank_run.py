@@ -68,7 +68,9 @@ def rerank_run(
     results = pruner.process(
         [Query(qid, queries[qid]) for qid in qids], heads, threshold=threshold, reorder=False
     )
-    logits = {qid: {p.document.id: p.logit for p in result} for qid, result in zip(qids, results)}
+    logits = {
+        qid: {p.document.id: result.ranking_score(p) for p in result} for qid, result in zip(qids, results)
+    }
     new_run = fuse_run(logits, run, fusion, top_k)
     for qid, result in zip(qids, results):
         place = {doc_id: rank for rank, (doc_id, _) in enumerate(ranked_items(new_run[qid]), start=1)}

@@ -151,11 +151,18 @@ class QueryResult:
     """All passages of one query, best first when the call asked to reorder, else in input order.
 
     ``query_truncated``: the query was longer than the model's query share and ``truncate=True`` cut it.
+    ``ranked_by``: the score that ranks the passages, ``"rank"`` (each passage's ``logit``) or the name of a
+    list-level head in ``scores`` (e.g. ``"listwise"``, for ``mode="listwise"`` or ``"full"``).
     """
 
     query: Query
     passages: list[PassageResult]
     query_truncated: bool = False
+    ranked_by: str = "rank"
+
+    def ranking_score(self, passage: PassageResult) -> float:
+        """The score ``passage`` is ranked by in this result (see ``ranked_by``)."""
+        return passage.logit if self.ranked_by == "rank" else passage.scores[self.ranked_by]
 
     def __iter__(self):
         return iter(self.passages)
