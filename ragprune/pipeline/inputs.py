@@ -8,7 +8,7 @@ without a visible character is refused. The pipeline reads the repaired text (``
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from ragprune.normalize import check_text, is_blank
 from ragprune.types import Document, Query
@@ -89,3 +89,36 @@ def as_documents(
     if isinstance(passages, str | Mapping | Document):
         raise TypeError("passages must be a list of passages, not a single passage; wrap it in a list")
     return [as_document(passage, i, invalid_text, label) for i, passage in enumerate(passages)]
+
+
+def parse_call(
+    queries: QueryLike | Sequence[QueryLike],
+    passages: Sequence[PassageLike] | Sequence[Sequence[PassageLike]],
+    top_k: int | None,
+    invalid_text: str = "replace",
+) -> tuple[bool, list[Query], list[list[Document]]]:
+    """The inputs of a ``process`` call: whether it was one query, the queries and one document list each.
+
+    One query (str or ``Query``) goes with one passage list; a list of queries with one list per query.
+    ``ValueError`` when the counts differ or ``top_k`` is not positive (or ``None``), and for bad queries
+    and passages (see :func:`as_query`, :func:`as_documents`).
+    """
+    single = isinstance(queries, str | Query)
+    query_list: list[QueryLike]
+    passage_lists: list[Sequence[PassageLike]]
+    if isinstance(queries, str | Query):
+        query_list, passage_lists = [queries], [cast("Sequence[PassageLike]", passages)]
+    else:
+        query_list, passage_lists = list(queries), list(cast("Sequence[Sequence[PassageLike]]", passages))
+    if len(query_list) != len(passage_lists):
+        raise ValueError(
+            f"got {len(query_list)} queries but {len(passage_lists)} passage lists; pass one list per query"
+        )
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k={top_k}; use a positive number or None for all passages")
+    parsed = [as_query(query, i, invalid_text) for i, query in enumerate(query_list)]
+    documents = [
+        as_documents(plist, invalid_text, "passages" if single else f"passages[{i}]")
+        for i, plist in enumerate(passage_lists)
+    ]
+    return single, parsed, documents

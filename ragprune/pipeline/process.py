@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
-from typing import cast, overload
+from typing import overload
 
 import numpy as np
 import torch
@@ -20,7 +19,7 @@ from ragprune.devices import default_device
 from ragprune.models.encoder import RerankPruneModel
 from ragprune.normalize import INVALID_TEXT_POLICIES, is_blank, repair_text
 from ragprune.pipeline.encoding import PairTemplate, PreparedPair
-from ragprune.pipeline.inputs import PassageLike, QueryLike, as_documents, as_query
+from ragprune.pipeline.inputs import PassageLike, QueryLike, parse_call
 from ragprune.pipeline.list_stage import list_scores
 from ragprune.pipeline.modes import MODES
 from ragprune.pipeline.multihop import evidence_of, expand_query, merge_hop
@@ -198,33 +197,27 @@ class RerankPruner(Reranker):
             raise ValueError(f"hops={hops}; use 1 (one pass) or 2 (multi-hop pruning)")
         if hop_passages < 1:
             raise ValueError(f"hop_passages={hop_passages}; use a positive number of evidence passages")
-        single = isinstance(queries, str | Query)
-        query_list: list[QueryLike]
-        passage_lists: list[Sequence[PassageLike]]
-        if isinstance(queries, str | Query):
-            query_list, passage_lists = [queries], [cast("Sequence[PassageLike]", passages)]
-        else:
-            query_list, passage_lists = list(queries), list(cast("Sequence[Sequence[PassageLike]]", passages))
-        if len(query_list) != len(passage_lists):
-            raise ValueError(
-                f"got {len(query_list)} queries but {len(passage_lists)} passage lists; "
-                "pass one list per query"
-            )
-        if top_k is not None and top_k < 1:
-            raise ValueError(f"top_k={top_k}; use a positive number or None for all passages")
         invalid_text = invalid_text or self.invalid_text
-        parsed_queries = [as_query(query, i, invalid_text) for i, query in enumerate(query_list)]
-        documents = [
-            as_documents(plist, invalid_text, "passages" if single else f"passages[{i}]")
-            for i, plist in enumerate(passage_lists)
-        ]
+        single, parsed_queries, documents = parse_call(queries, passages, top_k, invalid_text)
         threshold = self.threshold if threshold is None else threshold
         results = self._score(parsed_queries, documents, threshold, truncate, mode)
         if hops == 2:
             results = self._second_hop(results, threshold, hop_passages)
-        by = "rank" if mode == "pointwise" else next(iter(self.model.heads_reading("candidates")))
-        ordered = [order_passages(replace(result, ranked_by=by), reorder, top_k) for result in results]
+        ordered = [order_passages(result, reorder, top_k) for result in results]
         return ordered[0] if single else ordered
+
+    def score_lists(
+        self,
+        queries: list[Query],
+        documents: list[list[Document]],
+        *,
+        threshold: float | None = None,
+        truncate: bool = False,
+    ) -> list[QueryResult]:
+        """One pass, in input order, with the pruner's ``mode`` (see :meth:`process`, which takes more
+        options; :meth:`Reranker.score_lists`)."""
+        threshold = self.threshold if threshold is None else threshold
+        return self._score(queries, documents, threshold, truncate, self.mode)
 
     # ---- scoring ------------------------------------------------------------------------------
 
@@ -284,6 +277,7 @@ class RerankPruner(Reranker):
         )
         pair_lists = [[pair_of.get((qi, di)) for di in range(len(docs))] for qi, docs in enumerate(documents)]
         listwise = list_scores(self.model, columns, pair_lists, mode)
+        ranked_by = "rank" if mode == "pointwise" else next(iter(self.model.heads_reading("candidates")))
         return [
             QueryResult(
                 query,
@@ -294,6 +288,7 @@ class RerankPruner(Reranker):
                     for di, doc in enumerate(docs)
                 ],
                 query_truncated=query_truncated[qi],
+                ranked_by=ranked_by,
             )
             for qi, (query, docs) in enumerate(zip(queries, documents))
         ]

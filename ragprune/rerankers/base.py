@@ -1,9 +1,9 @@
 """``Reranker``: the one interface of every reranking backend (AnswerDotAI ``rerankers``' shape).
 
-A backend implements :meth:`Reranker.process` (score one or many queries' passages, keep input order or
-sort, return ``QueryResult``\\ s); the ranking calls users know — ``rank``, ``rank_async``, ``prune``,
-``predict`` — and ``rerank_run`` over TREC runs come from ``ragprune.ranking``
-and ``ragprune.pipeline.rerank_run`` for every backend alike. One result type comes back: ``QueryResult``
+A backend implements :meth:`Reranker.score_lists` (score each query's passages, in input order); ``process``
+(input checks, ordering, ``top_k``), the ranking calls users know — ``rank``, ``rank_async``, ``prune``,
+``predict`` — and ``rerank_run`` over TREC runs come from ``ragprune.ranking`` and
+``ragprune.pipeline.rerank_run`` for every backend alike. One result type comes back: ``QueryResult``
 from ``process``, ``RankedResults`` (its documents best first) from ``rank``/``prune``; each passage keeps one
 score per head or backend (``PassageResult.scores``).
 """
@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from ragprune import ranking
-from ragprune.pipeline.inputs import PassageLike, QueryLike
+from ragprune.pipeline.inputs import PassageLike, QueryLike, parse_call
+from ragprune.pipeline.order import order_passages
 from ragprune.pipeline.results import QueryResult
+from ragprune.types import Document, Query
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,7 +27,8 @@ if TYPE_CHECKING:
 
 
 class Reranker(ABC):
-    """Scores passages for queries; backends differ only in :meth:`process`."""
+    """Scores passages for queries; a backend implements :meth:`score_lists` (the shared encoder, whose
+    ``process`` takes more options, overrides :meth:`process` too)."""
 
     @overload
     def process(  # type: ignore[overload-overlap]  # a str is also a Sequence[str]; one query wins
@@ -49,7 +52,6 @@ class Reranker(ABC):
         reorder: bool = True,
         truncate: bool = False,
     ) -> list[QueryResult]: ...
-    @abstractmethod
     def process(
         self,
         queries: QueryLike | Sequence[QueryLike],
@@ -65,8 +67,25 @@ class Reranker(ABC):
         One query (str or ``Query``) with a list of passages gives one ``QueryResult``; a list of queries with
         one passage list each gives a list. ``reorder`` sorts passages best first (stable); ``top_k`` keeps
         the best k; ``threshold`` is the sentence keep threshold of backends that prune (others keep every
-        sentence); ``truncate`` cuts over-long queries instead of raising ``ValueError``.
+        sentence); ``truncate`` cuts over-long queries instead of raising ``ValueError``. Bad input raises
+        ``ValueError`` naming it (``ragprune.pipeline.inputs.parse_call``).
         """
+        single, query_list, documents = parse_call(queries, passages, top_k)
+        results = self.score_lists(query_list, documents, threshold=threshold, truncate=truncate)
+        ordered = [order_passages(result, reorder, top_k) for result in results]
+        return ordered[0] if single else ordered
+
+    @abstractmethod
+    def score_lists(
+        self,
+        queries: list[Query],
+        documents: list[list[Document]],
+        *,
+        threshold: float | None = None,
+        truncate: bool = False,
+    ) -> list[QueryResult]:
+        """The backend's one job: a ``QueryResult`` per query with its passages in input order (``ranked_by``
+        names the score that ranks them; ``-inf`` for a blank passage)."""
 
     def rank(self, query: QueryLike, docs: Sequence[PassageLike], **options: Any) -> RankedResults:
         """Rerank ``docs`` for one query, best first (``CrossEncoder.rank`` / ``rerankers`` shape).

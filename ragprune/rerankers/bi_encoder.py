@@ -8,19 +8,15 @@ sentence is kept. Needs the ``sentence-transformers`` package.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import cast, overload
 
 import numpy as np
 
 from ragprune.normalize import is_blank
-from ragprune.pipeline.inputs import PassageLike, QueryLike, as_documents, as_query
-from ragprune.pipeline.order import order_passages
 from ragprune.pipeline.results import PassageResult, QueryResult, SentenceScore
 from ragprune.rerankers.base import Reranker
 from ragprune.text import split_sentences
-from ragprune.types import Query
+from ragprune.types import Document, Query
 
 COSINE = "cosine"
 """The key of the cosine in ``PassageResult.scores``."""
@@ -51,65 +47,28 @@ class BiEncoderReranker(Reranker):
         self.encoder.max_seq_length = max_seq_length
         self.batch_size = batch_size
 
-    @overload
-    def process(  # type: ignore[overload-overlap]  # a str is also a Sequence[str]; one query wins
+    def score_lists(
         self,
-        queries: QueryLike,
-        passages: Sequence[PassageLike],
+        queries: list[Query],
+        documents: list[list[Document]],
         *,
         threshold: float | None = None,
-        top_k: int | None = None,
-        reorder: bool = True,
         truncate: bool = False,
-    ) -> QueryResult: ...
-    @overload
-    def process(
-        self,
-        queries: Sequence[QueryLike],
-        passages: Sequence[Sequence[PassageLike]],
-        *,
-        threshold: float | None = None,
-        top_k: int | None = None,
-        reorder: bool = True,
-        truncate: bool = False,
-    ) -> list[QueryResult]: ...
-    def process(
-        self,
-        queries: QueryLike | Sequence[QueryLike],
-        passages: Sequence[PassageLike] | Sequence[Sequence[PassageLike]],
-        *,
-        threshold: float | None = None,
-        top_k: int | None = None,
-        reorder: bool = True,
-        truncate: bool = False,
-    ) -> QueryResult | list[QueryResult]:
-        """See :meth:`Reranker.process`; ``threshold`` and ``truncate`` do not apply (every sentence is kept,
-        long texts are cut by the encoder at ``max_seq_length`` tokens)."""
-        single = isinstance(queries, str | Query)
-        raw_queries: list[QueryLike]
-        raw_lists: list[Sequence[PassageLike]]
-        if isinstance(queries, str | Query):
-            raw_queries, raw_lists = [queries], [cast("Sequence[PassageLike]", passages)]
-        else:
-            raw_queries, raw_lists = list(queries), list(cast("Sequence[Sequence[PassageLike]]", passages))
-        query_list = [as_query(q, i) for i, q in enumerate(raw_queries)]
-        lists = [as_documents(p, "replace", "passages") for p in raw_lists]
-        if len(query_list) != len(lists):
-            raise ValueError(
-                f"got {len(query_list)} queries but {len(lists)} passage lists; pass one per query"
-            )
-        texts = [f"{doc.title} {doc.text}".strip() for docs in lists for doc in docs]
-        embedded = self.encode([q.text for q in query_list] + texts)
-        query_vectors, passage_vectors = embedded[: len(query_list)], embedded[len(query_list) :]
+    ) -> list[QueryResult]:
+        """Cosines in input order (see :meth:`Reranker.score_lists`); ``threshold`` and ``truncate`` do not
+        apply: every sentence is kept, and the encoder cuts long texts at ``max_seq_length`` tokens."""
+        texts = [f"{doc.title} {doc.text}".strip() for docs in documents for doc in docs]
+        embedded = self.encode([q.text for q in queries] + texts)
+        query_vectors, passage_vectors = embedded[: len(queries)], embedded[len(queries) :]
         results, first = [], 0
-        for qi, (query, docs) in enumerate(zip(query_list, lists)):
+        for qi, (query, docs) in enumerate(zip(queries, documents)):
             cosines = passage_vectors[first : first + len(docs)] @ query_vectors[qi]
             first += len(docs)
             passage_results = [
                 _passage(doc, di, float(cosine)) for di, (doc, cosine) in enumerate(zip(docs, cosines))
             ]
-            results.append(order_passages(QueryResult(query, passage_results), reorder, top_k))
-        return results[0] if single else results
+            results.append(QueryResult(query, passage_results))
+        return results
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit-length embeddings ``[len(texts), D]`` float32 (so a dot product is the cosine)."""

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import importlib.util
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast, overload
+from typing import TYPE_CHECKING, Any
 
 from ragprune.normalize import is_blank, repair_text
-from ragprune.pipeline.inputs import PassageLike, QueryLike, as_documents, as_query
-from ragprune.pipeline.order import order_passages
 from ragprune.pipeline.results import PassageResult, QueryResult, SentenceScore
 from ragprune.rerankers.base import Reranker
 from ragprune.rerankers.llm_prompts import TextFix
@@ -136,54 +134,20 @@ class CausalLMReranker(Reranker):
         self.max_passage_words = max_passage_words
         self.last_reports: list[Any] = []
 
-    @overload
-    def process(  # type: ignore[overload-overlap]  # a str is also a Sequence[str]; one query wins
+    def score_lists(
         self,
-        queries: QueryLike,
-        passages: Sequence[PassageLike],
+        queries: list[Query],
+        documents: list[list[Document]],
         *,
         threshold: float | None = None,
-        top_k: int | None = None,
-        reorder: bool = True,
         truncate: bool = False,
-    ) -> QueryResult: ...
-    @overload
-    def process(
-        self,
-        queries: Sequence[QueryLike],
-        passages: Sequence[Sequence[PassageLike]],
-        *,
-        threshold: float | None = None,
-        top_k: int | None = None,
-        reorder: bool = True,
-        truncate: bool = False,
-    ) -> list[QueryResult]: ...
-    def process(
-        self,
-        queries: QueryLike | Sequence[QueryLike],
-        passages: Sequence[PassageLike] | Sequence[Sequence[PassageLike]],
-        *,
-        threshold: float | None = None,
-        top_k: int | None = None,
-        reorder: bool = True,
-        truncate: bool = False,
-    ) -> QueryResult | list[QueryResult]:
-        """See :meth:`Reranker.process`. ``threshold`` and ``truncate`` do not apply: nothing is pruned, and
-        passages are cut to the method's word limit (reported in ``truncated``). Each query's backend report
-        (windows or permutation repair) is in ``last_reports``, one per query, after the call."""
-        single = isinstance(queries, str | Query)
-        raw_queries = cast(
-            "list[QueryLike]", [queries] if single else list(cast("Sequence[QueryLike]", queries))
-        )
-        raw_lists = cast("list[Sequence[PassageLike]]", [passages] if single else list(passages))
-        query_list = [as_query(q, i) for i, q in enumerate(raw_queries)]
-        lists = [as_documents(p, "replace", "passages") for p in raw_lists]
-        if len(query_list) != len(lists):
-            raise ValueError(
-                f"got {len(query_list)} queries but {len(lists)} passage lists; pass one per query"
-            )
+    ) -> list[QueryResult]:
+        """Rank scores in input order (see :meth:`Reranker.score_lists`). ``threshold`` and ``truncate`` do
+        not apply: nothing is pruned, and passages are cut to the method's word limit (reported in
+        ``truncated``). Each query's backend report (windows or permutation repair) is in ``last_reports``,
+        one per query, after the call."""
         results, reports = [], []
-        for query, docs in zip(query_list, lists):
+        for query, docs in zip(queries, documents):
             visible = [i for i, doc in enumerate(docs) if not is_blank(doc.text)]
             ranked = self._rank(query, [docs[i] for i in visible])
             reports.append(ranked.report)
@@ -192,9 +156,9 @@ class CausalLMReranker(Reranker):
             passage_results = [
                 self._passage(doc, i, position.get(i), len(visible), i in cut) for i, doc in enumerate(docs)
             ]
-            results.append(order_passages(QueryResult(query, passage_results), reorder, top_k))
+            results.append(QueryResult(query, passage_results))
         self.last_reports = reports
-        return results[0] if single else results
+        return results
 
     @abstractmethod
     def _rank(self, query: Query, docs: list[Document]) -> Ranked:
