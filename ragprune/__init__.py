@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ragprune.types import Document, Query, RankedList, ScoredDocument, Span
+from ragprune.types import Document, Query, Span
 
 if TYPE_CHECKING:
     from ragprune.pipeline import PassageResult, QueryResult, RerankPruner
@@ -26,9 +26,7 @@ __all__ = [
     "PassageResult",
     "Query",
     "QueryResult",
-    "RankedList",
     "RerankPruner",
-    "ScoredDocument",
     "Span",
     "__version__",
 ]

@@ -61,22 +61,6 @@ class Document:
 
 
 @dataclass(frozen=True)
-class ScoredDocument:
-    """A document with a retrieval or reranking score."""
-
-    document: Document
-    score: float
-
-
-@dataclass(frozen=True)
-class RankedList:
-    """The candidates of one query, best first."""
-
-    query: Query
-    items: list[ScoredDocument]
-
-
-@dataclass(frozen=True)
 class InputLimits:
     """How much of each field one encoder row holds, in the model tokenizer's tokens.
 

@@ -26,11 +26,9 @@ def test_load_by_path(tmp_path: Path) -> None:
     assert data.name == "dlx"
     assert data.qrels == {"1": {"p1": 3, "p2": 0}}
     assert data.run == {"1": {"p1": 3.0, "p2": 2.0}}
-    [ranked] = data.ranked_lists(depth=1)
-    assert ranked.query.text == "first query"
-    assert [(item.document.id, item.document.text, item.score) for item in ranked.items] == [
-        ("p1", "The first passage.", 3.0)
-    ]
+    [query], [documents] = data.candidates(depth=1)
+    assert query.text == "first query"
+    assert [(doc.id, doc.text) for doc in documents] == [("p1", "The first passage.")]
 
 
 def test_unjudged_set_has_empty_qrels(tmp_path: Path) -> None:

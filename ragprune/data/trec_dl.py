@@ -12,7 +12,7 @@ from pathlib import Path
 from ragprune.data.errors import DataMismatchError
 from ragprune.data.paths import resolve_dataset_dir
 from ragprune.data.trec import Qrels, Run, ranked_items, read_passages, read_qrels, read_run, read_topics
-from ragprune.types import Document, Query, RankedList, ScoredDocument
+from ragprune.types import Document, Query
 
 TOPICS_FILE = "topics.tsv"
 QRELS_FILE = "qrels.txt"
@@ -30,14 +30,15 @@ class TrecDLSet:
     run: Run
     passages: dict[str, str]
 
-    def ranked_lists(self, depth: int | None = None) -> list[RankedList]:
-        """The first-stage candidates of every run query (query id order), best first, cut at ``depth``."""
-        lists = []
-        for qid in sorted(self.run):
-            ranked = ranked_items(self.run[qid])[:depth]
-            items = [ScoredDocument(Document(pid, self.passages[pid]), score) for pid, score in ranked]
-            lists.append(RankedList(Query(qid, self.topics[qid]), items))
-        return lists
+    def candidates(self, depth: int | None = None) -> tuple[list[Query], list[list[Document]]]:
+        """The run's queries (query id order) and each one's first-stage documents, best first, cut at
+        ``depth``: the input of ``RerankPruner.process`` (the scores stay in ``run``)."""
+        qids = sorted(self.run)
+        documents = [
+            [Document(pid, self.passages[pid]) for pid, _ in ranked_items(self.run[qid])[:depth]]
+            for qid in qids
+        ]
+        return [Query(qid, self.topics[qid]) for qid in qids], documents
 
 
 def load_trec_dl(name_or_path: str | Path, run_file: str = RUN_FILE) -> TrecDLSet:
