@@ -332,10 +332,19 @@ def test_clear_errors(model_dirs, tmp_path):
         FirstLLM(bare, device="cpu", fix_text=False)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("ftfy") is not None, reason="ftfy is installed here")
-def test_the_published_text_fixing_needs_ftfy(model_dirs):
+def test_the_published_text_fixing_needs_ftfy(model_dirs, monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "ftfy" else find_spec(name, *a)
+    )
     with pytest.raises(ImportError, match="pip install ftfy"):
         FirstLLM(model_dirs["Mistral"], device="cpu")
+
+
+def test_the_published_text_fixing_uses_ftfy(model_dirs):
+    pytest.importorskip("ftfy", reason="the llm extra")
+    reranker = FirstLLM(model_dirs["Mistral"], device="cpu")
+    assert "âœ”" not in reranker.prompt("q", ["It says âœ” here."]).text  # ftfy repairs the mojibake
 
 
 def test_a_text_fixer_of_your_own_is_applied_to_passages_and_prompt(model_dirs):
