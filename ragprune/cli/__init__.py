@@ -19,6 +19,7 @@ COMMANDS: tuple[str, ...] = (
     "retrieve",
     "serve",
     "data",
+    "compress",
 )
 
 

@@ -1,0 +1,175 @@
+"""``ragprune compress``: weight-prune a model (magnitude / Wanda / Fisher / GAPrune; masks or structure
+removal), optionally recover it by distillation from the dense model, and save the smaller model folder."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+METHODS = ("magnitude", "wanda", "fisher", "gaprune")
+STRUCTURES_HELP = (
+    "unstructured (masks, per output row), N:M masks such as 2:4, heads, ffn (FFN neurons), layers, "
+    "or heads+ffn; heads / ffn / layers really remove weights"
+)
+SOURCES_HELP = (
+    "calibration sources (training data only): 'domain' / 'general' (the built-in recipes), a source name "
+    "(scifact-train, dl21-biomedical, dl21-general, msmarco-triples, nq-train, wikiqa-train, "
+    "hotpotqa-train), or files: calibration JSONL, pruning JSONL, triples / WikiQA-pairs TSV, TREC DL folder"
+)
+
+
+def _sparsity(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number; use e.g. 0.5") from None
+    if not 0.0 <= number < 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is outside [0, 1); the share of weights removed, e.g. 0.5")
+    return number
+
+
+def _count(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
+    return number
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "compress",
+        help="weight-prune the encoder (GAPrune, Wanda, Fisher, magnitude) and save the smaller model",
+        description="Score the encoder's weights or structures on calibration data with the model's own "
+        "rank + token loss, prune them, optionally recover by distillation from the dense model, and save "
+        "a model folder that loads everywhere (RerankPruner.load, --model). Writes compression.json beside "
+        "the weights.",
+    )
+    parser.add_argument(
+        "--model", default=None, help="model folder (default: the model shipped with ragprune)"
+    )
+    parser.add_argument("--method", required=True, choices=METHODS, help="importance score")
+    parser.add_argument("--structure", required=True, help=STRUCTURES_HELP)
+    parser.add_argument(
+        "--sparsity", required=True, type=_sparsity, help="share removed, in [0, 1), e.g. 0.5"
+    )
+    parser.add_argument("--domain-data", nargs="+", default=[], metavar="SRC", help=SOURCES_HELP)
+    parser.add_argument("--general-data", nargs="+", default=[], metavar="SRC", help="as --domain-data")
+    parser.add_argument(
+        "--calibration-size",
+        type=_count,
+        default=128,
+        help="groups k-means-sampled from each side's pool (default %(default)s)",
+    )
+    parser.add_argument(
+        "--candidates", type=_count, default=8, help="passages per calibration group (default %(default)s)"
+    )
+    parser.add_argument(
+        "--recover-steps",
+        type=_count,
+        default=0,
+        help="distillation steps from the dense model after pruning (default 0: one-shot)",
+    )
+    parser.add_argument(
+        "--recover-lr", type=float, default=1e-4, help="recovery learning rate (default 1e-4)"
+    )
+    parser.add_argument("--dai-beta", type=float, default=1.0, help="GAPrune: weight of the general Fisher")
+    parser.add_argument("--dai-gamma", type=float, default=0.5, help="GAPrune: weight of sqrt(|W|)")
+    parser.add_argument(
+        "--dai-alignment",
+        choices=("structure", "paper"),
+        default="structure",
+        help="GAPrune: gradient alignment per structure (default) or the published per-weight term",
+    )
+    parser.add_argument(
+        "--dai-raw", action="store_true", help="GAPrune: the DAI terms in raw units (no normalisation)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="sampling and recovery seed (default 0)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    parser.add_argument(
+        "--output",
+        required=True,
+        help="new model folder (its parent must exist; an existing one must be empty)",
+    )
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+    from pathlib import Path
+
+    from ragprune.cli import UserError
+    from ragprune.cli.model_options import checked_device
+
+    output = Path(args.output)
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise UserError(f"--output {output} exists and is not an empty folder; choose a new folder")
+    if not output.parent.is_dir():
+        raise UserError(f"--output {output}: the folder {output.parent} does not exist; create it first")
+    needs = {"fisher": ["general"], "gaprune": ["domain", "general"], "wanda": ["any"]}.get(args.method, [])
+    given = {"domain": bool(args.domain_data), "general": bool(args.general_data)}
+    for side in needs:
+        if side == "any" and not any(given.values()):
+            raise UserError("--method wanda needs activations: pass --domain-data or --general-data")
+        if side != "any" and not given[side]:
+            raise UserError(f"--method {args.method} needs --{side}-data")
+    if args.recover_steps and not any(given.values()):
+        raise UserError("--recover-steps needs calibration data: pass --domain-data and/or --general-data")
+    if args.candidates < 2:
+        raise UserError("--candidates must be at least 2 (one relevant passage and a negative)")
+    from ragprune.weight_pruning.api import check_options
+
+    try:
+        check_options(args.method, args.structure, args.sparsity)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+
+    import torch
+
+    from ragprune.devices import default_device
+    from ragprune.models.registry import load_model
+    from ragprune.weight_pruning.api import build_calibration, compress
+    from ragprune.weight_pruning.importance import DAIConfig
+    from ragprune.weight_pruning.recovery import RecoveryConfig
+
+    device = torch.device(checked_device(args.device) or default_device())
+    model, tokenizer = load_model(args.model)
+    model.to(device)
+    calibration = None
+    if any(given.values()):
+        calibration = build_calibration(
+            model,
+            tokenizer,
+            domain=args.domain_data,
+            general=args.general_data,
+            size=args.calibration_size,
+            candidates=args.candidates,
+            seed=args.seed,
+        )
+        print(f"ragprune compress: calibration {calibration.summary()}", file=sys.stderr)
+    dai = DAIConfig(
+        beta=args.dai_beta, gamma=args.dai_gamma, alignment=args.dai_alignment, normalize=not args.dai_raw
+    )
+    result = compress(
+        model,
+        tokenizer,
+        method=args.method,
+        structure=args.structure,
+        sparsity=args.sparsity,
+        calibration=calibration,
+        recovery=RecoveryConfig(steps=args.recover_steps, lr=args.recover_lr, seed=args.seed),
+        dai=dai,
+        device=device,
+    )
+    result.model.to("cpu")
+    result.save(output)
+    report = result.report
+    before, after = report["parameters_before"], report["parameters_after"]
+    print(
+        f"ragprune compress: wrote {output} ({args.method}, {args.structure}, sparsity {args.sparsity}): "
+        f"encoder parameters {before['encoder']:,} -> {after['encoder']:,}, layer weights nonzero "
+        f"{before['nonzero_layers']:,} -> {after['nonzero_layers']:,}, {report['seconds']:.1f}s"
+    )
+    return 0

@@ -1,0 +1,138 @@
+"""Recovery after pruning: a short distillation of the pruned model (student) from the dense one (teacher).
+
+"Prune, then distil" (Minitron, Muralidharan et al. 2024; Sreenivas et al. 2024) with the outputs this model
+has, on the calibration batches (``ragprune.weight_pruning.loss.group_batches``):
+
+* rank: KL from the teacher's softmax over each group's candidates to the student's
+  (:class:`~ragprune.training.losses.ListwiseDistillationLoss`, ``gold_mix=0``, temperature ``tau``);
+* token: the Bernoulli KL divergence from the teacher's token keep-probabilities to the student's (binary
+  cross-entropy against the teacher's probabilities minus their entropy), on the passage tokens
+  (``sentence_ids >= 0``);
+* hidden: mean squared error between the last hidden states on real tokens, divided by the teacher's
+  hidden-state variance (so the weight is scale-free); the heads read these states.
+
+``loss = rank_weight * rank + token_weight * token + hidden_weight * hidden``. AdamW, linear warm-up over
+the first 10% of steps then linear decay, gradient-norm clip 1.0, model in eval mode (no dropout:
+deterministic). Masks (unstructured / N:M) are re-applied after every step, so zeros stay zero.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ragprune.models.encoder import RerankPruneModel
+from ragprune.training.losses import ListwiseDistillationLoss
+from ragprune.weight_pruning.loss import Batch, model_inputs, to_device
+from ragprune.weight_pruning.unstructured import Masks, apply_masks
+
+
+@dataclass(frozen=True)
+class RecoveryConfig:
+    """Settings of the distillation (defaults sized for a few hundred steps)."""
+
+    steps: int = 200
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    tau: float = 1.0
+    rank_weight: float = 1.0
+    token_weight: float = 1.0
+    hidden_weight: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.lr <= 0 or self.tau <= 0:
+            raise ValueError("steps must be >= 0, lr and tau > 0")
+
+
+def distill(
+    student: RerankPruneModel,
+    teacher: RerankPruneModel,
+    batches: Sequence[Batch],
+    config: RecoveryConfig | None = None,
+    masks: Masks | None = None,
+    device: torch.device | str | None = None,
+) -> dict:
+    """Train ``student`` in place for ``config.steps`` steps on ``batches`` (cycled in a seeded shuffled
+    order); ``teacher`` is only read. Returns ``{"steps", "seconds", "first_loss", "last_loss", "config"}``
+    (losses averaged over the first / last 10% of steps). ``ValueError`` without batches.
+    """
+    config = config or RecoveryConfig()
+    if not batches:
+        raise ValueError("recovery needs calibration batches (--domain-data / --general-data)")
+    device = torch.device(device) if device is not None else next(student.parameters()).device
+    student.to(device).eval()
+    teacher.to(device).eval()
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    for parameter in student.parameters():
+        parameter.requires_grad_(True)
+    rank_loss = ListwiseDistillationLoss(temperature=config.tau, gold_mix=0.0)
+    optimizer = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    warmup = max(1, config.steps // 10)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: min(
+            (step + 1) / warmup, max(0.0, (config.steps - step) / max(1, config.steps - warmup))
+        ),
+    )
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    rng = random.Random(config.seed)
+    order: list[int] = []
+    losses = []
+    start = time.perf_counter()
+    for _ in range(config.steps):
+        if not order:
+            order = list(range(len(batches)))
+            rng.shuffle(order)
+        batch = to_device(batches[order.pop()], device)
+        inputs = model_inputs(batch, device)
+        with torch.no_grad(), autocast:
+            target = teacher(**inputs)
+        with autocast:
+            output = student(**inputs)
+        loss = _distillation_loss(output, target, batch, rank_loss, config)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        if masks:
+            apply_masks(student, masks)
+        losses.append(float(loss.detach()))
+    student.eval()
+    tenth = max(1, len(losses) // 10)
+    return {
+        "steps": config.steps,
+        "seconds": time.perf_counter() - start,
+        "first_loss": sum(losses[:tenth]) / tenth if losses else None,
+        "last_loss": sum(losses[-tenth:]) / tenth if losses else None,
+        "config": asdict(config),
+    }
+
+
+def _distillation_loss(
+    output: dict[str, torch.Tensor],
+    target: dict[str, torch.Tensor],
+    batch: Batch,
+    rank_loss: ListwiseDistillationLoss,
+    config: RecoveryConfig,
+) -> torch.Tensor:
+    shape = batch["gold"].shape
+    rank = rank_loss(output["rank"].float().view(shape), target["rank"].float().view(shape))
+    passage = batch["sentence_ids"] >= 0
+    token_target = torch.sigmoid(target["token"].float())
+    # Bernoulli KL(teacher || student) = BCE(student; teacher probabilities) - teacher entropy (0 when equal)
+    token = F.binary_cross_entropy_with_logits(output["token"].float(), token_target, reduction="none")
+    token = token - F.binary_cross_entropy(token_target, token_target, reduction="none")
+    token = (token * passage).sum() / passage.sum().clamp(min=1)
+    real = batch["attention_mask"].bool()
+    student_hidden, teacher_hidden = output["hidden"].float()[real], target["hidden"].float()[real]
+    hidden = F.mse_loss(student_hidden, teacher_hidden) / teacher_hidden.var().clamp(min=1e-6)
+    return config.rank_weight * rank + config.token_weight * token + config.hidden_weight * hidden

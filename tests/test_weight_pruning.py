@@ -1,0 +1,453 @@
+"""Weight pruning (``ragprune.weight_pruning``) on a tiny model: every method and granularity, structured
+removal that saves / loads / runs, exact slicing, masks, DAI's per-structure alignment, recovery, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from sample_texts import QUERY, TEXTS
+from tiny_models import minilm_tokenizer_path, tiny_encoder_config
+from transformers import BertConfig
+
+from ragprune.models import RerankPruneConfig, RerankPruneModel, load_model, load_tokenizer
+from ragprune.models.structure import structure_of
+from ragprune.weight_pruning.api import Calibration, build_calibration, compress, measure
+from ragprune.weight_pruning.calibration import (
+    CalibrationGroup,
+    CalibrationPassage,
+    CalibrationSet,
+    load_source,
+    looks_biomedical,
+)
+from ragprune.weight_pruning.importance import (
+    METHODS,
+    DAIConfig,
+    alignment_factors,
+    structure_scores,
+    weight_scores,
+)
+from ragprune.weight_pruning.loss import group_batches
+from ragprune.weight_pruning.measure import parameter_counts, prepare_pairs_once, score_pairs
+from ragprune.weight_pruning.recovery import RecoveryConfig, distill
+from ragprune.weight_pruning.sampling import kmeans, nearest_members
+from ragprune.weight_pruning.statistics import CalibrationStatistics
+from ragprune.weight_pruning.structured import kept_count, prune_heads, prune_neurons
+from ragprune.weight_pruning.structures import layer_parameters, prunable_linears
+from ragprune.weight_pruning.unstructured import is_nm_sparse, to_semi_structured
+
+CANDIDATES = 4
+EXTRA = [
+    "Aspirin lowers the risk of heart attacks. It thins the blood.",
+    "The Nile is a long river. It flows north into the Mediterranean.",
+    "Insulin is a hormone made in the pancreas. It lowers blood sugar.",
+    "Chess is played on a board of 64 squares. Each player has sixteen pieces.",
+]
+
+
+def _group(query: str, relevant: str, others: list[str], source: str) -> CalibrationGroup:
+    first = relevant.split(". ")[0] + "."
+    passages = [CalibrationPassage(relevant, relevant=True, gold_spans=((0, len(first)),))]
+    passages += [CalibrationPassage(text) for text in others]
+    return CalibrationGroup(query, tuple(passages), source)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer(minilm_tokenizer_path())
+
+
+@pytest.fixture(scope="module")
+def model() -> RerankPruneModel:
+    """3 layers, 4 heads of 8, FFN 64: enough structures of every kind to remove some."""
+    torch.manual_seed(0)
+    backbone = tiny_encoder_config(BertConfig, num_attention_heads=4, num_hidden_layers=3)
+    return RerankPruneModel(backbone, RerankPruneConfig(max_length=64, threshold=0.5)).eval()
+
+
+@pytest.fixture(scope="module")
+def calibration(model, tokenizer) -> Calibration:
+    texts = TEXTS + EXTRA
+    domain = CalibrationSet(
+        "domain",
+        [
+            _group("does aspirin protect the heart", EXTRA[0], [TEXTS[1], TEXTS[2], EXTRA[1]], "d"),
+            _group("what does insulin do", EXTRA[2], [TEXTS[0], EXTRA[3], TEXTS[3]], "d"),
+            _group(QUERY, TEXTS[0], [EXTRA[0], TEXTS[2], EXTRA[2]], "d"),
+        ],
+    )
+    general = CalibrationSet(
+        "general",
+        [
+            _group("where is the eiffel tower", TEXTS[1], [texts[0], texts[2], texts[5]], "g"),
+            _group("how many squares on a chess board", EXTRA[3], [TEXTS[2], EXTRA[1], TEXTS[3]], "g"),
+        ],
+    )
+    calibration = Calibration({"domain": domain, "general": general})
+    calibration.batches = {
+        name: group_batches(s.groups, tokenizer, model.config.max_length)
+        for name, s in calibration.sets.items()
+    }
+    return calibration
+
+
+@pytest.fixture(scope="module")
+def stats(model, calibration) -> CalibrationStatistics:
+    return measure(model, calibration, "cpu")
+
+
+def _outputs(model: RerankPruneModel, tokenizer) -> dict[str, torch.Tensor]:
+    batch = tokenizer([QUERY] * len(TEXTS), TEXTS, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        return model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+
+
+# ---- calibration data ------------------------------------------------------------------------------
+
+
+def test_calibration_sources_read_every_format(tmp_path, model, tokenizer):
+    pruning = tmp_path / "pruning.jsonl"
+    records = [
+        {
+            "id": str(i),
+            "source": "toy",
+            "question": question,
+            "answers": [],
+            "contexts": [{"title": "", "sentences": text.split(". "), "gold_sentence_ids": [0]}],
+        }
+        for i, (question, text) in enumerate(
+            zip(["fleas", "eiffel", "cats", "ticks", "aspirin"], TEXTS + EXTRA)
+        )
+    ]
+    pruning.write_text("".join(json.dumps(r) + "\n" for r in records))
+    groups = load_source(pruning, candidates=CANDIDATES)
+    assert len(groups) == 5 and all(len(g.passages) == CANDIDATES for g in groups)
+    assert all(sum(p.relevant for p in g.passages) == 1 for g in groups)
+    first = next(p for p in groups[0].passages if p.relevant)
+    (start, end), *_ = first.gold_spans
+    assert first.text[start:end] == "Fleas live up to a year"
+    assert all(p.gold_spans == () for g in groups for p in g.passages if not p.relevant)
+
+    triples = tmp_path / "triples.tsv"
+    triples.write_text("".join(f"q{i}\t{TEXTS[i]}\t{EXTRA[i]}\n" for i in range(4)))
+    assert all(len(g.passages) == CANDIDATES for g in load_source(triples, CANDIDATES))
+    pairs = tmp_path / "wikiqa.tsv"
+    pairs.write_text(
+        "".join(f"q{i}\t{s}\t{int(j == 0)}\n" for i in range(5) for j, s in enumerate(["A b.", f"C{i}."]))
+    )
+    assert len(load_source(pairs, CANDIDATES)) == 5
+
+    saved = tmp_path / "calibration.jsonl"
+    CalibrationSet("x", groups).save(saved)
+    assert load_source(saved, CANDIDATES) == groups
+    with pytest.raises(ValueError, match="this run uses 8"):
+        load_source(saved, 8)
+    with pytest.raises(FileNotFoundError, match="neither a file nor one of"):
+        load_source(tmp_path / "missing.jsonl")
+    sampled = CalibrationSet("y", groups)
+    assert sampled.sources() == {"pruning": 5}
+    assert looks_biomedical("symptoms of neuroma pain") and not looks_biomedical("average age at marriage")
+
+
+def test_batches_carry_gold_labels_and_weights(tokenizer):
+    group = CalibrationGroup(
+        "fleas",
+        (
+            CalibrationPassage(TEXTS[0], relevant=True, gold_spans=((0, 24),)),
+            CalibrationPassage(TEXTS[1]),
+            CalibrationPassage(TEXTS[2], relevant=True, gold_spans=None),
+        ),
+    )
+    (batch,) = group_batches([group], tokenizer, 64)
+    assert batch["gold"].tolist() == [[True, False, True]]
+    assert batch["sentence_labels"].tolist() == [[1, 0], [0, 0], [-100, -100]]
+    assert batch["passage_weight"].tolist() == [1.0, 0.25, 1.0]
+
+
+def test_kmeans_sampling_takes_one_member_per_cluster():
+    rng = np.random.default_rng(0)
+    centers = np.eye(4, 8, dtype=np.float32) * 10
+    points = np.concatenate([c + rng.normal(0, 0.1, (5, 8)) for c in centers]).astype(np.float32)
+    centroids = kmeans(points, 4, seed=1)
+    chosen = nearest_members(points, centroids)
+    assert sorted(i // 5 for i in chosen) == [0, 1, 2, 3]
+    assert np.array_equal(centroids, kmeans(points, 4, seed=1))
+
+
+def test_build_calibration_samples_with_the_model(tmp_path, model, tokenizer, calibration):
+    path = tmp_path / "domain.jsonl"
+    calibration.sets["domain"].save(path)
+    built = build_calibration(model, tokenizer, domain=[path], size=2, candidates=CANDIDATES)
+    assert set(built.sets) == {"domain"} and len(built.sets["domain"]) == 2
+    assert len(built.batches["domain"]) == 2
+
+
+# ---- statistics and importance ---------------------------------------------------------------------
+
+
+def test_fisher_is_the_mean_squared_gradient(model, calibration):
+    one = Calibration(
+        {"general": calibration.sets["general"]}, {"general": calibration.batches["general"][:1]}
+    )
+    single = measure(model, one, "cpu")
+    for name in list(single.fisher["general"])[:6]:
+        torch.testing.assert_close(single.fisher["general"][name], single.gradient["general"][name] ** 2)
+    assert set(single.activations) == set(prunable_linears(model))
+
+
+def test_a_head_whose_output_weights_are_zero_has_the_lowest_magnitude(model):
+    pruned = _copy(model)
+    with torch.no_grad():
+        pruned.encoder.encoder.layer[1].attention.output.dense.weight[:, 16:24] = 0  # head 2 of 4 (size 8)
+    scores = structure_scores(pruned, "magnitude")
+    assert int(torch.argmin(scores.heads[1])) == 2
+    assert int(torch.argmin(scores.heads[1])) != int(
+        torch.argmin(structure_scores(model, "magnitude").heads[1])
+    )
+
+
+def _constructed_stats(model: RerankPruneModel) -> CalibrationStatistics:
+    """Domain gradients equal to the general ones on head 0 of every layer, opposite on head 1, orthogonal
+    noise elsewhere; equal Fisher on both sets."""
+    generator = torch.Generator().manual_seed(0)
+    params = layer_parameters(model)
+    general = {n: torch.randn(p.shape, generator=generator) for n, p in params.items()}
+    domain = {n: torch.randn(p.shape, generator=generator) for n, p in params.items()}
+    for name in params:
+        if ".attention.self." in name:
+            rows = slice(0, 8)
+            domain[name][rows] = general[name][rows]
+            domain[name][8:16] = -general[name][8:16]
+    fisher = {n: torch.full(p.shape, 1e-6) for n, p in params.items()}
+    return CalibrationStatistics(
+        fisher={"domain": fisher, "general": {n: f / 2 for n, f in fisher.items()}},
+        gradient={"domain": domain, "general": general},
+    )
+
+
+def test_dai_alignment_factor_per_structure_moves_away_from_one(model):
+    stats = _constructed_stats(model)
+    factors = alignment_factors(model, stats)
+    for layer in factors.heads:
+        assert float(layer[0]) > 1.05 and float(layer[1]) < 0.95  # aligned head up, conflicting head down
+    spread = torch.cat(factors.neurons)
+    assert float((spread - 1).abs().max()) > 0.01
+    paper = alignment_factors(model, stats, DAIConfig(alignment="paper"))
+    assert float(torch.cat(paper.heads).sub(1).abs().max()) < 1e-3  # the published term: factor stays 1
+    scores = structure_scores(model, "gaprune", stats)
+    same = structure_scores(model, "gaprune", stats, DAIConfig(alignment="paper"))
+    assert not torch.allclose(scores.heads[0], same.heads[0])
+
+
+def test_dai_normalisation_makes_fisher_count(model):
+    stats = _constructed_stats(model)
+    raw = weight_scores(model, "gaprune", stats, DAIConfig(normalize=False))
+    magnitude = weight_scores(model, "magnitude")
+    name = next(iter(raw))
+    # raw units: Fisher * |W| ~ 1e-7 next to gamma * sqrt|W|, so the order is magnitude's
+    assert torch.equal(torch.argsort(raw[name].flatten()), torch.argsort(magnitude[name].flatten()))
+    normalised = weight_scores(model, "gaprune", stats)
+    assert not torch.equal(
+        torch.argsort(normalised[name].flatten()), torch.argsort(magnitude[name].flatten())
+    )
+
+
+# ---- every method x granularity --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("structure", ["unstructured", "2:4", "heads", "ffn", "layers", "heads+ffn"])
+def test_every_method_prunes_every_granularity(model, tokenizer, calibration, stats, method, structure):
+    result = compress(
+        model,
+        tokenizer,
+        method=method,
+        structure=structure,
+        sparsity=0.5,
+        calibration=calibration,
+        statistics=stats,
+    )
+    pruned, report = result.model, result.report
+    outputs = _outputs(pruned, tokenizer)
+    assert torch.isfinite(outputs["rank"]).all() and torch.isfinite(outputs["token"]).all()
+    linears = prunable_linears(pruned)
+    if structure == "2:4":
+        assert all(is_nm_sparse(linear.weight, 2, 4) for linear in linears.values())
+        groups = torch.cat([(linear.weight.reshape(-1, 4) != 0).sum(1) for linear in linears.values()])
+        assert bool((groups == 2).all())  # exactly 2 of every 4 (random weights have no zeros of their own)
+    elif structure == "unstructured":
+        for linear in linears.values():
+            assert bool(((linear.weight == 0).sum(1) == linear.in_features // 2).all())
+    else:
+        assert report["weight_sparsity"] == 0.0
+        assert report["parameters_after"]["layers"] < report["parameters_before"]["layers"]
+    shapes = structure_of(pruned.encoder)
+    if structure in ("heads", "heads+ffn"):
+        assert [s.attention_heads for s in shapes.layers] == [2, 2, 2]
+    if structure in ("ffn", "heads+ffn"):
+        assert [s.intermediate_size for s in shapes.layers] == [32, 32, 32]
+    if structure == "layers":
+        assert pruned.backbone_config.num_hidden_layers == 2 and len(shapes.layers) == 2
+    assert structure_of(model.encoder).layers[0].attention_heads == 4  # the input model is untouched
+
+
+@pytest.mark.parametrize("structure", ["heads", "ffn", "layers", "heads+ffn"])
+def test_structured_model_saves_loads_and_runs_with_identical_outputs(
+    tmp_path, model, tokenizer, calibration, stats, structure
+):
+    from ragprune.pipeline import RerankPruner
+
+    result = compress(
+        model,
+        tokenizer,
+        method="gaprune",
+        structure=structure,
+        sparsity=0.5,
+        calibration=calibration,
+        statistics=stats,
+    )
+    folder = result.save(tmp_path / structure)
+    assert json.loads((folder / "compression.json").read_text())["structure"] == structure
+    again, _ = load_model(folder)
+    assert structure_of(again.encoder) == structure_of(result.model.encoder)
+    assert parameter_counts(again) == parameter_counts(result.model)
+    before, after = _outputs(result.model, tokenizer), _outputs(again, tokenizer)
+    assert torch.equal(before["rank"], after["rank"]) and torch.equal(before["token"], after["token"])
+    with (
+        RerankPruner(result.model, tokenizer, device="cpu") as in_memory,
+        RerankPruner.load(folder, device="cpu") as loaded,
+    ):
+        first, second = in_memory.process(QUERY, TEXTS), loaded.process(QUERY, TEXTS)
+    assert [p.logit for p in first] == [p.logit for p in second]
+    assert [p.kept_spans for p in first] == [p.kept_spans for p in second]
+
+
+def test_removing_heads_and_neurons_that_contribute_nothing_changes_no_output(model, tokenizer):
+    silent = _copy(model)
+    with torch.no_grad():
+        for layer in silent.encoder.encoder.layer:
+            layer.attention.output.dense.weight[:, 8:16] = 0  # head 1 writes nothing
+            layer.output.dense.weight[:, 40:] = 0  # FFN neurons 40..63 write nothing
+    reference = _outputs(silent, tokenizer)
+    prune_heads(silent, [[0, 2, 3]] * 3)
+    prune_neurons(silent, [list(range(40))] * 3)
+    pruned = _outputs(silent, tokenizer)
+    torch.testing.assert_close(pruned["rank"], reference["rank"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(pruned["token"], reference["token"], atol=1e-5, rtol=1e-5)
+    assert [s.attention_heads for s in silent.config.encoder_structure.layers] == [3, 3, 3]
+
+
+def test_kept_counts_round_and_keep_one():
+    assert kept_count(12, 0.5) == 6 and kept_count(12, 0.7) == 4 and kept_count(2, 0.9) == 1
+    assert [kept_count(6, s) for s in (0.25, 0.5, 0.7)] == [5, 3, 2]
+    assert kept_count(1536, 0.7, multiple=8) == 464 and kept_count(64, 0.5, multiple=8) == 32
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        kept_count(12, 1.0)
+
+
+# ---- recovery, measurement, errors -----------------------------------------------------------------
+
+
+def test_recovery_keeps_masked_weights_zero_and_lowers_the_loss(model, tokenizer, calibration, stats):
+    result = compress(
+        model,
+        tokenizer,
+        method="wanda",
+        structure="unstructured",
+        sparsity=0.7,
+        calibration=calibration,
+        statistics=stats,
+    )
+    zeros = {name: linear.weight == 0 for name, linear in prunable_linears(result.model).items()}
+    report = distill(
+        result.model, model, calibration.all_batches(), RecoveryConfig(steps=30, lr=1e-3), result.masks, "cpu"
+    )
+    assert report["last_loss"] < report["first_loss"]
+    for name, linear in prunable_linears(result.model).items():
+        assert bool((linear.weight[zeros[name]] == 0).all())
+
+
+def test_score_pairs_gives_what_process_gives(tiny_model_dir):
+    from ragprune.pipeline import RerankPruner
+
+    model, tokenizer = load_model(tiny_model_dir)
+    pairs = prepare_pairs_once(tokenizer, 64, [QUERY], [(0, text, "") for text in TEXTS], workers=0)
+    columns = score_pairs(model, pairs, "cpu", pad_id=tokenizer.pad_token_id)
+    with RerankPruner(model, tokenizer, device="cpu") as pruner:
+        result = pruner.process(QUERY, TEXTS, reorder=False)
+    assert columns.scores["rank"].tolist() == [p.logit for p in result]
+    kept = [list(columns.sentence_kept[columns.sentences_of(i)]) for i in range(len(TEXTS))]
+    assert kept == [[s.kept for s in p.sentences] for p in result]
+
+
+def test_bad_options_name_the_fix(model, tokenizer, calibration):
+    with pytest.raises(ValueError, match="use sparsity 0.5"):
+        compress(model, tokenizer, method="magnitude", structure="2:4", sparsity=0.3)
+    with pytest.raises(ValueError, match="unknown structure"):
+        compress(model, tokenizer, method="magnitude", structure="rows", sparsity=0.3)
+    with pytest.raises(ValueError, match="needs calibration data"):
+        compress(model, tokenizer, method="fisher", structure="heads", sparsity=0.3)
+    only_domain = Calibration(
+        {"domain": calibration.sets["domain"]}, {"domain": calibration.batches["domain"]}
+    )
+    with pytest.raises(ValueError, match="--general-data"):
+        compress(model, tokenizer, method="gaprune", structure="heads", sparsity=0.3, calibration=only_domain)
+    assert "CUDA" in (to_semi_structured(model) or "")
+
+
+def test_cli_compress_end_to_end(tmp_path, tiny_model_dir, calibration, capsys):
+    from ragprune.cli import main
+    from ragprune.pipeline import RerankPruner
+
+    domain, general = tmp_path / "domain.jsonl", tmp_path / "general.jsonl"
+    calibration.sets["domain"].save(domain)
+    calibration.sets["general"].save(general)
+    output = tmp_path / "compressed"
+    argv = [
+        "compress",
+        "--model",
+        str(tiny_model_dir),
+        "--method",
+        "gaprune",
+        "--structure",
+        "ffn",
+        "--sparsity",
+        "0.5",
+        "--domain-data",
+        str(domain),
+        "--general-data",
+        str(general),
+        "--candidates",
+        str(CANDIDATES),
+        "--recover-steps",
+        "3",
+        "--device",
+        "cpu",
+        "--output",
+        str(output),
+    ]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "wrote" in capsys.readouterr().out
+    report = json.loads((output / "compression.json").read_text())
+    assert report["method"] == "gaprune" and report["recovery"]["steps"] == 3
+    with RerankPruner.load(output, device="cpu") as pruner:
+        assert len(pruner.process(QUERY, TEXTS)) == len(TEXTS)
+    assert [s.intermediate_size for s in structure_of(load_model(output)[0].encoder).layers] == [32, 32]
+    assert main(argv) == 2  # the output folder is not empty now
+    assert "not an empty folder" in capsys.readouterr().err
+    bad = argv[:-2] + ["--output", str(tmp_path / "other")]
+    bad[bad.index("--structure") + 1] = "2:4"
+    bad[bad.index("--sparsity") + 1] = "0.3"
+    assert main(bad) == 2 and "use sparsity 0.5" in capsys.readouterr().err
+    no_data = [a for a in argv if a not in (str(general),)]
+    no_data = no_data[: no_data.index("--general-data")] + no_data[no_data.index("--general-data") + 1 :]
+    assert main(no_data[:-1] + [str(tmp_path / "third")]) == 2
+    assert "needs --general-data" in capsys.readouterr().err
+
+
+def _copy(model: RerankPruneModel) -> RerankPruneModel:
+    import copy
+
+    return copy.deepcopy(model)
