@@ -72,6 +72,11 @@ class RerankRequest(BaseModel):
     )
     top_n: int | None = Field(default=None, ge=1, description="return only the best n (default: all)")
     return_documents: bool = Field(default=False, description="echo each document in its result")
+    mode: Literal["pointwise", "listwise", "full"] | None = Field(
+        default=None,
+        description="ranking: the rank head, the list-level head over windows of 20 (stride 10), or over the "
+        "whole list (default: the server's; the list modes need a model with a list-level head)",
+    )
 
 
 class RelevantSpans(BaseModel):
@@ -122,6 +127,7 @@ class _Job:
     documents: list[Document]
     threshold: float | None
     truncate: bool
+    mode: str | None
     future: asyncio.Future[QueryResult]
 
 
@@ -143,9 +149,9 @@ class MicroBatcher:
 
     While the model works on one batch, new requests queue up; the next batch takes queued requests in
     arrival order while they fit in ``max_batch_size`` (query, document) pairs, so batching costs no
-    waiting at low load. Requests in one batch that ask for different thresholds (or truncation) share
-    the batch but get one model call per setting. A failing call is retried request by request, so one bad
-    request cannot fail the others it was batched with.
+    waiting at low load. Requests in one batch that ask for different thresholds (or truncation, or ranking
+    modes) share the batch but get one model call per setting. A failing call is retried request by
+    request, so one bad request cannot fail the others it was batched with.
     """
 
     pruner: RerankPruner
@@ -160,11 +166,17 @@ class MicroBatcher:
         return len(self._pending)
 
     async def submit(
-        self, query: Query, documents: list[Document], threshold: float | None, truncate: bool = False
+        self,
+        query: Query,
+        documents: list[Document],
+        threshold: float | None,
+        truncate: bool = False,
+        mode: str | None = None,
     ) -> QueryResult:
         if len(self._pending) >= self.max_pending:
             raise ServerBusy
-        job = _Job(query, documents, threshold, truncate, asyncio.get_running_loop().create_future())
+        future = asyncio.get_running_loop().create_future()
+        job = _Job(query, documents, threshold, truncate, mode, future)
         self._pending.append(job)
         self._wakeup.set()
         return await job.future
@@ -195,9 +207,9 @@ class MicroBatcher:
         self.stats.batches += 1
         self.stats.requests += len(live)
         self.stats.largest_batch = max(self.stats.largest_batch, len(live))
-        by_setting: dict[tuple[float | None, bool], list[_Job]] = {}
+        by_setting: dict[tuple[float | None, bool, str | None], list[_Job]] = {}
         for job in live:
-            by_setting.setdefault((job.threshold, job.truncate), []).append(job)
+            by_setting.setdefault((job.threshold, job.truncate, job.mode), []).append(job)
         for jobs in by_setting.values():
             try:
                 results = await self._process(jobs)
@@ -220,7 +232,7 @@ class MicroBatcher:
             _settle(job.future, result=result)
 
     async def _process(self, jobs: Sequence[_Job]) -> list[QueryResult]:
-        """One model call for jobs that share their threshold and truncation."""
+        """One model call for jobs that share their threshold, truncation and ranking mode."""
         self.stats.model_calls += 1
         return await asyncio.to_thread(
             self.pruner.process,
@@ -229,6 +241,7 @@ class MicroBatcher:
             threshold=jobs[0].threshold,
             truncate=jobs[0].truncate,
             reorder=True,
+            mode=jobs[0].mode,
         )
 
 
@@ -304,11 +317,16 @@ def create_app(
     install_error_handlers(app)
 
     async def scored(
-        query_text: str, values: list[Any], threshold: float | None, field: str, truncate: bool = False
+        query_text: str,
+        values: list[Any],
+        threshold: float | None,
+        field: str,
+        truncate: bool = False,
+        mode: str | None = None,
     ) -> QueryResult:
         query, documents = _checked(query_text, values, limits, field)
         try:
-            return await batcher.submit(query, documents, threshold, truncate)
+            return await batcher.submit(query, documents, threshold, truncate, mode)
         except ServerBusy:
             raise HTTPException(
                 429,
@@ -321,7 +339,7 @@ def create_app(
     @app.post("/v1/rerank")
     async def rerank(request: RerankRequest) -> JSONResponse:
         """Rerank ``documents`` for ``query`` (Cohere/Jina rerank shape)."""
-        result = await scored(request.query, request.documents, None, "documents")
+        result = await scored(request.query, request.documents, None, "documents", mode=request.mode)
         results = []
         for passage in result.passages[: request.top_n]:
             item: dict[str, Any] = {"index": passage.index, "relevance_score": passage.probability}
@@ -352,7 +370,8 @@ def create_app(
     @app.post("/v1/prune")
     async def prune(request: PruneRequest) -> JSONResponse:
         """Rerank and prune: scores, kept spans (code point offsets), pruned text, sentence scores."""
-        result = await scored(request.query, request.documents, request.threshold, "documents")
+        threshold, mode = request.threshold, request.mode
+        result = await scored(request.query, request.documents, threshold, "documents", mode=mode)
         results = []
         for passage in result.passages[: request.top_n]:
             item = {"relevance_score": passage.probability, **passage.to_dict()}

@@ -136,3 +136,21 @@ def test_rerank_cli_runs_full_mode_and_refuses_it_without_a_list_head(
     expected = list_pruner.process("how long do fleas live", PASSAGES, mode="full")
     assert ranked == [f"d{p.index}" for p in expected]
     assert main([*common, "--output", str(out), "--model", str(tiny_model_dir), "--mode", "full"]) == 2
+
+
+def test_server_requests_choose_the_mode(list_pruner, pruner):
+    pytest.importorskip("fastapi", reason="needs fastapi + uvicorn (serve extra)")
+    httpx = pytest.importorskip("httpx", reason="needs httpx (dev extra)")
+    from server_helpers import running_server
+
+    from ragprune.server import create_app
+
+    query = "how long do fleas live"
+    with running_server(create_app(list_pruner)) as url:
+        for mode in ("pointwise", "listwise", "full"):
+            body = {"query": query, "documents": PASSAGES, "mode": mode}
+            got = [r["index"] for r in httpx.post(f"{url}/v1/rerank", json=body).json()["results"]]
+            assert got == [p.index for p in list_pruner.process(query, PASSAGES, mode=mode)]
+    with running_server(create_app(pruner)) as url:
+        refused = httpx.post(f"{url}/v1/prune", json={"query": query, "documents": PASSAGES, "mode": "full"})
+        assert refused.status_code == 422 and "needs a model with a list-level head" in refused.text
