@@ -75,7 +75,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--recover-lr", type=float, default=1e-4, help="recovery learning rate (default 1e-4)"
     )
-    parser.add_argument("--dai-beta", type=float, default=1.0, help="GAPrune: weight of the general Fisher")
+    parser.add_argument(
+        "--dai-beta",
+        type=float,
+        default=0.25,
+        help="GAPrune: weight of the general Fisher (default 0.25; the paper's code uses 1.0)",
+    )
     parser.add_argument("--dai-gamma", type=float, default=0.5, help="GAPrune: weight of sqrt(|W|)")
     parser.add_argument(
         "--dai-alignment",

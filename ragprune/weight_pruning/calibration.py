@@ -38,6 +38,8 @@ from ragprune.data.pruning import PruningExample
 
 DEFAULT_CANDIDATES = 8
 """Candidates per group: one or two relevant passages and negatives (training uses 16)."""
+PREFIX = 50
+"""Passages of one group never share their first ``PREFIX`` characters (near-duplicate paragraphs)."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ _BIOMEDICAL = re.compile(
     r"bacteri|infect|blood|heart|cardi|brain|cerebr|patient|clinic|medic|therap|treat|diabet|vitamin|"
     r"hormone|enzyme|insulin|pregnan|prenatal|surg|vaccin|antibiot|immun|chronic|acute|pain|liver|"
     r"kidney|renal|lung|pulmon|bone|muscle|nerve|neur|mutation|dna|rna|molecul|tissue|bladder|thyroid|"
-    r"asthma|injection|health|nutri|metabol|biolog|sprain|heal)\w*",
+    r"asthma|injection|nutri|metabol|biolog|sprain|medicaid|heals?\b)\w*",
     re.IGNORECASE,
 )
 
@@ -295,7 +297,8 @@ def _fill_groups(
     seed: int,
 ) -> list[CalibrationGroup]:
     """Groups of exactly ``candidates`` passages: up to two relevant, the query's own negatives, then the
-    BM25 best of the pool's passages from other queries (no same title or same text as a relevant one)."""
+    BM25 best of the pool's passages from other queries, then random ones (never the title of a relevant
+    passage, never two passages that start with the same ``PREFIX`` characters)."""
     from ragprune.retrieval.bm25 import BM25sRetriever
     from ragprune.types import Document
 
@@ -312,22 +315,26 @@ def _fill_groups(
             continue
         chosen = relevant[:2] + own_negatives[: candidates - min(2, len(relevant))]
         titles = {p.title for p in relevant if p.title}
-        texts = {p.text for p in chosen}
+        texts = {p.text[:PREFIX] for p in chosen}
         for pid in sorted(hits[str(q)], key=lambda pid: -hits[str(q)][pid]):
             if len(chosen) >= candidates:
                 break
             other = pool[int(pid)]
-            if owner[int(pid)] == q or other.text in texts or (other.title and other.title in titles):
+            if (
+                owner[int(pid)] == q
+                or other.text[:PREFIX] in texts
+                or (other.title and other.title in titles)
+            ):
                 continue
             chosen.append(CalibrationPassage(other.text, other.title, False, ()))
-            texts.add(other.text)
+            texts.add(other.text[:PREFIX])
         fill = [i for i in rng.sample(range(len(pool)), min(len(pool), 4 * candidates)) if owner[i] != q]
         for i in fill:
             if len(chosen) >= candidates:
                 break
-            if pool[i].text not in texts and not (pool[i].title and pool[i].title in titles):
+            if pool[i].text[:PREFIX] not in texts and not (pool[i].title and pool[i].title in titles):
                 chosen.append(CalibrationPassage(pool[i].text, pool[i].title, False, ()))
-                texts.add(pool[i].text)
+                texts.add(pool[i].text[:PREFIX])
         if len(chosen) < candidates:
             continue
         rng.shuffle(chosen)
