@@ -63,9 +63,8 @@ def kmeans(points: np.ndarray, k: int, seed: int = 0, iterations: int = 25) -> n
         distance = np.minimum(distance, ((points - points[index]) ** 2).sum(1))
     center = np.stack(centroids)
     for _ in range(iterations):
-        squared = ((points[:, None, :] - center[None, :, :]) ** 2).sum(-1) if n * k < 4_000_000 else None
-        if squared is None:  # large pools: ||x||^2 - 2 x.c + ||c||^2 without the [N, k, D] tensor
-            squared = (points**2).sum(1)[:, None] - 2 * points @ center.T + (center**2).sum(1)[None, :]
+        # ||x||^2 - 2 x.c + ||c||^2: no [N, k, D] tensor
+        squared = (points**2).sum(1)[:, None] - 2 * points @ center.T + (center**2).sum(1)[None, :]
         assign = squared.argmin(1)
         new = center.copy()
         for c in range(k):
