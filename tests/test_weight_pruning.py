@@ -389,6 +389,12 @@ def test_bad_options_name_the_fix(model, tokenizer, calibration):
         compress(model, tokenizer, method="magnitude", structure="rows", sparsity=0.3)
     with pytest.raises(ValueError, match="needs calibration data"):
         compress(model, tokenizer, method="fisher", structure="heads", sparsity=0.3)
+    with pytest.raises(ValueError, match="recovery needs calibration data"):
+        compress(
+            model, tokenizer, method="magnitude", structure="ffn", sparsity=0.3, recovery=RecoveryConfig(2)
+        )
+    with pytest.raises(ValueError, match="unknown structure"):
+        compress(model, tokenizer, method="magnitude", structure="heads+heads", sparsity=0.3)
     only_domain = Calibration(
         {"domain": calibration.sets["domain"]}, {"domain": calibration.batches["domain"]}
     )

@@ -141,7 +141,8 @@ def compress(
         calibration: from :func:`build_calibration`; needed by every method but ``magnitude`` (unless
             ``statistics`` are given) and by recovery.
         statistics: precomputed :func:`measure` output for this ``model`` (reused across calls).
-        recover_steps: distillation steps from the dense model (0: one-shot); ``recovery`` sets the rest.
+        recover_steps: distillation steps from the dense model (0: one-shot, unless ``recovery.steps``);
+            ``recovery`` sets the rest.
         dai: GAPrune's DAI parameters (``importance.DAIConfig``).
         device: where statistics and recovery run (default: the model's device).
 
@@ -149,7 +150,8 @@ def compress(
     """
     check_options(method, structure, sparsity)
     needs_data = method != "magnitude" and statistics is None
-    if (needs_data or recover_steps > 0) and (calibration is None or not calibration.batches):
+    steps = recover_steps or (recovery.steps if recovery is not None else 0)
+    if (needs_data or steps > 0) and (calibration is None or not calibration.batches):
         what = "recovery" if not needs_data else f"method {method!r}"
         raise ValueError(f"{what} needs calibration data: pass calibration=build_calibration(...)")
     dai = dai or DAIConfig()
@@ -185,11 +187,9 @@ def compress(
         "statistics_loss": statistics.loss if statistics is not None else None,
         "pruning_seconds": pruning_seconds,
     }
-    if recover_steps > 0 or (recovery is not None and recovery.steps > 0):
+    if steps > 0:
         assert calibration is not None
-        config = recovery or RecoveryConfig(steps=recover_steps)
-        if recover_steps > 0 and config.steps != recover_steps:
-            config = RecoveryConfig(**{**asdict(config), "steps": recover_steps})
+        config = RecoveryConfig(**{**asdict(recovery or RecoveryConfig()), "steps": steps})
         teacher = copy.deepcopy(model).eval()
         report["recovery"] = distill(pruned, teacher, calibration.all_batches(), config, masks, device)
         del teacher
@@ -217,7 +217,8 @@ def check_options(method: str, structure: str, sparsity: float) -> None:
         raise ValueError(f"unknown method {method!r}; use one of {METHODS}")
     nm = parse_nm(structure)
     parts = structure.split("+")
-    if structure != "unstructured" and nm is None and not all(part in STRUCTURES for part in parts):
+    known = all(part in STRUCTURES for part in parts) and len(set(parts)) == len(parts)
+    if structure != "unstructured" and nm is None and not known:
         raise ValueError(f"unknown structure {structure!r}; use one of {STRUCTURE_CHOICES} or N:M")
     if not 0.0 <= sparsity < 1.0:
         raise ValueError(f"sparsity={sparsity} must lie in [0, 1)")
