@@ -85,7 +85,8 @@ def test_weight_pruning_table_end_to_end(script, tiny_model_dir, tmp_path):
     heads = next(r for r in results["rows"] if r["structure"] == "heads")
     assert heads["parameters"]["encoder"] < results["dense"]["parameters"]["encoder"]
     table = (tmp_path / "weight_pruning-test.md").read_text()
-    assert "DAI (`gaprune`) has the best SciFact nDCG@10" in table and "Ship gate" in table
+    assert "DAI (`gaprune`) has the best SciFact nDCG@10 of the four methods in" in table
+    assert "Ship gate" in table
     assert (tmp_path / "weight_pruning-test.png").stat().st_size > 0
 
 
