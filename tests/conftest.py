@@ -1,7 +1,8 @@
 """Shared fixtures: a tiny rerank + prune model (random weights, MiniLM's real tokenizer) and a pruner on it.
 
 Plain helpers that test modules import live next to this file: ``tiny_models`` (encoder configs, the
-tokenizer), ``sample_texts`` (a query and passages), ``kernel_checks`` and ``server_helpers``.
+tokenizer), ``sample_texts`` (a query and passages), ``kernel_checks``, ``server_helpers`` and
+``shared_data`` (the data folder, ``needs_data``).
 Hypothesis runs derandomized and without its example database, so every run tests the same examples.
 """
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from shared_data import needs_data
 
-from ragprune.data import data_root
 from ragprune.data.pruning import PruningContext, PruningExample
 from ragprune.fusion import DEFAULT_FUSION
 from ragprune.types import Span
@@ -21,15 +21,6 @@ from ragprune.types import Span
 ROOT = Path(__file__).resolve().parents[1]
 PRUNING_SETS = {"HotpotQA dev", "WikiQA dev (answerable)", "SciFact rationales dev"}
 
-
-def _data_available() -> bool:
-    try:
-        return (data_root() / "trec-dl" / "dl19").is_dir()
-    except (FileNotFoundError, ValueError):
-        return False
-
-
-needs_data = pytest.mark.skipif(not _data_available(), reason="needs the shared data folder ($RAGPRUNE_DATA)")
 
 
 @pytest.fixture(scope="module")

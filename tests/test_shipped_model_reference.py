@@ -17,19 +17,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from shared_data import dataset_dir, needs_data
 
 REFERENCE = Path(__file__).parent / "fixtures" / "dl19_bm25_top100_shipped.json.gz"
 TOLERANCE = 1e-4
-
-
-def _dl19_dir() -> Path | None:
-    from ragprune.data import data_root
-
-    try:
-        folder = data_root() / "trec-dl" / "dl19"
-    except (FileNotFoundError, ValueError):
-        return None
-    return folder if (folder / "bm25.top100.trec").is_file() else None
 
 
 def _machine() -> dict[str, str]:
@@ -42,7 +33,7 @@ def current_output() -> list[dict]:
     from ragprune.pipeline import RerankPruner
     from ragprune.types import Document, Query
 
-    dl19 = load_trec_dl(_dl19_dir())
+    dl19 = load_trec_dl(dataset_dir("trec-dl", "dl19"))
     qids = sorted(dl19.run)
     heads = [
         [Document(doc, dl19.passages[doc]) for doc, _ in ranked_items(dl19.run[qid])[:100]] for qid in qids
@@ -70,7 +61,7 @@ def digest(records: list[dict]) -> str:
     return hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()
 
 
-@pytest.mark.skipif(_dl19_dir() is None, reason="needs the shared data folder ($RAGPRUNE_DATA)")
+@needs_data
 def test_shipped_model_output_matches_reference() -> None:
     stored = json.loads(gzip.decompress(REFERENCE.read_bytes()))
     records = current_output()

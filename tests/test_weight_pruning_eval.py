@@ -10,20 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from ragprune.data import data_root
+from shared_data import needs_data
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def _data_available() -> bool:
-    try:
-        return (data_root() / "trec-dl" / "dl19").is_dir()
-    except (FileNotFoundError, ValueError):
-        return False
-
-
-needs_data = pytest.mark.skipif(not _data_available(), reason="needs the shared data folder ($RAGPRUNE_DATA)")
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,7 @@ __all__ = [
     "REDUCTIONS",
     "ScoringInputs",
     "SentenceScores",
-    "TokenHead",
+    "LinearTokenHead",
     "check_index_ranges",
     "prepare_reduction_inputs",
     "prepare_scoring_inputs",
@@ -82,7 +82,7 @@ class SentenceScores:
 
 
 @dataclass
-class TokenHead:
+class LinearTokenHead:
     """A linear token head over hidden states: ``keep_logit = hidden @ weight + bias``."""
 
     hidden: torch.Tensor  # [N, H] float16/bfloat16/float32, last dimension contiguous
@@ -102,7 +102,7 @@ class ScoringInputs:
     thresholds: torch.Tensor | float  # a float, a 1-element float32 tensor, or [P] float32
     reduce: str
     num_pairs: int
-    head: TokenHead | None = None
+    head: LinearTokenHead | None = None
     probabilities: torch.Tensor | None = None  # [N] float16/bfloat16/float32/float64
 
     @property
@@ -152,7 +152,7 @@ def prepare_scoring_inputs(
     if hidden.stride(-1) != 1:
         hidden = hidden.contiguous()
     _check_vector("token_weight", token_weight, hidden.shape[1], hidden.device, floating=True)
-    head = TokenHead(
+    head = LinearTokenHead(
         hidden=hidden,
         weight=token_weight.contiguous(),
         bias=_scalar_or_vector("token_bias", token_bias, None, hidden.device),
@@ -210,7 +210,7 @@ def _reduction_inputs(
     num_tokens: int,
     device: torch.device,
     *,
-    head: TokenHead | None = None,
+    head: LinearTokenHead | None = None,
     probabilities: torch.Tensor | None = None,
 ) -> ScoringInputs:
     """The checks and the record both entry points share: ids, pairs, thresholds, reduction."""

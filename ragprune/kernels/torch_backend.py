@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ragprune.kernels.semantics import FIXED_POINT_SCALE, ScoringInputs, SentenceScores, TokenHead
+from ragprune.kernels.semantics import FIXED_POINT_SCALE, LinearTokenHead, ScoringInputs, SentenceScores
 
 __all__ = ["reduce_probabilities", "run", "to_fixed_point", "token_probabilities"]
 
@@ -26,7 +26,7 @@ def run(inputs: ScoringInputs) -> SentenceScores:
     return reduce_probabilities(probabilities, inputs)
 
 
-def token_probabilities(head: TokenHead) -> torch.Tensor:
+def token_probabilities(head: LinearTokenHead) -> torch.Tensor:
     """``[N]`` float32 ``sigmoid(hidden @ weight + bias)``, upcasting the hidden states chunk by chunk."""
     hidden = head.hidden
     weight = head.weight.to(torch.float32)

@@ -11,27 +11,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from ragprune.lazy import lazy_exports
 from ragprune.rerankers.base import Reranker
 
 _LAZY = {
-    "SharedEncoderReranker": ("ragprune.pipeline.process", "RerankPruner"),
-    "RerankPruner": ("ragprune.pipeline.process", "RerankPruner"),
-    "BiEncoderReranker": ("ragprune.rerankers.bi_encoder", "BiEncoderReranker"),
-    "FirstLLM": ("ragprune.rerankers.first_llm", "FirstLLM"),
-    "FullRankLLM": ("ragprune.rerankers.full_rank_llm", "FullRankLLM"),
+    "SharedEncoderReranker": "ragprune.pipeline.process:RerankPruner",
+    "RerankPruner": "ragprune.pipeline.process",
+    "BiEncoderReranker": "ragprune.rerankers.bi_encoder",
+    "FirstLLM": "ragprune.rerankers.first_llm",
+    "FullRankLLM": "ragprune.rerankers.full_rank_llm",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'ragprune.rerankers' has no attribute {name!r}")
-    import importlib
-
-    module, attribute = _LAZY[name]
-    return getattr(importlib.import_module(module), attribute)
-
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 __all__ = [
     "BiEncoderReranker",

@@ -27,8 +27,7 @@ light modules (``files``, ``ensembles``, ``labels``) do not pull in torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ragprune.lazy import lazy_exports
 
 _LAZY = {
     "TrainConfig": "ragprune.training.config",
@@ -48,7 +47,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'ragprune.training' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -19,8 +19,7 @@ Names below load on first use, so ``import ragprune.weight_pruning`` stays cheap
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ragprune.lazy import lazy_exports
 
 _LAZY = {
     "compress": "ragprune.weight_pruning.api",
@@ -39,7 +38,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'ragprune.weight_pruning' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
