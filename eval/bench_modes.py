@@ -14,7 +14,6 @@ import json
 import os
 import statistics
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -43,10 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def with_untrained_list_head(model: RerankPruneModel) -> RerankPruneModel:
     """A copy of ``model`` with a randomly initialised ``listwise`` head (gate 1, so it is not skipped)."""
-    heads = dict(model.config.heads) | {"listwise": HeadSpec("listwise")}
-    copy = RerankPruneModel(model.backbone_config, replace(model.config, heads=heads))
-    missing, unexpected = copy.load_state_dict(model.state_dict(), strict=False)
-    assert not unexpected and all(name.startswith("heads.listwise.") for name in missing)
+    copy = model.with_head("listwise", HeadSpec("listwise"))
     with torch.no_grad():
         copy.heads["listwise"].gate.fill_(1.0)
     return copy.eval()

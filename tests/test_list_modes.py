@@ -12,7 +12,7 @@ from ragprune.models import RerankPruneModel, load_model
 from ragprune.models.config import HeadSpec, RerankPruneConfig, default_heads
 from ragprune.models.heads import ListwiseHead
 from ragprune.pipeline import RerankPruner
-from ragprune.pipeline.list_stage import _sliding_windows
+from ragprune.pipeline.list_stage import sliding_window_scores
 
 PASSAGES = [
     f"Passage {i} says fleas live {i} days. It also mentions {w}."
@@ -88,7 +88,7 @@ def test_a_zero_gate_head_returns_the_pointwise_ranking():
     head = ListwiseHead(16)
     vectors, logits = torch.randn(30, 16), torch.randn(30)
     torch.testing.assert_close(head.eval()(vectors, logits), logits)
-    scores = _sliding_windows(head, vectors, logits, window=20, stride=10)
+    scores = sliding_window_scores(head, vectors, logits, window=20, stride=10)
     assert list(np.argsort(-scores)) == list(np.argsort(-logits.numpy()))
 
 
@@ -101,10 +101,10 @@ def test_sliding_windows_run_from_the_bottom_up():
 
     vectors = torch.arange(25, dtype=torch.float).unsqueeze(1)
     logits = torch.arange(25, 0, -1, dtype=torch.float)  # pointwise order: 0, 1, ..., 24
-    scores = _sliding_windows(ByIndex(), vectors, logits, window=20, stride=10)
+    scores = sliding_window_scores(ByIndex(), vectors, logits, window=20, stride=10)
     order = list(np.argsort(-scores))
     assert order == list(range(25))  # already sorted by the head: each window keeps its order
-    reverse = _sliding_windows(ByIndex(), vectors, -logits, window=20, stride=10)  # start: 24, ..., 0
+    reverse = sliding_window_scores(ByIndex(), vectors, -logits, window=20, stride=10)  # start: 24, ..., 0
     # window [5, 25) of 24..0 holds 19..0 -> 0..19; then [0, 20): 24..20, 0..14 -> 0..14, 20..24
     assert list(np.argsort(-reverse)) == list(range(15)) + [20, 21, 22, 23, 24] + list(range(15, 20))
 

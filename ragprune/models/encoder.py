@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -9,7 +10,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
-from ragprune.models.config import RerankPruneConfig
+from ragprune.models.config import HeadSpec, RerankPruneConfig
 from ragprune.models.heads import Head, Reads, build_head
 from ragprune.models.structure import apply_structure
 
@@ -77,6 +78,17 @@ class RerankPruneModel(nn.Module):
         for name, head in self.heads_reading("tokens").items():
             outputs[name] = head(hidden)
         return outputs
+
+    def with_head(self, name: str, spec: HeadSpec) -> RerankPruneModel:
+        """A copy of this model with one more head, ``name`` built from ``spec`` (new weights) after the
+        existing ones, whose weights are copied. ``ValueError`` if the model already has a head ``name``."""
+        if name in self.config.heads:
+            raise ValueError(f"the model already has a head {name!r}; pick another name")
+        config = replace(self.config, heads=dict(self.config.heads) | {name: spec})
+        model = type(self)(self.backbone_config, config)
+        missing, unexpected = model.load_state_dict(self.state_dict(), strict=False)
+        assert not unexpected and all(key.startswith(f"heads.{name}.") for key in missing)
+        return model.to(next(self.parameters()).device).train(self.training)
 
     # ---- construction and persistence -------------------------------------------------------
 

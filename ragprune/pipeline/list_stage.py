@@ -61,16 +61,17 @@ def list_scores(
                     if mode == "full":
                         values[positions] = head(vectors, logits).float().cpu().numpy()
                     else:
-                        values[positions] = _sliding_windows(head, vectors, logits, window, stride)
+                        values[positions] = sliding_window_scores(head, vectors, logits, window, stride)
                 scores[name] = values
             results.append(scores)
     return results
 
 
-def _sliding_windows(
+def sliding_window_scores(
     head: torch.nn.Module, vectors: torch.Tensor, logits: torch.Tensor, window: int, stride: int
 ) -> np.ndarray:
-    """FIRST's sliding-window pass: ``[M]`` scores ``M - final position`` (see the module docstring)."""
+    """FIRST's sliding-window pass over one query's ``M`` candidates (``vectors [M, H]``, pointwise
+    ``logits [M]``): ``[M]`` scores ``M - final position`` (see the module docstring)."""
     count = len(logits)
     pointwise = logits.float().cpu().numpy()
     order = sorted(range(count), key=lambda i: (-pointwise[i], i))  # best first; ties keep input order

@@ -244,16 +244,35 @@ class RerankPruner(Reranker):
             results[qi].passages = [merged.get(p.index, p) for p in results[qi].passages]
         return results
 
-    def _score(
-        self,
-        queries: list[Query],
-        documents: list[list[Document]],
-        threshold: float,
-        truncate: bool,
-        mode: str = "pointwise",
-    ) -> list[QueryResult]:
-        if not queries:
-            return []
+    def candidate_vectors(
+        self, queries: list[Query], documents: list[list[Document]], *, truncate: bool = False
+    ) -> list[tuple[torch.Tensor, np.ndarray]]:
+        """What a list-level head reads, per query: the ``[CLS]`` vectors ``[N, H]`` (float32, on the CPU)
+        and rank logits ``[N]`` (float64) of its ``N`` passages, from one pointwise pass (for training such
+        a head, ``ragprune.training.list_head``). A passage that was not encoded has a zero vector and
+        logit ``-inf``. Inputs as for :meth:`score_lists`."""
+        keep = self.runner.keep_vectors
+        self.runner.keep_vectors = True
+        try:
+            _, _, columns, pair_lists = self._encode(queries, documents, self.threshold, truncate)
+        finally:
+            self.runner.keep_vectors = keep
+        assert columns.vectors is not None
+        vectors, logits = columns.vectors.float().cpu(), columns.scores["rank"]
+        found = []
+        for pairs in pair_lists:
+            rows = [-1 if p is None or columns.chunks[p] == 0 else p for p in pairs]
+            index = torch.as_tensor(rows, dtype=torch.long)
+            query_vectors = torch.where((index >= 0).unsqueeze(-1), vectors[index.clamp(min=0)], 0.0)
+            query_logits = np.array([logits[r] if r >= 0 else -np.inf for r in rows], dtype=np.float64)
+            found.append((query_vectors, query_logits))
+        return found
+
+    def _encode(
+        self, queries: list[Query], documents: list[list[Document]], threshold: float, truncate: bool
+    ) -> tuple[list[bool], list[PreparedPair], PairColumns, list[list[int | None]]]:
+        """The pointwise pass over every distinct pair: each query's truncation flag, the prepared pairs,
+        their columns, and per query the pair (or ``None``) of each passage."""
         query_ids, query_truncated = self._query_tokens(queries, truncate)
         # One entry per distinct (query, passage, title) that has visible text; identical pairs share it.
         pair_of: dict[tuple[int, int], int] = {}
@@ -276,6 +295,19 @@ class RerankPruner(Reranker):
             self.progress,
         )
         pair_lists = [[pair_of.get((qi, di)) for di in range(len(docs))] for qi, docs in enumerate(documents)]
+        return query_truncated, prepared, columns, pair_lists
+
+    def _score(
+        self,
+        queries: list[Query],
+        documents: list[list[Document]],
+        threshold: float,
+        truncate: bool,
+        mode: str = "pointwise",
+    ) -> list[QueryResult]:
+        if not queries:
+            return []
+        query_truncated, prepared, columns, pair_lists = self._encode(queries, documents, threshold, truncate)
         listwise = list_scores(self.model, columns, pair_lists, mode)
         ranked_by = "rank" if mode == "pointwise" else next(iter(self.model.heads_reading("candidates")))
         return [

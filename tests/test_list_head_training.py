@@ -1,0 +1,94 @@
+"""The list head's losses and its training script (CPU, tiny model, toy data)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from test_training_smoke import PASSAGES, _load_script, tiny_training_data  # noqa: F401  (fixture)
+
+from ragprune.pipeline import RerankPruner
+from ragprune.training.losses import RankWeightedRankNetLoss, TopWeightedListMLELoss
+
+
+def test_ranknet_weights_each_pair_by_its_teacher_ranks():
+    scores, teacher = torch.tensor([[0.5, 2.0, -1.0]]), torch.tensor([[3.0, 2.0, 1.0]])
+    pairs = [(1, 2, 0, 1), (1, 3, 0, 2), (2, 3, 1, 2)]  # (rank a, rank b, index a, index b)
+    expected = sum(math.log1p(math.exp(scores[0, b] - scores[0, a])) / (i + j) for i, j, a, b in pairs)
+    expected /= sum(1 / (i + j) for i, j, _, _ in pairs)
+    assert RankWeightedRankNetLoss()(scores, teacher).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_listmle_is_the_weighted_plackett_luce_likelihood_of_the_teacher_order():
+    scores, teacher = torch.tensor([[0.5, 2.0, -1.0]]), torch.tensor([[1.0, 3.0, 2.0]])
+    ordered = [2.0, -1.0, 0.5]  # student scores in the teacher's order
+    weights = [1 + 1 / math.log2(r + 1) for r in (1, 2, 3)]
+    terms = [ordered[r] - math.log(sum(math.exp(x) for x in ordered[r:])) for r in range(3)]
+    expected = -sum(w * t for w, t in zip(weights, terms)) / sum(weights)
+    assert TopWeightedListMLELoss()(scores, teacher).item() == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("loss", [RankWeightedRankNetLoss(), TopWeightedListMLELoss()])
+def test_list_losses_ignore_order_and_padding_and_prefer_the_teacher_order(loss):
+    torch.manual_seed(0)
+    teacher = torch.randn(1, 6)
+    agreeing, random_scores = teacher * 3, torch.randn(1, 6)
+    assert loss(agreeing, teacher) < loss(random_scores, teacher) < loss(-agreeing, teacher)
+    for permutation in itertools.islice(itertools.permutations(range(6)), 0, 720, 97):
+        index = torch.tensor(permutation)
+        assert loss(random_scores[:, index], teacher[:, index]).item() == pytest.approx(
+            loss(random_scores, teacher).item(), rel=1e-5
+        )
+    padded = torch.cat([random_scores, torch.tensor([[9.0]])], 1)
+    padded_teacher = torch.cat([teacher, torch.tensor([[99.0]])], 1)
+    mask = torch.tensor([[True] * 6 + [False]])
+    assert loss(padded, padded_teacher, mask).item() == pytest.approx(
+        loss(random_scores, teacher).item(), rel=1e-5
+    )
+
+
+def test_train_list_head_saves_a_model_whose_list_modes_rerank_and_ignore_input_order(
+    tiny_training_data,  # noqa: F811
+    tiny_model_dir,
+    tmp_path,
+):
+    data, _ = tiny_training_data
+    summary = _load_script("train_list_head").main(
+        [
+            "--model",
+            str(tiny_model_dir),
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "out"),
+            "--device",
+            "cpu",
+            "--epochs",
+            "2",
+            "--queries-per-step",
+            "2",
+            "--window",
+            "3",
+            "--width",
+            "8",
+        ]
+    )
+    assert summary["training_lists"] == 4 and summary["validation_lists"] == 1
+    assert [r["epoch"] for r in summary["history"]] == [0, 1, 2]
+    first = summary["history"][0]  # before training, every mode is the pointwise order
+    assert first["dl21_ndcg@10_full"] == first["dl21_ndcg@10_listwise"] == first["dl21_ndcg@10_pointwise"]
+    pruner = RerankPruner.load(tmp_path / "out" / "model", device="cpu")
+    assert pruner.model.config.heads["listwise"].options["width"] == 8
+    assert pruner.model.config.provenance.history[-1]["list_head"]["best"] == summary["best"]
+    passages = list(PASSAGES.values())
+    full = pruner.process("how long do fleas live", passages, mode="full", reorder=False)
+    assert not torch.isclose(pruner.model.heads["listwise"].gate, torch.zeros(())).item()
+    scores = np.array([p.scores["listwise"] for p in full])
+    shuffled = [4, 2, 0, 3, 1]
+    again = pruner.process(
+        "how long do fleas live", [passages[i] for i in shuffled], mode="full", reorder=False
+    )
+    assert np.allclose([p.scores["listwise"] for p in again], scores[shuffled], atol=1e-5)
