@@ -4,6 +4,14 @@ MS MARCO passages (TREC DL 2019 candidates).
 
 Prints a table naming the hardware: pairs/s per batch size, and the share of GPU time spent after the
 encoder (rank head + sentence scoring) with the Triton kernel and with the eager torch path.
+
+With ``--engine ray`` or ``--engine local`` it measures scale-out instead (``ragprune.distributed``): the
+same pairs through ``rerank_prune`` with each worker count of ``--workers`` (default ``1,N``, N = the GPUs
+here, or 2 CPU workers), and prints pairs/s end to end (worker start-up included), pairs/s once the
+workers run, the speed-up over the first worker count, and whether the outputs equal the first's (max
+score difference, spans identical). On a 2-GPU machine, e.g.:
+
+    python eval/bench_process.py --engine ray --workers 1,2 --pairs 100000
 """
 
 from __future__ import annotations
@@ -38,6 +46,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile",
         action="store_true",
         help="also write a torch profiler table (CPU and GPU time per op) of one run per backend",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("ray", "local"),
+        default=None,
+        help="measure scale-out through ragprune.distributed with this engine (default: process in this "
+        "process, per batch size and scoring backend)",
+    )
+    p.add_argument(
+        "--workers",
+        default=None,
+        help="with --engine: comma-separated worker counts to compare (default 1,N with N the GPUs here, "
+        "or 1,2 on CPU)",
+    )
+    p.add_argument(
+        "--queries-per-batch",
+        type=int,
+        default=2,
+        help="with --engine: whole queries per worker batch (~470 pairs per query at --pairs 20000)",
     )
     return p.parse_args(argv)
 
@@ -113,8 +140,113 @@ def preparation_costs(pruner: RerankPruner, queries, passages, pairs: int = 2000
     return costs
 
 
+def engine_bench(args: argparse.Namespace) -> list[dict]:
+    """``--engine``: pairs/s of ``rerank_prune`` per worker count, with the outputs checked against the
+    first worker count's (ids, scores to 1e-3, kept spans exactly)."""
+    from ragprune.data import read_run
+    from ragprune.distributed import rerank_prune
+    from ragprune.distributed.tasks import QueryTask, RerankInput
+    from ragprune.types import Document
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() and args.device != "cpu" else 0
+    device = "cuda" if gpus else "cpu"
+    counts = [int(w) for w in (args.workers or f"1,{max(gpus, 2)}").split(",")]
+    hardware = describe_hardware("cuda:0" if gpus else "cpu") + (f" x {gpus} GPUs here" if gpus else "")
+    queries, passages = build_pairs(args.pairs, args.words)
+    tasks = tuple(
+        QueryTask(
+            f"q{i}",
+            query,
+            tuple(Document(f"d{i}_{j}", text) for j, text in enumerate(group)),
+            {f"d{i}_{j}": -float(j) for j in range(len(group))},
+        )
+        for i, (query, group) in enumerate(zip(queries, passages))
+    )
+    source = RerankInput(tasks, top_k=max(task.pairs for task in tasks), has_scores=False)
+    batch_size = max(int(b) for b in args.batch_sizes.split(","))
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.engine == "ray":  # one Ray instance for every run (rerank_prune joins it)
+        from ragprune.distributed.ray_engine import import_ray
+
+        import_ray().init(include_dashboard=False)
+    rows: list[dict] = []
+    reference: tuple[dict, list] | None = None
+    for count in counts:
+        summaries = []
+        for repeat in range(args.repeats):
+            run_path = args.out / f"{args.engine}_{count}.trec"
+            pruned_path = args.out / f"{args.engine}_{count}.jsonl"
+            summaries.append(
+                rerank_prune(
+                    source,
+                    run_path,
+                    pruned_path if repeat == 0 else None,
+                    engine=args.engine,
+                    workers=count,
+                    model=args.model,
+                    device=device,
+                    batch_size=batch_size,
+                    queries_per_batch=args.queries_per_batch,
+                )
+            )
+        run = read_run(run_path)
+        spans = [
+            [p["kept_spans"] for p in json.loads(line)["passages"]]
+            for line in (args.out / f"{args.engine}_{count}.jsonl").read_text().splitlines()
+        ]
+        if reference is None:
+            reference = (run, spans)
+        same_ids = {q: sorted(d) for q, d in run.items()} == {q: sorted(d) for q, d in reference[0].items()}
+        diff = max(abs(s - reference[0][q].get(d, float("inf"))) for q in run for d, s in run[q].items())
+        steady = sorted(summary.steady_pairs_per_second for summary in summaries)
+        rows.append(
+            {
+                "engine": args.engine,
+                "workers": count,
+                "pairs": source.pairs,
+                "pairs_per_second_end_to_end": sorted(x.pairs_per_second for x in summaries)[
+                    len(summaries) // 2
+                ],
+                "pairs_per_second_steady": steady[len(steady) // 2],
+                "pairs_per_second_steady_runs": steady,
+                "max_score_diff_vs_first": diff,
+                "same_ids_and_spans_as_first": same_ids and spans == reference[1],
+            }
+        )
+        print(json.dumps(rows[-1]))
+    base = rows[0]["pairs_per_second_steady"] or 1.0
+    lines = [
+        f"# rerank_prune scale-out, engine {args.engine} — {hardware}, torch {torch.__version__}",
+        f"{source.pairs} pairs ({len(tasks)} queries, {args.queries_per_batch} per worker batch, "
+        f"encoder batch {batch_size}), model {args.model or 'default'}, default threshold, device "
+        f"{device}; pairs/s: median of {args.repeats} runs; end to end includes worker start-up (model "
+        "loads), steady leaves out the time to the first query written",
+        "",
+        "| workers | pairs/s end to end | pairs/s steady | min-max steady | speed-up (steady) "
+        "| max score diff vs first | same ids + spans |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        runs = r["pairs_per_second_steady_runs"]
+        lines.append(
+            f"| {r['workers']} | {r['pairs_per_second_end_to_end']:.0f} | "
+            f"{r['pairs_per_second_steady']:.0f} | "
+            f"{runs[0]:.0f}-{runs[-1]:.0f} | {r['pairs_per_second_steady'] / base:.2f}x | "
+            f"{r['max_score_diff_vs_first']:.2e} | {'yes' if r['same_ids_and_spans_as_first'] else 'NO'} |"
+        )
+    table = "\n".join(lines)
+    (args.out / f"bench_scaleout_{args.engine}.md").write_text(table + "\n")
+    (args.out / f"bench_scaleout_{args.engine}.json").write_text(
+        json.dumps({"hardware": hardware, "rows": rows}, indent=2)
+    )
+    print(table)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
+    if args.engine is not None:
+        return engine_bench(args)
     device = torch.device(args.device or default_device())
     hardware = describe_hardware(str(device))
     queries, passages = build_pairs(args.pairs, args.words)

@@ -18,6 +18,7 @@ from ragprune.fusion import DEFAULT_FUSION, INTERPOLATE_ALPHA, RRF_K, Fusion, pa
 from ragprune.pipeline.modes import MODES
 
 DEFAULT_MEASURES = ("nDCG@10", "RR(rel=2)@10", "R@100")
+ENGINES = ("inline", "local", "ray")  # ragprune.distributed.ENGINES (not imported here: --help stays fast)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -75,6 +76,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--tag", default="ragprune", help="run tag written in the output run (default ragprune)"
     )
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="inline",
+        help="where the model runs: 'inline' (this process, one device; default), 'local' (one worker "
+        "process per local GPU, or --workers CPU processes) or 'ray' (Ray Data, one worker per GPU of the "
+        "Ray cluster, CPU workers without GPUs; needs pip install 'ragprune[distributed]'; joins a running "
+        "Ray instance, e.g. RAY_ADDRESS=auto, else starts a local one). The output files are the same",
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        help="worker processes of --engine local/ray (default: one per GPU; without GPUs 2 for local, "
+        "1 for ray)",
+    )
     add_model_options(parser)
     return parser
 
@@ -93,6 +110,10 @@ def run(args: argparse.Namespace) -> int:
     from ragprune.data import common_queries, format_run, read_any_qrels, read_corpus, read_queries, read_run
     from ragprune.pipeline.rerank_run import rerank_run
 
+    if args.workers is not None and args.engine == "inline":
+        from ragprune.cli import UserError
+
+        raise UserError("--workers needs --engine local or ray (the inline engine is this one process)")
     format_run({}, tag=args.tag)  # a bad --tag fails here, not after the reranking
     check_output(args.output, "--output")
     if args.pruned_output is not None:
@@ -106,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
     corpus = read_corpus(args.passages)
     qrels = read_any_qrels(args.qrels) if args.qrels else None
     covered = common_queries(qrels, first_stage) if qrels is not None else []  # fails before the model runs
+    if args.engine != "inline":
+        return _run_distributed(args, queries, first_stage, corpus, qrels, covered)
     pruner = load_pruner(args, mode=args.mode)
     start = time.perf_counter()
     reranked = rerank_run(
@@ -128,6 +151,49 @@ def run(args: argparse.Namespace) -> int:
     print(f"mode\t{args.mode}", file=out)
     if qrels is not None:
         _print_measures(args.qrels, qrels, covered, first_stage, reranked.run, out)
+    return 0
+
+
+def _run_distributed(
+    args: argparse.Namespace,
+    queries: dict,
+    first_stage: dict,
+    corpus: dict,
+    qrels: dict | None,
+    covered: list,
+) -> int:
+    """``--engine local`` / ``ray``: ``ragprune.distributed.rerank_prune`` writes the same files."""
+    from ragprune.cli import UserError
+    from ragprune.distributed import rerank_prune, trec_to_tasks
+
+    source = trec_to_tasks(queries, first_stage, corpus, top_k=args.top_k)
+    try:
+        summary = rerank_prune(
+            source,
+            args.output,
+            args.pruned_output,
+            engine=args.engine,
+            workers=args.workers,
+            model=args.model,
+            device=args.device,
+            batch_size=args.batch_size,
+            threshold=args.threshold,
+            fusion=str(args.fusion),
+            mode=args.mode,
+            tag=args.tag,
+            collect_run=qrels is not None,
+        )
+    except ImportError as error:
+        raise UserError(str(error)) from error
+    out = status_stream("-" if "-" in (args.output, args.pruned_output) else args.output)
+    print(f"pairs\t{summary.pairs}", file=out)
+    where = f"{args.engine} engine, {summary.workers} workers"
+    print(f"pairs_per_second\t{summary.pairs_per_second:.1f}\t({where})", file=out)
+    print(f"mean_compression\t{summary.mean_compression:.4f}", file=out)
+    print(f"fusion\t{args.fusion}", file=out)
+    print(f"mode\t{args.mode}", file=out)
+    if qrels is not None and summary.run is not None:
+        _print_measures(args.qrels, qrels, covered, first_stage, summary.run, out)
     return 0
 
 
