@@ -154,3 +154,17 @@ def test_server_requests_choose_the_mode(list_pruner, pruner):
     with running_server(create_app(pruner)) as url:
         refused = httpx.post(f"{url}/v1/prune", json={"query": query, "documents": PASSAGES, "mode": "full"})
         assert refused.status_code == 422 and "needs a model with a list-level head" in refused.text
+
+
+def test_list_head_in_bf16_reads_float_vectors_and_returns_float_logits():
+    """On CUDA the pipeline runs the model (list head included) in bf16 while vectors and rank logits
+    arrive in another dtype: the head casts to its own dtype and returns fp32 logits."""
+    torch.manual_seed(0)
+    head = ListwiseHead(16, width=8).eval()
+    with torch.no_grad():
+        head.gate.fill_(1.0)
+    vectors, logits = torch.randn(5, 16), torch.randn(5, dtype=torch.float64)
+    expected = head(vectors, logits)
+    out = head.to(torch.bfloat16)(vectors, logits)
+    assert out.dtype == torch.float32 and out.shape == (5,)
+    assert torch.allclose(out, expected, atol=0.1)

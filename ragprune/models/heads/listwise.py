@@ -56,8 +56,9 @@ class ListwiseHead(Head):
     def forward(self, vectors: torch.Tensor, rank_logits: torch.Tensor) -> torch.Tensor:
         logits = rank_logits.float()
         standard = (logits - logits.mean()) / (logits.std(unbiased=False) + 1e-6)
-        x = self.project(vectors.float()) + self.logit_in(standard.unsqueeze(-1))
+        dtype = self.project.weight.dtype  # the head's own (bf16 on CUDA at inference), statistics in fp32
+        x = self.project(vectors.to(dtype)) + self.logit_in(standard.unsqueeze(-1).to(dtype))
         sequence = torch.cat([self.rank_token.unsqueeze(0), x]).unsqueeze(0)  # [1, 1 + N, width]
-        out = self.layers(sequence)[0]
+        out = self.layers(sequence)[0].float()
         token, candidates = out[0], out[1:]
-        return logits + self.gate * (candidates @ token) / math.sqrt(token.numel())
+        return logits + self.gate.float() * (candidates @ token) / math.sqrt(token.numel())
