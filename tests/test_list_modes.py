@@ -93,7 +93,7 @@ def test_a_zero_gate_head_returns_the_pointwise_ranking():
 
 
 def test_sliding_windows_run_from_the_bottom_up():
-    """A head that ranks by -index within each window: 25 candidates, windows [5, 25) then [0, 20)."""
+    """A head that ranks by -index within each window: 25 candidates, windows [5, 25) then [0, 15)."""
 
     class ByIndex(torch.nn.Module):
         def forward(self, vectors, logits):
@@ -105,8 +105,8 @@ def test_sliding_windows_run_from_the_bottom_up():
     order = list(np.argsort(-scores))
     assert order == list(range(25))  # already sorted by the head: each window keeps its order
     reverse = sliding_window_scores(ByIndex(), vectors, -logits, window=20, stride=10)  # start: 24, ..., 0
-    # window [5, 25) of 24..0 holds 19..0 -> 0..19; then [0, 20): 24..20, 0..14 -> 0..14, 20..24
-    assert list(np.argsort(-reverse)) == list(range(15)) + [20, 21, 22, 23, 24] + list(range(15, 20))
+    # window [5, 25) of 24..0 holds 19..0 -> 24..20, 0..19; then [0, 15): 24..20, 0..9 -> 0..9, 20..24
+    assert list(np.argsort(-reverse)) == list(range(10)) + [20, 21, 22, 23, 24] + list(range(10, 20))
 
 
 def test_rerank_cli_runs_full_mode_and_refuses_it_without_a_list_head(

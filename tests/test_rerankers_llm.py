@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from ragprune.pipeline.modes import sliding_windows
 from ragprune.rerankers import FirstLLM, FullRankLLM, Reranker
-from ragprune.rerankers.llm_prompts import PermutationRepair, parse_permutation, sliding_windows
+from ragprune.rerankers.llm_prompts import PermutationRepair, parse_permutation
 
 CHAT_TEMPLATE = (
     "{{ bos_token }}{% for message in messages %}"

@@ -6,8 +6,9 @@ computed (``PairColumns``), once per query, so a list-level score costs no secon
 
 - ``"full"`` (full ranking): the head sees all of a query's candidates at once; its logits are the scores;
 - ``"listwise"`` (FIRST's sliding windows, Reddy et al. 2024, section 3.2): starting from the pointwise order,
-  windows of ``window`` candidates, moved ``stride`` up the list at a time from the bottom to the top, are
-  each reordered by the head's logits for that window; the score is the final order, as
+  windows of ``window`` candidates, moved ``stride`` up the list at a time from the bottom to the top
+  (``ragprune.pipeline.modes.sliding_windows``, rank_llm's order, shared with ``FirstLLM``), are each
+  reordered by the head's logits for that window; the score is the final order, as
   ``N - position`` (``N`` for the best of ``N`` candidates, 1 for the last).
 """
 
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from ragprune.models.encoder import RerankPruneModel
-from ragprune.pipeline.modes import MODES, STRIDE, WINDOW
+from ragprune.pipeline.modes import MODES, STRIDE, WINDOW, sliding_windows
 from ragprune.pipeline.runner import PairColumns
 
 
@@ -75,16 +76,12 @@ def sliding_window_scores(
     count = len(logits)
     pointwise = logits.float().cpu().numpy()
     order = sorted(range(count), key=lambda i: (-pointwise[i], i))  # best first; ties keep input order
-    start = max(count - window, 0)
-    while True:
-        members = order[start : start + window]
+    for start, end in sliding_windows(count, window, stride):
+        members = order[start:end]
         member_index = torch.as_tensor(members, dtype=torch.long, device=vectors.device)
         window_logits = head(vectors[member_index], logits[member_index]).detach().float().cpu().numpy()
         ranked = sorted(range(len(members)), key=lambda k: (-window_logits[k], k))
-        order[start : start + window] = [members[k] for k in ranked]
-        if start == 0:
-            break
-        start = max(start - stride, 0)
+        order[start:end] = [members[k] for k in ranked]
     scores = np.empty(count)
     scores[order] = np.arange(count, 0, -1, dtype=np.float64)
     return scores

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragprune.pipeline.inputs import PassageLike, as_documents
+from ragprune.pipeline.modes import sliding_windows
 from ragprune.rerankers.llm_base import CausalLMReranker, LLMPrompt, Ranked
 from ragprune.rerankers.llm_prompts import (
     FIRST_ANSWER_PREFIX,
@@ -40,7 +41,6 @@ from ragprune.rerankers.llm_prompts import (
     alpha_ranking,
     first_messages,
     passage_content,
-    sliding_windows,
 )
 from ragprune.types import Document, Query
 

@@ -13,13 +13,15 @@ Modules, one job each:
 * ``data``: a data folder in memory: groups, candidates, examples, sampling of a step's candidates.
 * ``batching``: examples and groups padded into tensors (with the pipeline's ``pad_rows``).
 * ``losses``: one ``nn.Module`` per file: ``ListwiseDistillationLoss`` (rank head),
-  ``SentenceContrastLoss`` (token head).
+  ``SentenceContrastLoss`` (token head), ``RankWeightedRankNetLoss`` and ``TopWeightedListMLELoss``
+  (list head).
 * ``optim``: AdamW with encoder / head learning rates, warm-up then linear decay.
 * ``checkpoint``: resumable training state (``checkpoint.pt``).
 * ``validation``: the one ranking validator (DL21 nDCG@10) every script uses.
 * ``calibration``: Platt scaling of the rank logit; sentence calibration folded into the token head.
 * ``thresholds``: the default pruning threshold and the held-out pruning measures.
 * ``finalize``: the end of a run: calibrate, choose the threshold, save the model with its config.
+* ``list_head``: a list-level head trained on a frozen model's candidate vectors (``train_list_head.py``).
 
 The names below are importable from ``ragprune.training`` directly; they load on first use, so the
 light modules (``files``, ``ensembles``, ``labels``) do not pull in torch.
@@ -33,6 +35,8 @@ _LAZY = {
     "TrainConfig": "ragprune.training.config",
     "ListwiseDistillationLoss": "ragprune.training.losses",
     "SentenceContrastLoss": "ragprune.training.losses",
+    "RankWeightedRankNetLoss": "ragprune.training.losses",
+    "TopWeightedListMLELoss": "ragprune.training.losses",
     "RankingValidator": "ragprune.training.validation",
     "ValidationResult": "ragprune.training.validation",
     "TrainingData": "ragprune.training.data",
