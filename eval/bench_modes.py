@@ -2,9 +2,10 @@
 
 Reranks the BM25 top-100 of TREC DL 2019 (43 queries, 4,300 pairs) with the same weights in every mode and
 prints a table naming the hardware: milliseconds per query (median of ``--repeats`` runs) and the cost of
-each list mode relative to pointwise. The list modes need a list-level head; for a model without one
-(the shipped model) ``--add-untrained-head`` adds a randomly initialised ``listwise`` head, which costs what a
-trained one costs (the same shapes) but ranks nothing useful: this measures time only, never quality.
+each list mode relative to pointwise. The list modes need a list-level head (the shipped model has a
+trained one); for a model without one ``--add-untrained-head`` adds a randomly initialised ``listwise``
+head, which costs what a trained one costs (the same shapes) but ranks nothing useful: this measures
+time only, never quality.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default=None, help="model folder (default: the shipped model)")
     p.add_argument(
-        "--add-untrained-head", action="store_true", help="add a random listwise head (timing only)"
+        "--add-untrained-head",
+        action="store_true",
+        help="add a random listwise head to a model that has none (timing only)",
     )
     p.add_argument("--queries", type=int, default=None, help="only the first N queries (quick runs)")
     p.add_argument("--repeats", type=int, default=3)
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     device = torch.device(args.device or default_device())
     model, tokenizer = load_model(args.model)
-    if args.add_untrained_head:
+    if args.add_untrained_head and not model.heads_reading("candidates"):  # a model without a list head
         model = with_untrained_list_head(model)
     queries, documents = load_trec_dl("dl19").candidates(depth=100)
     queries, documents = queries[: args.queries], documents[: args.queries]
