@@ -27,6 +27,17 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_precision_option(parser: argparse.ArgumentParser) -> None:
+    """``--precision {fp32,int8}`` (``RerankPruner(precision=...)``, ``ragprune.pipeline.precision``)."""
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "int8"),  # ragprune.pipeline.precision.PRECISIONS (not imported: --help stays fast)
+        default=None,
+        help="encoder precision: 'fp32' (default; bf16 on CUDA) or 'int8' (CPU only: PyTorch dynamic int8 "
+        "of the encoder's linear layers; faster on the CPU, quality change in eval/results/bench_cpu.md)",
+    )
+
+
 def checked_device(name: str | None) -> str | None:
     """``name`` if torch can run on it here; else a ``UserError`` saying which devices exist."""
     from ragprune.cli import UserError
@@ -57,9 +68,14 @@ def load_pruner(args: argparse.Namespace, mode: str = "pointwise") -> RerankPrun
     from ragprune.pipeline import RerankPruner
 
     device = checked_device(args.device)
+    precision = getattr(args, "precision", None)
     try:
-        return RerankPruner.load(args.model, device=device, batch_size=args.batch_size, mode=mode)
+        return RerankPruner.load(
+            args.model, device=device, batch_size=args.batch_size, mode=mode, precision=precision
+        )
     except ValueError as error:
         if "needs a model with a list-level head" in str(error):
             raise UserError(f"--mode {mode}: {error}") from error
+        if str(error).startswith("precision="):
+            raise UserError(f"--precision {precision}: {error}") from error
         raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ragprune.cli.model_options import add_model_options, load_pruner
+from ragprune.cli.model_options import add_model_options, add_precision_option, load_pruner
 from ragprune.cli.options import add_threshold_option, check_output, json_line, open_output, positive_int
 
 INPUT_HELP = (
@@ -51,6 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "from the two best appended to the query (for questions whose answer spans passages)",
     )
     add_model_options(parser)
+    add_precision_option(parser)
     return parser
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from ragprune.cli.model_options import add_model_options, load_pruner
+from ragprune.cli.model_options import add_model_options, add_precision_option, load_pruner
 from ragprune.cli.options import (
     add_threshold_option,
     check_output,
@@ -93,6 +93,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "1 for ray)",
     )
     add_model_options(parser)
+    add_precision_option(parser)
     return parser
 
 
@@ -114,6 +115,10 @@ def run(args: argparse.Namespace) -> int:
         from ragprune.cli import UserError
 
         raise UserError("--workers needs --engine local or ray (the inline engine is this one process)")
+    if args.precision not in (None, "fp32") and args.engine != "inline":
+        from ragprune.cli import UserError
+
+        raise UserError(f"--precision {args.precision} runs with --engine inline only (the default)")
     format_run({}, tag=args.tag)  # a bad --tag fails here, not after the reranking
     check_output(args.output, "--output")
     if args.pruned_output is not None:

@@ -25,6 +25,7 @@ from ragprune.pipeline.modes import MODES
 from ragprune.pipeline.multihop import evidence_of, expand_query, merge_hop
 from ragprune.pipeline.order import order_passages
 from ragprune.pipeline.parallel import RowPreparer, default_workers
+from ragprune.pipeline.precision import checked_precision, quantized_int8
 from ragprune.pipeline.results import PassageResult, QueryResult, SentenceScore
 from ragprune.pipeline.runner import PairColumns, Runner, StageTimer
 from ragprune.rerankers.base import Reranker
@@ -47,7 +48,11 @@ class RerankPruner(Reranker):
     with rows of the same width, and both heads reduce each row on its own.
 
     The caller's ``model`` is never changed: when it must move to ``device``, change dtype (bf16 on CUDA)
-    or leave training mode, the pruner works on a copy.
+    or leave training mode, or be quantized, the pruner works on a copy.
+
+    ``precision``: ``None`` or ``"fp32"`` (the default: fp32 on the CPU, bf16 on CUDA) or ``"int8"``
+    (CPU only, a ``ValueError`` on CUDA): the encoder's linear layers run as PyTorch dynamic int8
+    (``ragprune.pipeline.precision``; speed and quality loss in ``eval/results/bench_cpu.md``).
     """
 
     def __init__(
@@ -66,11 +71,14 @@ class RerankPruner(Reranker):
         prepare_workers: int | None = None,
         invalid_text: str = "replace",
         mode: str = "pointwise",
+        precision: str | None = None,
     ) -> None:
         if invalid_text not in INVALID_TEXT_POLICIES:
             raise ValueError(f"invalid_text={invalid_text!r}; use one of {INVALID_TEXT_POLICIES}")
         self.device = torch.device(device or default_device())
-        self.model = _inference_model(model, self.device)
+        self.precision = checked_precision(precision, self.device)
+        """``"fp32"`` (bf16 on CUDA) or ``"int8"`` (CPU: dynamic int8 encoder, see ``.precision``)."""
+        self.model = _inference_model(model, self.device, self.precision)
         self.mode = _checked_mode(mode, self.model)
         """The default ranking of ``process``: ``"pointwise"``, ``"listwise"`` or ``"full"``."""
         self.tokenizer = tokenizer
@@ -111,7 +119,8 @@ class RerankPruner(Reranker):
 
     @classmethod
     def load(cls, model: str | Path | None = None, **kwargs) -> RerankPruner:
-        """Load a model folder (``None`` = the shipped default, or a Provence checkpoint folder)."""
+        """Load a model folder (``None`` = the shipped default, or a Provence checkpoint folder); ``kwargs``
+        go to the constructor (``device``, ``precision``, ...)."""
         from ragprune.models.registry import load_model
 
         loaded, tokenizer = load_model(model)
@@ -387,9 +396,14 @@ class RerankPruner(Reranker):
         return query_ids, truncated
 
 
-def _inference_model(model: RerankPruneModel, device: torch.device) -> RerankPruneModel:
+def _inference_model(
+    model: RerankPruneModel, device: torch.device, precision: str = "fp32"
+) -> RerankPruneModel:
     """``model`` on ``device`` in eval mode and the device's dtype (bf16 on CUDA, fp32 elsewhere); a copy
-    when any of that differs, so the caller's model is left as it was."""
+    when any of that differs, so the caller's model is left as it was. ``precision="int8"`` (CPU): always
+    a copy with a dynamic int8 encoder (``ragprune.pipeline.precision.quantized_int8``)."""
+    if precision == "int8":
+        return quantized_int8(model)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     ready = not model.training and all(p.device == device and p.dtype == dtype for p in model.parameters())
     return model if ready else copy.deepcopy(model).to(device, dtype).eval()
