@@ -151,7 +151,8 @@ def _table(
         "",
         f"pairs/s: rerank + prune (threshold {threshold:g}, fusion none) of the first {speed_queries} DL19 "
         f"queries' BM25 top-100, median of {args.repeats} runs, fp32 and int8 alternated (a shared, noisy "
-        "machine: the runs are listed). nDCG@10: all judged DL19 queries, BM25 top-100, fusion none. "
+        "machine: the runs are listed). nDCG@10, timed queries: the timed runs' own rankings (the last run "
+        "of each); all: every judged DL19 query, BM25 top-100, fusion none (not run with --skip-full-dl19). "
         f"WikiQA: dev answerable, sentence recall / removed share at the default threshold {threshold:g}.",
         "",
         "| precision | pairs/s (median) | runs | speed-up | DL19 nDCG@10, timed queries | DL19 nDCG@10, all "
