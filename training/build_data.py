@@ -29,7 +29,6 @@ import hashlib
 import json
 import logging
 import random
-import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -44,7 +43,6 @@ from ragprune.data import (
     TrecDLSet,
     data_root,
     load_trec_dl,
-    read_beir_queries,
     read_pruning_jsonl,
     read_topics,
 )
@@ -52,9 +50,16 @@ from ragprune.data.files import numbered_lines
 from ragprune.evaluation import paired_test
 from ragprune.evaluation.pruning import context_text
 from ragprune.text import split_sentences
+from ragprune.training.decontam import (  # noqa: F401  (EVAL_*: the evaluation sets, named here too)
+    EVAL_PRUNING,
+    EVAL_TOPICS,
+    eval_query_texts,
+    normalise_query,
+)
 from ragprune.training.ensembles import Spec, combine
 from ragprune.training.files import r3, write_jsonl_gz
 from ragprune.training.labels import GOLD_SHARE, covered_share
+from ragprune.training.synthetic import AGREEMENT_TOP_K, EvalOverlap, read_records, teacher_agreement
 from ragprune.training.validation import RankingValidator, ValidationQuery
 from ragprune.types import Span
 
@@ -63,14 +68,6 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("build_data")
 
-# Evaluation queries that a training query must never repeat (checked, never trained on).
-EVAL_TOPICS = ("trec-dl/dl19/topics.tsv", "trec-dl/dl20/topics.tsv")
-EVAL_PRUNING = (
-    "pruning/hotpotqa_dev_distractor_100.jsonl",
-    "pruning/wikiqa_dev_all.jsonl",
-    "pruning/scifact_rationales_dev.jsonl",
-    "pruning/trecqa_dev.jsonl",
-)
 GOLD_SOURCES = ("nq", "hotpotqa", "scifact", "wikiqa", "trecqa")
 # Sentence-source contexts longer than this are cut into consecutive sentence windows, so that each fits
 # the 256-token encoder window next to its query (~180-200 tokens) and no gold sentence lies beyond it.
@@ -275,24 +272,57 @@ def dl21_validation(pool: Pool, dl21: TrecDLSet) -> list[Group]:
     return groups
 
 
-def normalise_query(text: str) -> str:
-    """Lower case, runs of non-word characters as one space: the key that finds repeated queries."""
-    return re.sub(r"\W+", " ", text.lower()).strip()
-
-
-def eval_query_texts(root: Path) -> set[str]:
-    """Normalised texts of evaluation queries, used only to drop training queries that repeat one."""
-    texts = {normalise_query(t) for rel in EVAL_TOPICS for t in read_topics(root / rel).values()}
-    for rel in EVAL_PRUNING:
-        texts |= {normalise_query(e.question) for e in read_pruning_jsonl(root / rel)}
-    texts |= {normalise_query(t) for t in read_beir_queries(root / "beir/scifact/queries.jsonl").values()}
-    return texts
-
-
 def held_out(qid: str, seed: int, share: float) -> bool:
     """Deterministic, order-free choice of the pruning-validation queries."""
     digest = hashlib.sha1(f"{seed}:{qid}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+def synthetic_groups(pool: Pool, path: Path, banned: set[str]) -> tuple[list[Group], Counter]:
+    """Groups of source ``synthetic`` from a cleaned synthetic-query file (``training/synthetic_queries.py
+    clean``: gzip JSON lines ``{qid, query, pid, source, prompt_id}``) and the counts of skipped records.
+
+    Each query's source passage is its one labelled candidate, ``label`` 1 (a passage-level positive: no
+    gold sentence spans); BM25 candidates are added later like for every group. Skipped: a ``pid`` not in
+    the pool (``pid_not_in_pool``: the file was generated from another pool), a query equal or near-equal
+    to a normalised text in ``banned`` (``eval_query``; ``ragprune.training.synthetic.EvalOverlap``), a
+    repeated qid (``repeated_qid``). FileNotFoundError when ``path`` is missing.
+    """
+    if not path.exists():
+        raise FileNotFoundError(f"synthetic query file not found: {path}")
+    overlap = EvalOverlap(banned)
+    groups: list[Group] = []
+    skipped: Counter = Counter()
+    seen: set[str] = set()
+    for record in read_records(path):
+        if record["pid"] not in pool.passages:
+            skipped["pid_not_in_pool"] += 1
+        elif overlap.match(record["query"]):
+            skipped["eval_query"] += 1
+        elif record["qid"] in seen:
+            skipped["repeated_qid"] += 1
+        else:
+            seen.add(record["qid"])
+            group = Group(record["qid"], record["query"], "synthetic")
+            add_labelled(group, record["pid"], 1, None)
+            groups.append(group)
+    return groups, skipped
+
+
+def synthetic_agreement(
+    groups: list[Group], teacher: dict[str, np.ndarray], k: int = AGREEMENT_TOP_K
+) -> tuple[list[Group], int]:
+    """Drop the ``synthetic`` groups whose source passage the teacher does not rank among the top ``k`` of
+    its candidates (``ragprune.training.synthetic.teacher_agreement``; why k=3: its docstring and DATA.md);
+    other groups pass unchanged. Returns the kept groups (in order) and how many were dropped."""
+    kept = []
+    for group in groups:
+        if group.source == "synthetic":
+            (positive,) = (i for i, p in enumerate(group.candidates) if group.labels.get(p) == 1)
+            if not teacher_agreement(teacher[group.qid], positive, k):
+                continue
+        kept.append(group)
+    return kept, len(groups) - len(kept)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -491,6 +521,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--teacher", default=None, help="force an ensemble by name instead of the DL21 best")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument(
+        "--synthetic",
+        type=Path,
+        default=None,
+        help="cleaned synthetic queries (training/synthetic_queries.py clean) to add as source 'synthetic'",
+    )
+    parser.add_argument(
+        "--synthetic-top-k",
+        type=int,
+        default=AGREEMENT_TOP_K,
+        help="keep a synthetic query if the teacher ranks its passage in this top-k of its candidates",
+    )
     return parser.parse_args()
 
 
@@ -548,6 +590,12 @@ def main() -> int:
     ]
     held = {g.qid for g in prune_valid}
     groups = [g for g in groups if g.qid not in held]
+    synthetic_stats: dict[str, object] = {}
+    if args.synthetic:
+        synthetic, skipped = synthetic_groups(pool, args.synthetic, banned)
+        groups += synthetic
+        synthetic_stats = {"file": str(args.synthetic), "read": len(synthetic), "skipped": dict(skipped)}
+        LOG.info("synthetic queries: %d groups from %s, skipped %s", len(synthetic), args.synthetic, skipped)
     LOG.info(
         "pool %d passages; %d training queries %s; %d pruning-validation queries; %d DL21 validation queries",
         len(pool.passages),
@@ -644,6 +692,17 @@ def main() -> int:
         test.randomization_pvalue,
     )
     teacher = {g.qid: combine(specs[chosen], feats[g.qid]) for g in every_group}
+    if args.synthetic:
+        before = sum(g.source == "synthetic" for g in groups)
+        groups, disagreed = synthetic_agreement(groups, teacher, args.synthetic_top_k)
+        synthetic_stats |= {"top_k": args.synthetic_top_k, "dropped_teacher_disagrees": disagreed}
+        synthetic_stats["kept"] = before - disagreed
+        LOG.info(
+            "synthetic queries: %d of %d kept (teacher ranks the source passage in its top %d)",
+            before - disagreed,
+            before,
+            args.synthetic_top_k,
+        )
     spread = float(np.median([feats[g.qid]["mpnet"].std() for g in groups if len(g.candidates) > 1]))
     spread_t = float(np.median([teacher[g.qid].std() for g in groups if len(g.candidates) > 1]))
     silver = silver_quality(groups + prune_valid, spans_of, sentence_cos)
@@ -703,6 +762,7 @@ def main() -> int:
         "valid_dl21": describe(valid),
         "dropped_repeating_eval_queries": dict(dropped),
         "dropped_fewer_than_2_candidates": dict(too_few),
+        **({"synthetic": synthetic_stats} if args.synthetic else {}),
         "dl21_ndcg10": {k: round(v, 4) for k, v in table.items()},
         "teacher": {
             "name": chosen,

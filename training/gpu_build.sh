@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On the GPU machine: join the chunks of training/pack_teachers.sh (copied to ~/chunks by earlier calls),
-# check them, and run build_data.py + build_spliced.py there (MPNet and MiniLM encode on the GPU), then
-# splade_teacher.py (SPLADE-tiny scores on 16 CPU threads; the teacher ensemble re-chosen on DL21).
+# check them, and run build_data.py (with the carried synthetic queries, if any) + build_spliced.py there
+# (MPNet and MiniLM encode on the GPU), then splade_teacher.py (SPLADE-tiny scores on 16 CPU threads; the
+# teacher ensemble re-chosen on DL21).
 # The data folder stays in ~/train for the training calls that follow on the same warm machine; its
 # stats, logs and a copy of the data (split under the 16 MiB per-file limit) come back in $OUT.
 # Usage (device call, carrying .carry/chunks/part-04 — the last chunk — and .carry/chunks/SHA256SUMS):
@@ -18,7 +19,24 @@ python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site ~
 export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 RAGPRUNE_DATA=~/tb/data RAGPRUNE_MINILM=~/tb/minilm
 mkdir -p .cache/models && ln -sfn ~/tb/mpnet .cache/models/all-mpnet-base-v2
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python3 training/build_data.py --out ~/train --cache ~/emb --threads 16 2>&1 | grep -v "Batches:" | tee "$OUT/build.log"
+# Synthetic queries (pack_teachers.sh carries them when .cache/synthetic/queries.jsonl.gz exists): with the
+# LM carried too, finish the resumable generation on the GPU and clean again; then add them as a source.
+SYNTHETIC=()
+if [ -d ~/tb/synthetic ]; then
+  S=~/tb/synthetic
+  if [ -f "$S/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$S"/whl/*.whl
+    python3 training/synthetic_queries.py generate --device cuda --batch-size 64 \
+      --gguf "$S/SmolLM2-135M-Instruct.Q4_1.gguf" --passages "$S/passages.jsonl.gz" --out "$S/raw.jsonl.gz" 2>&1 \
+      | grep -v "GGUF\|Loading" | tee "$OUT/synthetic_generate.log"
+    python3 training/synthetic_queries.py clean --passages "$S/passages.jsonl.gz" --out "$S/raw.jsonl.gz" \
+      --clean-out "$S/queries.jsonl.gz" | tee "$OUT/synthetic_clean.log"
+    cp "$S/raw.jsonl.gz" "$S/queries.jsonl.gz" "$S/clean_stats.json" "$OUT/"
+  fi
+  SYNTHETIC=(--synthetic "$S/queries.jsonl.gz")
+fi
+python3 training/build_data.py --out ~/train --cache ~/emb --threads 16 ${SYNTHETIC[@]+"${SYNTHETIC[@]}"} 2>&1 \
+  | grep -v "Batches:" | tee "$OUT/build.log"
 python3 training/build_spliced.py --data ~/train | tee "$OUT/spliced.log"
 python3 training/splade_teacher.py --data ~/train --out ~/train-splade --model ~/tb/splade --threads 16 \
   2>&1 | tee "$OUT/splade.log"

