@@ -5,7 +5,8 @@
 # teacher ensemble re-chosen on DL21).
 # The data folder stays in ~/train for the training calls that follow on the same warm machine; its
 # stats, logs and a copy of the data (split under the 16 MiB per-file limit) come back in $OUT.
-# Usage (device call, carrying .carry/chunks/part-04 — the last chunk — and .carry/chunks/SHA256SUMS):
+# Usage (device call, carrying the last chunk — part-04 before synthetic queries; `ls .carry/chunks` says
+# which, the synthetic file can add one and SYNTHETIC_LM=1 two more — and .carry/chunks/SHA256SUMS):
 #   bash training/gpu_build.sh
 set -euo pipefail
 OUT="${OUT:-runs/gpu-build}"

