@@ -100,6 +100,7 @@ def test_clean_generation(raw, expected):
         ("what " + "is the reef like " * 10, "too_long"),
         ("what reef reef reef reef is", "repeated_tokens"),
         ("what is the the reef the reef the reef", "repeated_tokens"),
+        ("what role of the pope in the rise of the church of the holy roman empire", None),
         ("the great barrier reef in australia", "not_a_query"),
         ("What's the answer?", "generic"),
         ("what is this passage about", "generic"),
@@ -111,6 +112,14 @@ def test_clean_generation(raw, expected):
 )
 def test_degenerate_reason(query, reason):
     assert degenerate_reason(query, PASSAGE) == reason
+
+
+def test_demonstration_topic_only_counts_when_the_passage_lacks_it():
+    topics = frozenset({"eiffel"})
+    assert degenerate_reason("what is the tax on the eiffel tower", PASSAGE, topics) == "echoes_demonstration"
+    eiffel = "The Eiffel Tower was built for the 1889 World's Fair in Paris."
+    assert degenerate_reason("when was the eiffel tower built", eiffel, topics) is None
+    assert degenerate_reason("what is the tax on the eiffel tower", PASSAGE) is None
 
 
 def test_eval_overlap_exact_near_and_distinct():
@@ -132,12 +141,19 @@ def test_clean_records_reasons_dedup_and_order():
         {"qid": "q3", "query": "what is the answer", "pid": "p3"},
         {"qid": "q4", "query": "how old is the city of rome", "pid": "p4"},
         {"qid": "q5", "query": "How old is the city of Rome?", "pid": "p2"},  # same query, other passage
+        {"qid": "q6", "query": "who designed the eiffel tower", "pid": "p3", "prompt_id": DEFAULT_PROMPT},
     ]
     result = clean_records(raw, passages, EvalOverlap({"who founded rome"}))
     assert [r["qid"] for r in result.kept] == ["q1"]
     assert result.kept[0]["query"] == "where is the great barrier reef"
     assert result.kept[0]["raw"] == '"where is the great barrier reef"'
-    assert result.dropped == {"repeated_qid": 1, "eval_exact": 1, "generic": 1, "duplicate": 2}
+    assert result.dropped == {
+        "repeated_qid": 1,
+        "eval_exact": 1,
+        "generic": 1,
+        "duplicate": 2,
+        "echoes_demonstration": 1,
+    }
 
 
 def test_teacher_agreement_top_k():

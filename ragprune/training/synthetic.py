@@ -66,6 +66,10 @@ case, answerable from the passage — the MS MARCO query style of the evaluation
 
 PROMPTS = {"chat2shot-v1": (SYSTEM, INSTRUCTION, SHOTS)}
 """prompt_id -> (system message, user template with ``{passage}``, demonstrations)."""
+DEMO_TOPICS = {"chat2shot-v1": frozenset({"eiffel", "gustave", "b12"})}
+"""prompt_id -> the demonstrations' topic words. The 135M model sometimes carries a demonstration's topic
+into an unrelated query ("what is the tax on the use of the eiffel tower in the state of vermont"): a
+query with one of these words is dropped unless its passage has the word too."""
 DEFAULT_PROMPT = "chat2shot-v1"
 
 MAX_PASSAGE_CHARS = 1000
@@ -156,15 +160,16 @@ def clean_generation(text: str) -> str:
     return " ".join(line.split())
 
 
-def degenerate_reason(query: str, passage: str) -> str | None:
+def degenerate_reason(query: str, passage: str, demo_topics: frozenset[str] = frozenset()) -> str | None:
     """Why a cleaned query is unusable, or None when it is kept.
 
     Reasons (in this order): ``empty``; ``too_short`` (< :data:`MIN_WORDS` words); ``too_long``
     (> :data:`MAX_WORDS`); ``repeated_tokens`` (a word is over :data:`MAX_TOKEN_SHARE` of the words and
-    occurs 3+ times, or the same bigram occurs 3+ times); ``not_a_query`` (does not start with a question
-    word and does not end with ``?``); ``generic`` (asks about "the passage" / "the answer");
+    occurs 3+ times, or the same bigram with a content word occurs 3+ times); ``not_a_query`` (does not
+    start with a question word and does not end with ``?``); ``generic`` (asks about "the passage" / "the answer");
     ``copies_passage`` (the normalised query is inside the passage, or shares :data:`MAX_COPY_RUN`
-    consecutive words with it — a copied sentence is trivially matched by BM25 and teaches nothing).
+    consecutive words with it — a copied sentence is trivially matched by BM25 and teaches nothing);
+    ``echoes_demonstration`` (a word of ``demo_topics``, see :data:`DEMO_TOPICS`, absent from the passage).
     """
     words = normalise_query(query).split()
     if not words:
@@ -174,7 +179,7 @@ def degenerate_reason(query: str, passage: str) -> str | None:
     if len(words) > MAX_WORDS:
         return "too_long"
     top_word, top_count = Counter(words).most_common(1)[0]
-    bigrams = Counter(zip(words, words[1:]))
+    bigrams = Counter(b for b in zip(words, words[1:]) if not (b[0] in STOP_WORDS and b[1] in STOP_WORDS))
     if (top_count >= 3 and top_count / len(words) > MAX_TOKEN_SHARE) or (
         bigrams and bigrams.most_common(1)[0][1] >= 3
     ):
@@ -189,6 +194,8 @@ def degenerate_reason(query: str, passage: str) -> str | None:
     for i in range(len(words) - MAX_COPY_RUN + 1):
         if f" {' '.join(words[i : i + MAX_COPY_RUN])} " in norm_passage:
             return "copies_passage"
+    if any(w in demo_topics and f" {w} " not in norm_passage for w in words):
+        return "echoes_demonstration"
     return None
 
 
@@ -308,7 +315,8 @@ class CleanResult:
 
 def clean_records(records: Iterable[dict], passages: dict[str, str], overlap: EvalOverlap) -> CleanResult:
     """Clean raw generations: normalise (:func:`clean_generation`), drop degenerate ones
-    (:func:`degenerate_reason`), drop evaluation overlaps (:class:`EvalOverlap`), then deduplicate.
+    (:func:`degenerate_reason`, with the :data:`DEMO_TOPICS` of the record's ``prompt_id``), drop
+    evaluation overlaps (:class:`EvalOverlap`), then deduplicate.
 
     Deduplication: one record per normalised query — a query generated for several passages is ambiguous
     as a single-positive training query — so *every* record of a repeated query is dropped (reason
@@ -324,7 +332,8 @@ def clean_records(records: Iterable[dict], passages: dict[str, str], overlap: Ev
             continue
         seen_qids.add(record["qid"])
         query = clean_generation(record["query"])
-        reason = degenerate_reason(query, passages[record["pid"]]) or overlap.match(query)
+        topics = DEMO_TOPICS.get(record.get("prompt_id", ""), frozenset())
+        reason = degenerate_reason(query, passages[record["pid"]], topics) or overlap.match(query)
         if reason:
             dropped[reason] += 1
             continue
