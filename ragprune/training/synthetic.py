@@ -167,9 +167,10 @@ def degenerate_reason(query: str, passage: str, demo_topics: frozenset[str] = fr
     (> :data:`MAX_WORDS`); ``repeated_tokens`` (a word is over :data:`MAX_TOKEN_SHARE` of the words and
     occurs 3+ times, or the same bigram with a content word occurs 3+ times); ``not_a_query`` (does not
     start with a question word and does not end with ``?``); ``generic`` (asks about "the passage" /
-    "the answer"); ``copies_passage`` (the normalised query is inside the passage, or shares :data:`MAX_COPY_RUN`
-    consecutive words with it — a copied sentence is trivially matched by BM25 and teaches nothing);
-    ``echoes_demonstration`` (a word of ``demo_topics``, see :data:`DEMO_TOPICS`, absent from the passage).
+    "the answer"); ``copies_passage`` (the normalised query is inside the passage, or shares
+    :data:`MAX_COPY_RUN` consecutive words with it — a copied sentence is trivially matched by BM25 and
+    teaches nothing); ``echoes_demonstration`` (a word of ``demo_topics``, see :data:`DEMO_TOPICS`, absent
+    from the passage).
     """
     words = normalise_query(query).split()
     if not words:
