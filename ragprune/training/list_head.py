@@ -22,7 +22,7 @@ import copy
 import logging
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -51,7 +51,8 @@ NOT_ENCODED = -1e9
 @dataclass(frozen=True)
 class CandidateList:
     """One query's candidates as a list head reads them: ``vectors`` ``[N, H]`` and pointwise ``logits``
-    ``[N]`` (float32), ``teacher`` ``[N]`` (z-scored per query; zeros where the data has none), ``gold``
+    ``[N]`` (float32), ``teacher`` ``[N]`` (as stored; zeros where the data has none; each training
+    view z-scores its own), ``gold``
     ``[N]`` bool; ``positions`` ``[N]``: each candidate's index in the record (candidates the encoder saw
     no token of are left out), ``size`` the record's number of candidates."""
 
@@ -65,14 +66,12 @@ class CandidateList:
 
     def to(self, device: torch.device | str) -> CandidateList:
         """The same list with its tensors on ``device``."""
-        return CandidateList(
-            self.qid,
-            self.vectors.to(device),
-            self.logits.to(device),
-            self.teacher.to(device),
-            self.gold.to(device),
-            self.positions,
-            self.size,
+        return replace(
+            self,
+            vectors=self.vectors.to(device),
+            logits=self.logits.to(device),
+            teacher=self.teacher.to(device),
+            gold=self.gold.to(device),
         )
 
 
@@ -103,7 +102,6 @@ def candidate_lists(
                 continue
             candidates = [record["candidates"][i] for i in positions]
             teacher = torch.tensor([float(c.get("teacher") or 0.0) for c in candidates])
-            teacher = (teacher - teacher.mean()) / teacher.std(unbiased=False).clamp(min=1e-6)
             gold = torch.tensor([c["pid"] in (record.get("gold") or {}) for c in candidates])
             lists.append(
                 CandidateList(
@@ -189,14 +187,13 @@ def training_view(candidates: CandidateList, config: ListHeadConfig, rng: random
         members = order[start : start + config.window]
     rng.shuffle(members)
     index = torch.as_tensor(members, device=candidates.vectors.device)
-    return CandidateList(
-        candidates.qid,
-        candidates.vectors[index],
-        candidates.logits[index],
-        candidates.teacher[index],
-        candidates.gold[index],
-        candidates.positions[members],
-        candidates.size,
+    return replace(
+        candidates,
+        vectors=candidates.vectors[index],
+        logits=candidates.logits[index],
+        teacher=candidates.teacher[index],
+        gold=candidates.gold[index],
+        positions=candidates.positions[members],
     )
 
 

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ragprune.training.losses.list_inputs import list_inputs
+
 
 class RankWeightedRankNetLoss(nn.Module):
     """Pairwise logistic loss over every pair the teacher orders, weighted toward the top of the list.
@@ -24,13 +26,7 @@ class RankWeightedRankNetLoss(nn.Module):
     def forward(
         self, scores: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        if scores.shape != teacher.shape or (mask is not None and mask.shape != scores.shape):
-            raise ValueError(
-                f"scores {tuple(scores.shape)}, teacher {tuple(teacher.shape)} and mask "
-                f"{None if mask is None else tuple(mask.shape)} must all be [queries, candidates]"
-            )
-        scores, teacher = scores.float(), teacher.float().to(scores.device)
-        valid = torch.ones_like(scores, dtype=torch.bool) if mask is None else mask.to(scores.device)
+        scores, teacher, valid = list_inputs(scores, teacher, mask)
         # rank 1 = the teacher's best valid candidate; padding ranks after every valid one
         keyed = teacher.masked_fill(~valid, float("-inf"))
         ranks = torch.empty_like(scores)

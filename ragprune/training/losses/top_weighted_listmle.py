@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ragprune.training.losses.list_inputs import list_inputs
+
 
 class TopWeightedListMLELoss(nn.Module):
     """Negative log-likelihood of the teacher's permutation under the Plackett-Luce model of the student's
@@ -24,13 +26,7 @@ class TopWeightedListMLELoss(nn.Module):
     def forward(
         self, scores: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        if scores.shape != teacher.shape or (mask is not None and mask.shape != scores.shape):
-            raise ValueError(
-                f"scores {tuple(scores.shape)}, teacher {tuple(teacher.shape)} and mask "
-                f"{None if mask is None else tuple(mask.shape)} must all be [queries, candidates]"
-            )
-        scores, teacher = scores.float(), teacher.float().to(scores.device)
-        valid = torch.ones_like(scores, dtype=torch.bool) if mask is None else mask.to(scores.device)
+        scores, teacher, valid = list_inputs(scores, teacher, mask)
         order = teacher.masked_fill(~valid, float("-inf")).argsort(dim=1, descending=True)
         ordered = scores.gather(1, order).masked_fill(~valid.gather(1, order), float("-inf"))
         # log of the Plackett-Luce denominators: logsumexp over ranks r..G (a reversed cumulative logsumexp)
