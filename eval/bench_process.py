@@ -29,7 +29,7 @@ from ragprune.data import load_trec_dl
 from ragprune.devices import default_device, describe_hardware
 from ragprune.models import load_model
 from ragprune.pipeline import RerankPruner
-from ragprune.pipeline.encoding import prepare_pairs
+from ragprune.pipeline.prepared import prepare_shard
 from ragprune.text import split_sentences
 
 
@@ -126,7 +126,7 @@ def preparation_costs(pruner: RerankPruner, queries, passages, pairs: int = 2000
     tokenizer, template, window = pruner.tokenizer, pruner.template, pruner.max_length
     costs = {
         "prepare_pairs": per_pair(
-            lambda: prepare_pairs(tokenizer, template, window, query_ids, texts, [""] * len(texts))
+            lambda: prepare_shard(tokenizer, template, window, query_ids, texts, [""] * len(texts))
         ),
         "tokenization_with_offsets": per_pair(
             lambda: tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)

@@ -75,7 +75,7 @@ class RankedDocument:
         return self.result.logit
 
     @property
-    def sentences(self) -> list[SentenceScore]:
+    def sentences(self) -> Sequence[SentenceScore]:
         return self.result.sentences
 
     @property

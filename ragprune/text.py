@@ -53,7 +53,7 @@ from bisect import bisect_right
 
 from ragprune.types import Span
 
-__all__ = ["split_sentences"]
+__all__ = ["sentence_bounds", "split_sentences"]
 
 _CLOSERS = (
     "\"'\u201d\u2019\u201c\u2018\u00bb\u00ab\u203a\u2039)]}"
@@ -113,6 +113,12 @@ def split_sentences(text: str) -> list[Span]:
 
     Empty or whitespace-only text gives ``[]``. See the module docstring for the rules.
     """
+    return [Span(start, end) for start, end in sentence_bounds(text)]
+
+
+def sentence_bounds(text: str) -> list[tuple[int, int]]:
+    """The sentences of :func:`split_sentences` as ``(start, end)`` character offsets (no ``Span`` objects:
+    the pipeline keeps them in flat arrays)."""
     if not isinstance(text, str):
         raise TypeError(f"split_sentences expects a str, got {type(text).__name__}")
     boundaries = _layout_boundaries(text)
@@ -122,7 +128,7 @@ def split_sentences(text: str) -> list[Span]:
         starts = [block_start for block_start, _ in blocks]
         boundaries = [b for b in boundaries if not _inside(blocks, starts, b)]
         boundaries.extend(edge for block in blocks for edge in block)
-    spans: list[Span] = []
+    bounds: list[tuple[int, int]] = []
     start = 0
     for end in sorted(set(boundaries)) + [len(text)]:
         if end <= start:
@@ -131,9 +137,9 @@ def split_sentences(text: str) -> list[Span]:
         lead = len(segment) - len(segment.lstrip())
         kept = len(segment.rstrip())
         if kept > lead:
-            spans.append(Span(start + lead, start + kept))
+            bounds.append((start + lead, start + kept))
         start = end
-    return spans
+    return bounds
 
 
 def _layout_boundaries(text: str) -> list[int]:

@@ -141,7 +141,10 @@ def test_parallel_row_preparation_gives_the_same_results(tiny_model_dir, monkeyp
         monkeypatch.setattr(
             forked.runner,
             "_run_window",
-            lambda pairs, *rest: (windows.append(pairs), run_window(pairs, *rest)),
+            lambda block, first, *rest: (
+                windows.append(range(first, first + len(block))),
+                run_window(block, first, *rest),
+            ),
         )
         assert forked.process("fleas", passages).to_dict() == serial.process("fleas", passages).to_dict()
         assert windows == [range(0, 8), range(8, 12)]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ragprune.pipeline.encoding import NO_SENTENCE, Row
+from ragprune.pipeline.rows import NO_SENTENCE, Row, RowBlock
 
 
 @dataclass(frozen=True)
@@ -44,21 +44,34 @@ def pad_rows(
     several pairs can index one flat list of sentences; without it the ids stay pair-local.
     ``ValueError`` if a row is longer than ``width``.
     """
-    width = max((len(row.input_ids) for row in rows), default=0) if width is None else width
-    input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    token_types = np.zeros((len(rows), width), dtype=np.int64)
-    attention = np.zeros((len(rows), width), dtype=np.int64)
-    sentence_ids = np.full((len(rows), width), NO_SENTENCE, dtype=np.int64)
-    for r, row in enumerate(rows):
-        n = len(row.input_ids)
-        if n > width:
-            raise ValueError(f"row {r} has {n} tokens, more than the batch width {width}")
-        input_ids[r, :n] = row.input_ids
-        token_types[r, :n] = row.token_type_ids
-        attention[r, :n] = 1
-        local = row.sentence_ids
-        if sentence_offsets is None:
-            sentence_ids[r, :n] = local
-        else:
-            sentence_ids[r, :n] = np.where(local == NO_SENTENCE, NO_SENTENCE, local + sentence_offsets[r])
-    return PaddedRows(input_ids, token_types, attention, sentence_ids)
+    block = RowBlock.from_rows(rows)
+    return pad_block(block, np.arange(len(block)), pad_id, width, sentence_offsets)
+
+
+def pad_block(
+    block: RowBlock,
+    rows: np.ndarray,
+    pad_id: int,
+    width: int | None = None,
+    sentence_offsets: Sequence[int] | np.ndarray | None = None,
+) -> PaddedRows:
+    """``pad_rows`` for rows ``rows`` (``[R]`` indices) of a ``RowBlock``, in array operations only (rows
+    hold at least one token, as every encoder row does: its special tokens)."""
+    lengths = block.lengths[rows]
+    width = int(lengths.max(initial=0)) if width is None else width
+    if len(lengths) and lengths.max() > width:
+        r = int(np.argmax(lengths > width))
+        raise ValueError(f"row {r} has {lengths[r]} tokens, more than the batch width {width}")
+    columns = np.arange(width, dtype=np.int64)
+    valid = columns < lengths[:, None]
+    index = np.where(valid, block.offsets[rows][:, None] + columns, 0)
+    sentences = block.sentence_ids[index].astype(np.int64)
+    if sentence_offsets is not None:
+        shift = np.asarray(sentence_offsets, dtype=np.int64)[:, None]
+        sentences = np.where(sentences == NO_SENTENCE, NO_SENTENCE, sentences + shift)
+    return PaddedRows(
+        input_ids=np.where(valid, block.input_ids[index], pad_id).astype(np.int64),
+        token_type_ids=np.where(valid, block.token_type_ids[index], 0).astype(np.int64),
+        attention_mask=valid.astype(np.int64),
+        sentence_ids=np.where(valid, sentences, NO_SENTENCE),
+    )

@@ -9,16 +9,37 @@ the window (``InputLimits``) are cut, and the prepared pair says so.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from ragprune.normalize import is_blank
-from ragprune.text import split_sentences
+from ragprune.pipeline.ragged import offsets_of, segment_index
+from ragprune.pipeline.rows import NO_SENTENCE, Row, RowBlock
+from ragprune.text import sentence_bounds
 from ragprune.types import InputLimits, Span
 
-NO_SENTENCE = -1  # query, title and special tokens
+__all__ = [
+    "NO_SENTENCE",
+    "WIDTH_STEP",
+    "PairTemplate",
+    "PassageTokens",
+    "PreparedPair",
+    "Row",
+    "TokenizedPassage",
+    "TokenizedTexts",
+    "build_rows",
+    "chunk_ranges",
+    "layout_rows",
+    "padded_width",
+    "tokenize_pairs",
+    "tokenize_passages",
+    "tokenize_texts",
+]
+
 WIDTH_STEP = 8
 """Rows are padded to a multiple of this many tokens (see ``padded_width``)."""
 
@@ -57,6 +78,86 @@ class PairTemplate:
 
 
 @dataclass(frozen=True)
+class TokenizedTexts:
+    """The tokens of ``N`` texts back to back: text ``i`` holds entries ``offsets[i]:offsets[i + 1]``."""
+
+    ids: np.ndarray  # int64 [T], token ids
+    starts: np.ndarray  # int64 [T], character offset in its text where each token starts
+    offsets: np.ndarray  # int64 [N + 1]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """``[N]`` int64 tokens per text."""
+        return np.diff(self.offsets)
+
+
+def tokenize_texts(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> TokenizedTexts:
+    """Tokenize ``texts`` (no special tokens, no truncation) in one batched call into flat arrays.
+
+    A fast tokenizer is called through its Rust ``encode_batch`` directly: the same tokens and offsets as
+    ``tokenizer(texts, return_offsets_mapping=True)`` for half the time, since no per-token Python lists
+    of every field are built. Other tokenizers (or one whose backend truncates or pads) go through the
+    ``transformers`` call.
+    """
+    ids_lists, offset_lists = _ids_and_offsets(tokenizer, list(texts))
+    lengths = np.fromiter(map(len, ids_lists), dtype=np.int64, count=len(ids_lists))
+    total = int(lengths.sum())
+    ids = np.fromiter(chain.from_iterable(ids_lists), dtype=np.int64, count=total)
+    flat = chain.from_iterable(chain.from_iterable(offset_lists))
+    bounds = np.fromiter(flat, dtype=np.int64, count=2 * total)
+    return TokenizedTexts(ids, bounds[0::2].copy(), offsets_of(lengths))
+
+
+def _ids_and_offsets(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> tuple[list, list]:
+    """Per text: its token ids and ``(start, end)`` character offsets."""
+    if not texts:
+        return [], []
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and backend.truncation is None and backend.padding is None:
+        encodings = backend.encode_batch(texts, add_special_tokens=False)
+        return [e.ids for e in encodings], [e.offsets for e in encodings]
+    # verbose=False: long passages are expected here, they are chunked rather than truncated
+    encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    return encoded["input_ids"], encoded["offset_mapping"]
+
+
+@dataclass(frozen=True)
+class PassageTokens:
+    """``P`` passages tokenized, with their sentences, as flat arrays (see ``ragprune.pipeline.ragged``).
+
+    Passage ``p``'s body tokens are ``bodies`` piece ``p`` and ``token_sentence`` gives each body token's
+    pair-local sentence (``NO_SENTENCE`` before the first sentence); its sentences are rows
+    ``sentence_offsets[p]:sentence_offsets[p + 1]`` of ``sentences`` (``(start, end)`` character offsets);
+    its title's tokens (none for a blank title, not yet cut to the title budget) are ``titles`` piece ``p``.
+    """
+
+    bodies: TokenizedTexts
+    token_sentence: np.ndarray  # int64 [T]
+    sentences: np.ndarray  # int64 [S, 2]
+    sentence_offsets: np.ndarray  # int64 [P + 1]
+    titles: TokenizedTexts
+
+
+def tokenize_pairs(tokenizer: PreTrainedTokenizerBase, texts: list[str], titles: list[str]) -> PassageTokens:
+    """Tokenize passages and titles (two batched calls), split the passages into sentences and map each
+    token to the sentence its first character falls in."""
+    bodies = tokenize_texts(tokenizer, texts)
+    bounds = [sentence_bounds(text) for text in texts]
+    counts = np.fromiter(map(len, bounds), dtype=np.int64, count=len(bounds))
+    flat = chain.from_iterable(chain.from_iterable(bounds))
+    sentences = np.fromiter(flat, dtype=np.int64, count=2 * int(counts.sum())).reshape(-1, 2)
+    sentence_offsets = offsets_of(counts)
+    # one sorted search for all passages: keys are (passage, character) packed into one int64
+    stride = max(map(len, texts), default=0) + 1
+    token_passage = np.repeat(np.arange(len(texts), dtype=np.int64), bodies.lengths)
+    sentence_keys = np.repeat(np.arange(len(texts), dtype=np.int64), counts) * stride + sentences[:, 0]
+    found = np.searchsorted(sentence_keys, token_passage * stride + bodies.starts, side="right") - 1
+    token_sentence = found - sentence_offsets[token_passage]
+    title_tokens = tokenize_texts(tokenizer, ["" if is_blank(title) else title for title in titles])
+    return PassageTokens(bodies, token_sentence, sentences, sentence_offsets, title_tokens)
+
+
+@dataclass(frozen=True)
 class TokenizedPassage:
     """A passage's tokens (title tokens first, with no sentence) and its sentence spans."""
 
@@ -66,55 +167,29 @@ class TokenizedPassage:
     title_length: int
 
 
-@dataclass(frozen=True)
-class Row:
-    """One encoder input: a chunk of one pair's passage after the query.
-
-    Compact dtypes (int32 ids, int8 token types): rows are pickled from the preparation workers to the
-    process that drives the GPU, and that process's unpickling is on the critical path.
-    """
-
-    input_ids: np.ndarray  # int32
-    token_type_ids: np.ndarray  # int8
-    sentence_ids: np.ndarray  # int32, per input token: the pair-local sentence index, or NO_SENTENCE
-
-
 def tokenize_passages(
     tokenizer: PreTrainedTokenizerBase, texts: list[str], titles: list[str]
 ) -> list[TokenizedPassage]:
-    """Tokenize passages in one batched call and map each token to its sentence by character offset."""
-    if not texts:
-        return []
-    # verbose=False: long passages are expected here, they are chunked rather than truncated
-    encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    title_ids = _tokenize_titles(tokenizer, titles)
+    """Tokenize passages in one batched call and map each token to its sentence by character offset
+    (one object per passage; the pipeline itself keeps them flat, ``tokenize_pairs``)."""
+    tokens = tokenize_pairs(tokenizer, texts, titles)
+    body, title, sentences = tokens.bodies.offsets, tokens.titles.offsets, tokens.sentence_offsets
     passages = []
-    for text, ids, offsets, title in zip(texts, encoded["input_ids"], encoded["offset_mapping"], title_ids):
-        sentences = split_sentences(text)
-        starts = np.fromiter((span.start for span in sentences), dtype=np.int64, count=len(sentences))
-        token_starts = np.fromiter((start for start, _ in offsets), dtype=np.int64, count=len(offsets))
-        token_sentence = np.searchsorted(starts, token_starts, side="right") - 1
+    for p in range(len(texts)):
+        title_ids = tokens.titles.ids[title[p] : title[p + 1]]
         passages.append(
             TokenizedPassage(
-                token_ids=np.concatenate([title, np.asarray(ids, dtype=np.int64)]),
-                token_sentence=np.concatenate([np.full(len(title), NO_SENTENCE), token_sentence]),
-                sentences=sentences,
-                title_length=len(title),
+                token_ids=np.concatenate([title_ids, tokens.bodies.ids[body[p] : body[p + 1]]]),
+                token_sentence=np.concatenate(
+                    [np.full(len(title_ids), NO_SENTENCE), tokens.token_sentence[body[p] : body[p + 1]]]
+                ),
+                sentences=[
+                    Span(int(a), int(b)) for a, b in tokens.sentences[sentences[p] : sentences[p + 1]]
+                ],
+                title_length=len(title_ids),
             )
         )
     return passages
-
-
-def _tokenize_titles(tokenizer: PreTrainedTokenizerBase, titles: list[str]) -> list[np.ndarray]:
-    empty = np.zeros(0, dtype=np.int64)
-    with_title = [i for i, title in enumerate(titles) if not is_blank(title)]
-    out = [empty] * len(titles)
-    if with_title:
-        # verbose=False: long titles are expected here, they are cut to their share of the window
-        encoded = tokenizer([titles[i] for i in with_title], add_special_tokens=False, verbose=False)
-        for i, ids in zip(with_title, encoded["input_ids"]):
-            out[i] = np.asarray(ids, dtype=np.int64)
-    return out
 
 
 def chunk_ranges(token_sentence: np.ndarray, title_length: int, budget: int) -> list[tuple[int, int]]:
@@ -145,9 +220,9 @@ def chunk_ranges(token_sentence: np.ndarray, title_length: int, budget: int) -> 
     return [(title_length + a, title_length + b) for a, b in ranges]
 
 
-def padded_width(length: int, window: int) -> int:
-    """The width a row of ``length`` tokens is padded to: the next multiple of ``WIDTH_STEP``, at most
-    ``max(length, window)``.
+def padded_width(length: np.ndarray, window: int) -> np.ndarray:
+    """The width a row of ``length`` tokens is padded to (elementwise for an array of lengths): the next
+    multiple of ``WIDTH_STEP``, at most ``max(length, window)``.
 
     It depends on the row's own length only, and rows are batched only with rows of the same width, so a
     pair's scores do not depend on what it is batched with: on CPU the attention over a padded row gives
@@ -155,7 +230,109 @@ def padded_width(length: int, window: int) -> int:
     multiple of 4 computes its last rows on another code path, which a width in multiples of 8 tokens
     avoids. Sorting rows into these widths also pads less than padding each batch to its longest row.
     """
-    return min(-(-length // WIDTH_STEP) * WIDTH_STEP, max(length, window))
+    return np.minimum(-(-length // WIDTH_STEP) * WIDTH_STEP, np.maximum(length, window))
+
+
+def layout_rows(
+    template: PairTemplate,
+    max_length: int,
+    query_ids: Sequence[np.ndarray],
+    tokens: PassageTokens,
+) -> tuple[RowBlock, np.ndarray]:
+    """The encoder rows of ``P`` pairs, pair ``p`` = (``query_ids[p]``, passage ``p`` of ``tokens``), built
+    for all pairs at once: ``[CLS] query [SEP] title body [SEP]`` (the tokenizer's template).
+
+    Returns the rows, pair by pair, and ``[P + 1]`` offsets: pair ``p``'s rows are
+    ``offsets[p]:offsets[p + 1]`` (one row, or one per chunk when the passage is too long; none for a passage
+    without tokens). The title is context for the score, repeated in every chunk, and never pruned; it keeps
+    its first ``max_title_tokens`` tokens. Each query must fit ``max_query_tokens`` (``process`` checks and
+    truncates queries before preparing pairs), else ``ValueError``. The limits are
+    ``InputLimits.for_window(max_length, template.overhead)``.
+    """
+    limits = InputLimits.for_window(max_length, template.overhead)
+    pairs = len(query_ids)
+    # identical query arrays (one query's pairs share one) are stored once
+    slot: dict[int, int] = {}
+    unique: list[np.ndarray] = []
+    pair_query = np.empty(pairs, dtype=np.int64)
+    for p, query in enumerate(query_ids):
+        if id(query) not in slot:
+            slot[id(query)] = len(unique)
+            unique.append(query)
+        pair_query[p] = slot[id(query)]
+    query_lengths = np.fromiter(map(len, unique), dtype=np.int64, count=len(unique))
+    if len(unique) and query_lengths.max() > limits.max_query_tokens:
+        raise ValueError(
+            f"the query is {query_lengths.max()} tokens long; this model reads at most "
+            f"{limits.max_query_tokens} query tokens"
+        )
+    query_length = query_lengths[pair_query]
+    title_length = np.minimum(tokens.titles.lengths, limits.max_title_tokens)
+    body_length = tokens.bodies.lengths
+    budget = limits.window - template.overhead - query_length - title_length
+
+    # rows as (pair, first, end) body positions: one per passage with tokens, chunks for long ones
+    counts = (body_length > 0).astype(np.int64)
+    body = tokens.bodies.offsets
+    chunks = {
+        p: chunk_ranges(tokens.token_sentence[body[p] : body[p + 1]], 0, int(budget[p]))
+        for p in np.flatnonzero(body_length > budget).tolist()
+    }
+    for p, ranges in chunks.items():
+        counts[p] = len(ranges)
+    pair_rows = offsets_of(counts)
+    row_pair = np.repeat(np.arange(pairs, dtype=np.int64), counts)
+    first = np.zeros(len(row_pair), dtype=np.int64)
+    end = body_length[row_pair].copy()
+    for p, ranges in chunks.items():
+        rows = slice(pair_rows[p], pair_rows[p + 1])
+        first[rows], end[rows] = zip(*ranges)
+
+    # each row is six segments of one pool: prefix, query, middle, title, body, suffix
+    parts = [
+        template.prefix,
+        template.middle,
+        template.suffix,
+        *unique,
+        tokens.titles.ids,
+        tokens.bodies.ids,
+    ]
+    base = offsets_of(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)))
+    pool = np.concatenate([np.zeros(0, dtype=np.int64), *parts]).astype(np.int64, copy=False)
+    query_start = base[3 : 3 + len(unique)] if unique else np.zeros(0, dtype=np.int64)
+    title_base, body_base = base[-3], base[-2]
+    starts = np.stack(
+        [
+            np.full(len(row_pair), base[0]),
+            query_start[pair_query[row_pair]],
+            np.full(len(row_pair), base[1]),
+            title_base + tokens.titles.offsets[row_pair],
+            body_base + body[row_pair] + first,
+            np.full(len(row_pair), base[2]),
+        ],
+        axis=1,
+    )
+    lengths = np.stack(
+        [
+            np.full(len(row_pair), len(template.prefix)),
+            query_length[row_pair],
+            np.full(len(row_pair), len(template.middle)),
+            title_length[row_pair],
+            end - first,
+            np.full(len(row_pair), len(template.suffix)),
+        ],
+        axis=1,
+    ).astype(np.int64)
+    index = segment_index(starts.ravel(), lengths.ravel())
+    types = [template.query_type] * 3 + [template.passage_type] * 3
+    sentence_pool = np.concatenate([np.full(body_base, NO_SENTENCE, dtype=np.int64), tokens.token_sentence])
+    block = RowBlock(
+        input_ids=pool[index].astype(np.int32),
+        token_type_ids=np.repeat(np.tile(np.asarray(types, dtype=np.int8), len(row_pair)), lengths.ravel()),
+        sentence_ids=sentence_pool[index].astype(np.int32),
+        offsets=offsets_of(lengths.sum(axis=1)),
+    )
+    return block, pair_rows
 
 
 def build_rows(
@@ -164,51 +341,18 @@ def build_rows(
     template: PairTemplate,
     max_length: int,
 ) -> list[Row]:
-    """The encoder rows of one pair: one row, or one per chunk when the passage is too long; none for a
-    passage without tokens.
-
-    The title is context for the score, repeated in every chunk, and never pruned; it keeps its first
-    ``max_title_tokens`` tokens. The query must fit ``max_query_tokens`` (``process`` checks and truncates
-    queries before preparing pairs). The limits are ``InputLimits.for_window(max_length, template.overhead)``.
-    """
-    limits = InputLimits.for_window(max_length, template.overhead)
-    if len(query_ids) > limits.max_query_tokens:
-        raise ValueError(
-            f"the query is {len(query_ids)} tokens long; this model reads at most "
-            f"{limits.max_query_tokens} query tokens"
-        )
-    if len(passage.token_ids) == passage.title_length:
-        return []
-    title = passage.token_ids[: min(passage.title_length, limits.max_title_tokens)]
-    budget = limits.window - template.overhead - len(query_ids) - len(title)
-    head = np.concatenate([template.prefix, query_ids, template.middle, title])
-    head_types = np.concatenate(
-        [
-            np.full(len(template.prefix) + len(query_ids) + len(template.middle), template.query_type),
-            np.full(len(title), template.passage_type),
-        ]
+    """The encoder rows of one pair (``layout_rows`` for one passage; training builds its rows with it)."""
+    title, body = passage.token_ids[: passage.title_length], passage.token_ids[passage.title_length :]
+    body_sentence = passage.token_sentence[passage.title_length :]
+    tokens = PassageTokens(
+        bodies=TokenizedTexts(body, np.zeros(len(body), np.int64), offsets_of(np.array([len(body)]))),
+        token_sentence=body_sentence,
+        sentences=np.zeros((0, 2), dtype=np.int64),
+        sentence_offsets=np.zeros(2, dtype=np.int64),
+        titles=TokenizedTexts(title, np.zeros(len(title), np.int64), offsets_of(np.array([len(title)]))),
     )
-    head_sentences = np.full(len(head), NO_SENTENCE)
-    rows = []
-    for start, end in chunk_ranges(passage.token_sentence, passage.title_length, budget):
-        body = passage.token_ids[start:end]
-        tail_length = len(body) + len(template.suffix)
-        rows.append(
-            Row(
-                input_ids=np.concatenate([head, body, template.suffix]).astype(np.int32),
-                token_type_ids=np.concatenate(
-                    [head_types, np.full(tail_length, template.passage_type)]
-                ).astype(np.int8),
-                sentence_ids=np.concatenate(
-                    [
-                        head_sentences,
-                        passage.token_sentence[start:end],
-                        np.full(len(template.suffix), NO_SENTENCE),
-                    ]
-                ).astype(np.int32),
-            )
-        )
-    return rows
+    block, _ = layout_rows(template, max_length, [query_ids], tokens)
+    return [block.row(r) for r in range(len(block))]
 
 
 @dataclass(frozen=True)
@@ -219,24 +363,3 @@ class PreparedPair:
     rows: list[Row]
     sentences: list[Span]
     title_truncated: bool = False
-
-
-def prepare_pairs(
-    tokenizer: PreTrainedTokenizerBase,
-    template: PairTemplate,
-    max_length: int,
-    query_ids: list[np.ndarray],
-    texts: list[str],
-    titles: list[str],
-) -> list[PreparedPair]:
-    """Rows and sentences of each pair; ``query_ids[i]`` are the query tokens of pair ``i``."""
-    passages = tokenize_passages(tokenizer, texts, titles)
-    max_title_tokens = InputLimits.for_window(max_length, template.overhead).max_title_tokens
-    return [
-        PreparedPair(
-            build_rows(query, passage, template, max_length),
-            passage.sentences,
-            passage.title_length > max_title_tokens,
-        )
-        for query, passage in zip(query_ids, passages)
-    ]

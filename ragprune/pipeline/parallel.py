@@ -1,10 +1,12 @@
 """CPU preparation of encoder rows in worker processes, so a GPU is not kept waiting on Python.
 
-Tokenizing, sentence splitting and row building cost about a millisecond per pair in one Python
-thread: on a GPU that scores tens of thousands of pairs a second, that is the bottleneck. Large jobs
-are cut into shards that forked workers prepare in parallel and hand back in order as each is done,
-so the caller can run the encoder on early shards while later ones are still being prepared. Small
-jobs and CPU-only inference (where the encoder already uses every core) stay in the calling process.
+Tokenizing (the Rust tokenizer's batch call), sentence splitting (Python regular expressions) and row
+building cost a few tenths of a millisecond per pair in one thread: on a GPU that scores tens of
+thousands of pairs a second, that would be the bottleneck. Large jobs are cut into shards that forked
+workers prepare in parallel and hand back in order as each is done, as flat arrays
+(``PreparedShard``: a few buffers to unpickle, not an object per pair), so the caller can run the encoder
+on early shards while later ones are still being prepared. Small jobs and CPU-only inference (where the
+encoder already uses every core) stay in the calling process.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
-from ragprune.pipeline.encoding import PairTemplate, PreparedPair, prepare_pairs
+from ragprune.pipeline.encoding import PairTemplate
+from ragprune.pipeline.prepared import PreparedShard, prepare_shard
 
 SHARD_PAIRS = 256  # pairs per task: large enough to amortise pickling, small enough to start the GPU early
 MAX_WORKERS = 32
@@ -46,10 +49,10 @@ class RowPreparer:
 
     def shards(
         self, query_ids: list[np.ndarray], texts: list[str], titles: list[str]
-    ) -> Generator[list[PreparedPair], None, None]:
+    ) -> Generator[PreparedShard, None, None]:
         """The prepared pairs, in input order, in consecutive shards yielded as soon as each is ready."""
         if self.workers < 2 or len(texts) < 2 * SHARD_PAIRS:
-            yield prepare_pairs(self.tokenizer, self.template, self.max_length, query_ids, texts, titles)
+            yield prepare_shard(self.tokenizer, self.template, self.max_length, query_ids, texts, titles)
             return
         shards = [
             (query_ids[i : i + SHARD_PAIRS], texts[i : i + SHARD_PAIRS], titles[i : i + SHARD_PAIRS])
@@ -82,8 +85,8 @@ def _init_worker(tokenizer: PreTrainedTokenizerBase, template: PairTemplate, max
     _worker_state = (tokenizer, template, max_length)
 
 
-def _prepare_shard(shard: tuple[list[np.ndarray], list[str], list[str]]) -> list[PreparedPair]:
+def _prepare_shard(shard: tuple[list[np.ndarray], list[str], list[str]]) -> PreparedShard:
     if _worker_state is None:
         raise RuntimeError("_prepare_shard runs in a pool worker started with _init_worker")
     tokenizer, template, max_length = _worker_state
-    return prepare_pairs(tokenizer, template, max_length, *shard)
+    return prepare_shard(tokenizer, template, max_length, *shard)

@@ -18,7 +18,7 @@ from transformers import PreTrainedTokenizerBase
 from ragprune.devices import default_device
 from ragprune.models.encoder import RerankPruneModel
 from ragprune.normalize import INVALID_TEXT_POLICIES, is_blank, repair_text
-from ragprune.pipeline.encoding import PairTemplate, PreparedPair
+from ragprune.pipeline.encoding import PairTemplate
 from ragprune.pipeline.inputs import PassageLike, QueryLike, parse_call
 from ragprune.pipeline.list_stage import list_scores
 from ragprune.pipeline.modes import MODES
@@ -26,7 +26,8 @@ from ragprune.pipeline.multihop import evidence_of, expand_query, merge_hop
 from ragprune.pipeline.order import order_passages
 from ragprune.pipeline.parallel import RowPreparer, default_workers
 from ragprune.pipeline.precision import checked_precision, quantized_int8
-from ragprune.pipeline.results import PassageResult, QueryResult, SentenceScore
+from ragprune.pipeline.prepared import PreparedShard
+from ragprune.pipeline.results import PassageResult, QueryResult, SentenceView
 from ragprune.pipeline.runner import PairColumns, Runner, StageTimer
 from ragprune.rerankers.base import Reranker
 from ragprune.types import Document, InputLimits, Query
@@ -279,7 +280,7 @@ class RerankPruner(Reranker):
 
     def _encode(
         self, queries: list[Query], documents: list[list[Document]], threshold: float, truncate: bool
-    ) -> tuple[list[bool], list[PreparedPair], PairColumns, list[list[int | None]]]:
+    ) -> tuple[list[bool], PreparedShard, PairColumns, list[list[int | None]]]:
         """The pointwise pass over every distinct pair: each query's truncation flag, the prepared pairs,
         their columns, and per query the pair (or ``None``) of each passage."""
         query_ids, query_truncated = self._query_tokens(queries, truncate)
@@ -339,28 +340,23 @@ class RerankPruner(Reranker):
         doc: Document,
         index: int,
         pair: int | None,
-        prepared: list[PreparedPair],
+        prepared: PreparedShard,
         columns: PairColumns,
         listwise: dict[str, np.ndarray],
         query_truncated: bool,
     ) -> PassageResult:
-        """One passage's result from the columns; a passage not encoded (blank, or no token the model reads)
-        scores ``-inf`` with probability 0 and no sentences."""
+        """One passage's result from the columns (its sentences a view of them, read on access); a passage
+        not encoded (blank, or no token the model reads) scores ``-inf`` with probability 0 and no
+        sentences."""
         truncated: tuple[str, ...] = ("query",) if query_truncated else ()
-        if pair is not None and prepared[pair].title_truncated:
+        if pair is not None and prepared.title_truncated[pair]:
             truncated += ("title",)
         if pair is None or columns.chunks[pair] == 0:
             scores = dict.fromkeys([*columns.scores, *listwise], -np.inf)
             return PassageResult(doc, index, -np.inf, 0.0, truncated=truncated, scores=scores)
         where = columns.sentences_of(pair)
-        sentences = [  # .tolist(): plain floats and bools, far cheaper than numpy scalars
-            SentenceScore(span, score, kept)
-            for span, score, kept in zip(
-                prepared[pair].sentences,
-                columns.sentence_scores[where].tolist(),
-                columns.sentence_kept[where].tolist(),
-            )
-        ]
+        spans = prepared.sentences[prepared.sentence_offsets[pair] : prepared.sentence_offsets[pair + 1]]
+        sentences = SentenceView(spans, columns.sentence_scores[where], columns.sentence_kept[where])
         scores = {name: float(values[pair]) for name, values in columns.scores.items()}
         scores |= {name: float(values[index]) for name, values in listwise.items()}
         logit = scores["rank"]

@@ -8,8 +8,11 @@ kept neighbours as it was, and where sentences were dropped the strongest whites
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
+
+import numpy as np
 
 from ragprune.normalize import repair_text
 from ragprune.types import Document, Query, Span, json_float
@@ -20,6 +23,59 @@ class SentenceScore:
     span: Span
     score: float
     kept: bool
+
+
+class SentenceView(Sequence[SentenceScore]):
+    """A passage's sentences read from flat arrays on access: ``process`` builds no ``SentenceScore`` (nor
+    ``Span``) objects until the caller reads them. Read-only; equal to a list of the same sentences.
+
+    ``bounds``: ``[n, 2]`` int64 ``(start, end)`` character offsets; ``scores``: ``[n]`` float32;
+    ``kept``: ``[n]`` bool (slices of the call's columns).
+    """
+
+    __slots__ = ("_bounds", "_kept", "_scores")
+
+    def __init__(self, bounds: np.ndarray, scores: np.ndarray, kept: np.ndarray) -> None:
+        self._bounds, self._scores, self._kept = bounds, scores, kept
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    @overload
+    def __getitem__(self, index: int) -> SentenceScore: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[SentenceScore]: ...
+    def __getitem__(self, index: int | slice) -> SentenceScore | list[SentenceScore]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        start, end = self._bounds[index].tolist()
+        return SentenceScore(Span(start, end), float(self._scores[index]), bool(self._kept[index]))
+
+    def __iter__(self) -> Iterator[SentenceScore]:
+        # .tolist(): plain ints, floats and bools, far cheaper than numpy scalars
+        rows = zip(self._bounds.tolist(), self._scores.tolist(), self._kept.tolist())
+        return (SentenceScore(Span(start, end), score, kept) for (start, end), score, kept in rows)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, which are not hashable
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+    def kept_bounds(self) -> list[tuple[int, int]]:
+        """``(start, end)`` of the kept sentences, in text order."""
+        return [(start, end) for start, end in self._bounds[self._kept].tolist()]
+
+
+def _kept_bounds(sentences: Sequence[SentenceScore]) -> list[tuple[int, int]]:
+    """``(start, end)`` of the kept sentences, in order (straight from the arrays of a ``SentenceView``)."""
+    if isinstance(sentences, SentenceView):
+        return sentences.kept_bounds()
+    return [(s.span.start, s.span.end) for s in sentences if s.kept]
 
 
 def require_rethresholdable(reduce: str) -> None:
@@ -46,13 +102,15 @@ class PassageResult:
     overwrites another's.
     Passages without a visible character (or without a token the model reads) are not encoded:
     logit ``-inf`` (every score too), probability 0, no sentences, nothing kept.
+    ``sentences`` is any sequence; ``process`` gives a read-only ``SentenceView`` over its arrays (replace
+    it, e.g. with ``dataclasses.replace``, rather than changing it in place).
     """
 
     document: Document
     index: int
     logit: float
     probability: float
-    sentences: list[SentenceScore] = field(default_factory=list)
+    sentences: Sequence[SentenceScore] = field(default_factory=list)
     chunks: int = 0
     rank: int = 0
     truncated: tuple[str, ...] = ()
@@ -61,17 +119,14 @@ class PassageResult:
     @property
     def kept_spans(self) -> list[Span]:
         """Kept sentences, with neighbours that only whitespace separates merged into one span."""
-        spans: list[Span] = []
+        merged: list[list[int]] = []
         text = self.document.text
-        for sentence in self.sentences:
-            if not sentence.kept:
-                continue
-            last = spans[-1] if spans else None
-            if last is not None and not text[last.end : sentence.span.start].strip():
-                spans[-1] = Span(last.start, sentence.span.end)
+        for start, end in _kept_bounds(self.sentences):
+            if merged and not text[merged[-1][1] : start].strip():
+                merged[-1][1] = end
             else:
-                spans.append(sentence.span)
-        return spans
+                merged.append([start, end])
+        return [Span(start, end) for start, end in merged]
 
     @property
     def pruned_text(self) -> str:

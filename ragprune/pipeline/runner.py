@@ -2,12 +2,16 @@
 
 Stages, each with one job:
 
-1. **prepare** (pure, in worker processes: ``ragprune.pipeline.parallel``): tokens, rows, sentences;
-2. **encode**: rows of one padded width per batch (``pad_rows``), one encoder pass;
+1. **prepare** (pure, in worker processes: ``ragprune.pipeline.parallel``): tokens, rows, sentences, as
+   flat arrays (``PreparedShard``);
+2. **encode**: rows of one padded width per batch (``pad_block``: array operations, no loop per row; on
+   CUDA copied from pinned memory without blocking), one encoder pass;
 3. **heads**: every ``"cls"`` head per row, the token head's sentence scores and keep flags per pair
    (the fused kernel when the head is a linear map, its probabilities and the reduction-only kernel
    otherwise);
 4. **collect** into :class:`PairColumns`: one entry per pair, sentences of all pairs in one flat array.
+   A batch's outputs are copied back while the next batch runs (on CUDA: asynchronous copies and an
+   event per batch), so the host prepares batch ``i + 1`` while the GPU computes batch ``i``.
 
 The list stage (heads that read one query's candidates) and the assembly of result objects run on these
 columns (``ragprune.pipeline.list_stage``, ``ragprune.pipeline.process``).
@@ -26,9 +30,11 @@ import torch
 
 from ragprune.kernels import SentenceScores, reduce_sentences, score_sentences
 from ragprune.models.encoder import RerankPruneModel
-from ragprune.pipeline.collate import pad_rows
-from ragprune.pipeline.encoding import PreparedPair, Row, padded_width
+from ragprune.pipeline.collate import pad_block
+from ragprune.pipeline.encoding import padded_width
 from ragprune.pipeline.parallel import RowPreparer
+from ragprune.pipeline.prepared import PreparedShard
+from ragprune.pipeline.ragged import offsets_of, segment_index
 
 PROGRESS_MIN_BATCHES = 20
 ENCODE_WINDOW_BATCHES = 8
@@ -105,25 +111,34 @@ class Runner:
         titles: list[str],
         threshold: float,
         progress: bool | None = None,
-    ) -> tuple[list[PreparedPair], PairColumns]:
+    ) -> tuple[PreparedShard, PairColumns]:
         """Prepare and encode pair ``i`` = (``query_ids[i]``, ``texts[i]``, ``titles[i]``).
 
-        ``query_ids`` are token ids that fit the window (``process`` checks and cuts queries); ``progress``
-        shows a bar (``None``: only for calls of at least ``PROGRESS_MIN_BATCHES`` batches).
+        ``query_ids`` are token ids that fit the window (``process`` checks and cuts queries; pairs of one
+        query may share one array); ``progress`` shows a bar (``None``: only for calls of at least
+        ``PROGRESS_MIN_BATCHES`` batches). Returns the prepared pairs (``shard[p]`` is pair ``p``) and the
+        outputs.
         """
-        prepared: list[PreparedPair] = []
         collector = _Collector(len(texts), list(self.cls_heads))
         window = ENCODE_WINDOW_BATCHES * self.batch_size
         shards = self.preparer.shards(query_ids, texts, titles)
+        done: list[PreparedShard] = []
+        waiting: list[PreparedShard] = []
         # closing(): an error mid-stream cancels the shards still queued for the workers
         with closing(shards), self._progress_bar(len(texts), progress) as bar, torch.inference_mode():
             encoded = 0
             for shard in shards:
-                prepared.extend(shard)
-                if len(prepared) - encoded >= window or len(prepared) == len(texts):
-                    self._run_window(range(encoded, len(prepared)), prepared, threshold, collector, bar)
-                    encoded = len(prepared)
-        return prepared, collector.columns(prepared)
+                # a list of PreparedPair: pairs prepared earlier, handed back by a stand-in preparer
+                waiting.append(PreparedShard.from_pairs(shard) if isinstance(shard, list) else shard)
+                ready = sum(map(len, waiting))
+                if ready >= window or encoded + ready == len(texts):
+                    block = PreparedShard.concat(waiting)
+                    self._run_window(block, encoded, threshold, collector, bar)
+                    done.append(block)
+                    encoded += ready
+                    waiting = []
+            collector.finish()
+        return PreparedShard.concat(done), collector.columns()
 
     def _progress_bar(self, pairs: int, show: bool | None) -> AbstractContextManager:
         if show is None:
@@ -136,41 +151,39 @@ class Runner:
 
     def _run_window(
         self,
-        pair_indices: range,
-        prepared: list[PreparedPair],
+        block: PreparedShard,
+        first_pair: int,
         threshold: float,
         collector: _Collector,
         progress: _NoProgress,
     ) -> None:
-        """Encode the given prepared pairs in batches of one padded width. Pairs without rows (no passage
-        token) are counted and left out."""
-        rows_per_pair = {p: prepared[p].rows for p in pair_indices if prepared[p].rows}
-        widths = {
-            p: padded_width(max(len(row.input_ids) for row in rows), self.max_length)
-            for p, rows in rows_per_pair.items()
-        }
-        order = sorted(rows_per_pair, key=lambda p: (widths[p], len(rows_per_pair[p]), p))
-        if len(rows_per_pair) < len(pair_indices):
-            progress.update(len(pair_indices) - len(rows_per_pair))
-        for batch in width_batches(order, rows_per_pair, widths, self.batch_size):
-            sentence_counts = [len(prepared[p].sentences) for p in batch]
-            self._run_batch(batch, rows_per_pair, sentence_counts, widths[batch[0]], threshold, collector)
+        """Encode the pairs of ``block`` (pair ``p`` of it is pair ``first_pair + p`` of the call) in batches
+        of one padded width. Pairs without rows (no passage token) are counted and left out."""
+        row_counts = block.row_counts
+        encoded = np.flatnonzero(row_counts > 0)
+        if len(encoded) < len(block):
+            progress.update(len(block) - len(encoded))
+        if not len(encoded):
+            return
+        longest = np.maximum.reduceat(block.rows.lengths, block.pair_rows[encoded])
+        widths = padded_width(longest, self.max_length)
+        order = encoded[np.lexsort((encoded, row_counts[encoded], widths))]
+        width_of = dict(zip(encoded.tolist(), widths.tolist()))
+        for batch in width_batches(order, row_counts, width_of, self.batch_size):
+            launched = self._launch(block, batch, width_of[int(batch[0])], threshold, first_pair)
+            collector.add(launched)
             progress.update(len(batch))
 
-    def _run_batch(
-        self,
-        batch: list[int],
-        rows_per_pair: dict[int, list[Row]],
-        sentence_counts: list[int],
-        width: int,
-        threshold: float,
-        collector: _Collector,
-    ) -> None:
-        rows = [row for p in batch for row in rows_per_pair[p]]
-        row_counts = [len(rows_per_pair[p]) for p in batch]
+    def _launch(
+        self, block: PreparedShard, batch: np.ndarray, width: int, threshold: float, first_pair: int
+    ) -> _Launched:
+        """Pad, copy to the device and encode one batch; its outputs start their copy back to the host."""
+        row_counts = block.row_counts[batch]
+        sentence_counts = block.sentence_counts[batch]
+        sentence_offset = offsets_of(sentence_counts)
+        rows = segment_index(block.pair_rows[batch], row_counts)
         row_pair = np.repeat(np.arange(len(batch)), row_counts)
-        sentence_offset = np.concatenate([[0], np.cumsum(sentence_counts)])
-        padded = pad_rows(rows, self.pad_id, width, sentence_offset[row_pair])
+        padded = pad_block(block.rows, rows, self.pad_id, width, sentence_offset[row_pair])
 
         timer = self.stage_timer or StageTimer.disabled
         with timer("encoder"):
@@ -182,21 +195,19 @@ class Runner:
         with timer("scoring"):
             cls_outputs = {name: head(hidden[:, 0]).float() for name, head in self.cls_heads.items()}
             scored = self._score_sentences(hidden, padded.sentence_ids, sentence_counts, threshold)
-        scores = scored.scores.float().cpu().numpy()
-        kept = scored.keep.cpu().numpy()
-        row_values = {name: values.cpu().numpy() for name, values in cls_outputs.items()}
-        row_start = np.concatenate([[0], np.cumsum(row_counts)])
-        for i, p in enumerate(batch):
-            first, last = row_start[i], row_start[i + 1]
-            best = first + int(np.argmax(row_values["rank"][first:last]))
-            a, b = sentence_offset[i], sentence_offset[i + 1]
-            vector = hidden[best, 0] if self.keep_vectors else None
-            collector.add(
-                p, {k: v[best] for k, v in row_values.items()}, last - first, scores[a:b], kept[a:b], vector
-            )
+        return _Launched(
+            pairs=first_pair + batch,
+            row_counts=row_counts,
+            sentence_counts=sentence_counts,
+            row_values={name: self._to_host(values) for name, values in cls_outputs.items()},
+            sentence_scores=self._to_host(scored.scores.float()),
+            sentence_kept=self._to_host(scored.keep),
+            vectors=hidden[:, 0].clone() if self.keep_vectors else None,
+            ready=_recorded_event(self.device),
+        )
 
     def _score_sentences(
-        self, hidden: torch.Tensor, sentence_ids: np.ndarray, sentence_counts: list[int], threshold: float
+        self, hidden: torch.Tensor, sentence_ids: np.ndarray, sentence_counts: np.ndarray, threshold: float
     ) -> SentenceScores:
         """The token head's sentence scores and keep flags for every pair of the batch."""
         sentence_pair = self._to_device(np.repeat(np.arange(len(sentence_counts)), sentence_counts))
@@ -216,69 +227,129 @@ class Runner:
         return score_sentences(hidden, weight, bias, ids, sentence_pair, threshold, **options, validate=False)
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(array).to(self.device, non_blocking=True)
+        """``array`` on the device; on CUDA through pinned memory, so the copy does not block the host."""
+        tensor = torch.from_numpy(array)
+        if self.device.type == "cuda":
+            tensor = tensor.pin_memory()
+        return tensor.to(self.device, non_blocking=True)
+
+    def _to_host(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` on the CPU; from CUDA an asynchronous copy into pinned memory (valid once the batch's
+        ``ready`` event has completed)."""
+        return tensor.to("cpu", non_blocking=self.device.type == "cuda")
+
+
+def _recorded_event(device: torch.device) -> torch.cuda.Event | None:
+    """An event recorded after the work queued so far on ``device``'s current stream (``None`` off CUDA)."""
+    if device.type != "cuda":
+        return None
+    event = torch.cuda.Event()
+    event.record()
+    return event
+
+
+@dataclass
+class _Launched:
+    """One batch in flight: which pairs it holds (``[B]`` indices of the call, rows and sentences per pair)
+    and its outputs on the host (``row_values[name]``: ``[R]`` per row; sentence scores and keep flags
+    ``[S]``), complete once ``ready`` has completed; the ``[CLS]`` vectors ``[R, H]`` stay on the device."""
+
+    pairs: np.ndarray
+    row_counts: np.ndarray
+    sentence_counts: np.ndarray
+    row_values: dict[str, torch.Tensor]
+    sentence_scores: torch.Tensor
+    sentence_kept: torch.Tensor
+    vectors: torch.Tensor | None
+    ready: torch.cuda.Event | None
 
 
 class _Collector:
-    """Per-pair outputs as batches finish (in length order), laid out by pair index at the end."""
+    """Per-pair outputs as batches finish (in length order), laid out by pair index at the end.
+
+    A batch is read one batch late (``add`` takes the new batch and reads the previous one), so reading
+    it back waits only for that batch while the next one is already queued on the device.
+    """
 
     def __init__(self, pairs: int, heads: list[str]) -> None:
         self.values = {name: np.full(pairs, -np.inf) for name in heads}
         self.chunks = np.zeros(pairs, dtype=np.int64)
-        self.sentence_scores: list[np.ndarray | None] = [None] * pairs
-        self.sentence_kept: list[np.ndarray | None] = [None] * pairs
-        self.vectors: dict[int, torch.Tensor] = {}
+        self.sentence_counts = np.zeros(pairs, dtype=np.int64)
+        self.batches: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.vectors: list[tuple[np.ndarray, torch.Tensor]] = []
+        self.in_flight: _Launched | None = None
 
-    def add(
-        self,
-        pair: int,
-        values: dict[str, float],
-        chunks: int,
-        scores: np.ndarray,
-        kept: np.ndarray,
-        vector: torch.Tensor | None,
-    ) -> None:
-        for name, value in values.items():
-            self.values[name][pair] = value
-        self.chunks[pair] = chunks
-        self.sentence_scores[pair], self.sentence_kept[pair] = scores, kept
-        if vector is not None:
-            self.vectors[pair] = vector
+    def add(self, launched: _Launched) -> None:
+        """Take a batch just launched; read the one before it."""
+        previous, self.in_flight = self.in_flight, launched
+        if previous is not None:
+            self._read(previous)
 
-    def columns(self, prepared: list[PreparedPair]) -> PairColumns:
-        counts = [0 if s is None else len(s) for s in self.sentence_scores]
-        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        empty = np.zeros(0, dtype=np.float32)
-        scores = np.concatenate([empty] + [s for s in self.sentence_scores if s is not None])
-        kept = np.concatenate([np.zeros(0, dtype=bool)] + [k for k in self.sentence_kept if k is not None])
+    def finish(self) -> None:
+        """Read the last batch."""
+        if self.in_flight is not None:
+            self._read(self.in_flight)
+            self.in_flight = None
+
+    def _read(self, batch: _Launched) -> None:
+        if batch.ready is not None:
+            batch.ready.synchronize()
+        row_values = {name: values.numpy() for name, values in batch.row_values.items()}
+        row_start = offsets_of(batch.row_counts)
+        best = row_start[:-1].copy()  # each pair's best chunk: the row with the highest rank logit
+        for i in np.flatnonzero(batch.row_counts > 1).tolist():
+            best[i] += int(np.argmax(row_values["rank"][row_start[i] : row_start[i + 1]]))
+        for name, values in row_values.items():
+            self.values[name][batch.pairs] = values[best]
+        self.chunks[batch.pairs] = batch.row_counts
+        self.sentence_counts[batch.pairs] = batch.sentence_counts
+        scores, kept = batch.sentence_scores.numpy(), batch.sentence_kept.numpy()
+        self.batches.append((batch.pairs, offsets_of(batch.sentence_counts)[:-1], scores, kept))
+        if batch.vectors is not None:
+            self.vectors.append((batch.pairs, batch.vectors[torch.from_numpy(best).to(batch.vectors.device)]))
+
+    def columns(self) -> PairColumns:
+        """The outputs in pair order (sentences of all pairs back to back)."""
+        offsets = offsets_of(self.sentence_counts)
+        pairs = np.concatenate([np.zeros(0, np.int64)] + [b[0] for b in self.batches])
+        # where each pair's sentences start in the batches' arrays laid end to end
+        sizes = np.fromiter((len(b[2]) for b in self.batches), dtype=np.int64, count=len(self.batches))
+        batch_start = offsets_of(sizes)[:-1]
+        starts = np.concatenate(
+            [np.zeros(0, np.int64)] + [first + s for first, (_, s, _, _) in zip(batch_start, self.batches)]
+        )
+        by_pair = np.argsort(pairs, kind="stable")
+        index = segment_index(starts[by_pair], self.sentence_counts[pairs[by_pair]])
+        scores = np.concatenate([np.zeros(0, np.float32)] + [b[2] for b in self.batches])[index]
+        kept = np.concatenate([np.zeros(0, bool)] + [b[3] for b in self.batches])[index]
         vectors = None
         if self.vectors:
-            like = next(iter(self.vectors.values()))
-            vectors = torch.zeros((len(prepared), like.shape[-1]), dtype=like.dtype, device=like.device)
-            for pair, vector in self.vectors.items():
-                vectors[pair] = vector
+            like = self.vectors[0][1]
+            vectors = torch.zeros((len(self.chunks), like.shape[-1]), dtype=like.dtype, device=like.device)
+            for pairs_of_batch, batch_vectors in self.vectors:
+                vectors[torch.from_numpy(pairs_of_batch).to(like.device)] = batch_vectors
         return PairColumns(self.values, self.chunks, offsets, scores, kept, vectors)
 
 
 def width_batches(
-    order: list[int], rows_per_pair: dict[int, list[Row]], widths: dict[int, int], batch_size: int
-) -> list[list[int]]:
-    """Consecutive pairs of ``order`` grouped so a batch holds at most ``batch_size`` rows, all of one width.
+    order: np.ndarray, row_counts: np.ndarray, widths: dict[int, int], batch_size: int
+) -> list[np.ndarray]:
+    """Consecutive pairs of ``order`` grouped so a batch holds at most ``batch_size`` rows, all of one width
+    (``row_counts[p]``: rows of pair ``p``; ``widths[p]``: its padded width).
 
     A pair's chunks always share a batch, so sentences cut across chunks are reduced in one launch.
     """
-    batches: list[list[int]] = []
-    current: list[int] = []
-    rows = 0
-    for p in order:
-        n = len(rows_per_pair[p])
-        if current and (rows + n > batch_size or widths[p] != widths[current[0]]):
-            batches.append(current)
-            current, rows = [], 0
-        current.append(p)
+    batches: list[np.ndarray] = []
+    start = rows = 0
+    counts = row_counts[order].tolist()
+    pairs = order.tolist()
+    for i, (p, n) in enumerate(zip(pairs, counts)):
+        if i > start and (rows + n > batch_size or widths[p] != widths[pairs[start]]):
+            batches.append(order[start:i])
+            start, rows = i, 0
         rows += n
-    if current:
-        batches.append(current)
+    if start < len(pairs):
+        batches.append(order[start:])
     return batches
 
 
