@@ -92,3 +92,12 @@ def test_train_list_head_saves_a_model_whose_list_modes_rerank_and_ignore_input_
         "how long do fleas live", [passages[i] for i in shuffled], mode="full", reorder=False
     )
     assert np.allclose([p.scores["listwise"] for p in again], scores[shuffled], atol=1e-5)
+    # a model that already has a list head (e.g. the shipped one, retrained) gets it replaced
+    again_summary = _load_script("train_list_head").main(
+        ["--model", str(tmp_path / "out" / "model"), "--data", str(data), "--out", str(tmp_path / "again")]
+        + ["--device", "cpu", "--epochs", "1", "--queries-per-step", "2", "--window", "3", "--width", "4"]
+    )
+    replaced = RerankPruner.load(tmp_path / "again" / "model", device="cpu").model
+    assert set(replaced.config.heads) == {"rank", "token", "listwise"}
+    assert replaced.config.heads["listwise"].options["width"] == 4
+    assert again_summary["training_lists"] == 4

@@ -187,3 +187,18 @@ def test_a_non_linear_token_head_prunes_through_the_reduction_kernel(tiny_model_
     tokens = {batch.char_to_token(0, i, sequence_index=1) for i in range(first.start, first.end)} - {None}
     assert result.sentences[0].score == pytest.approx(float(keep[sorted(tokens)].mean()), abs=1e-5)
     assert [s.kept for s in result.sentences] == [s.score > 0.5 for s in result.sentences]
+
+
+def test_without_heads_drops_a_head_and_keeps_every_other_weight():
+    torch.manual_seed(0)
+    model = RerankPruneModel(tiny_encoder_config(BertConfig), _toy_config()).eval()
+    smaller = model.without_heads(["toy"])
+    assert set(smaller.config.heads) == {"rank", "token"} == set(smaller.heads)
+    kept = smaller.state_dict()
+    assert set(kept) == {key for key in model.state_dict() if not key.startswith("heads.toy.")}
+    for key, value in kept.items():
+        torch.testing.assert_close(value, model.state_dict()[key])
+    with pytest.raises(ValueError, match="every model keeps 'rank' and 'token'"):
+        model.without_heads(["rank"])
+    with pytest.raises(ValueError, match="cannot remove heads \\['nope'\\]"):
+        model.without_heads(["nope"])

@@ -5,17 +5,20 @@
 # teacher ensemble re-chosen on DL21).
 # The data folder stays in ~/train for the training calls that follow on the same warm machine; its
 # stats, logs and a copy of the data (split under the 16 MiB per-file limit) come back in $OUT.
+# Steps: STEP=synthetic (join + finish the synthetic queries), STEP=build (the rest), unset = both.
 # Usage (device call, carrying the last chunk — part-04 before synthetic queries; `ls .carry/chunks` says
 # which, the synthetic file can add one and SYNTHETIC_LM=1 two more — and .carry/chunks/SHA256SUMS):
 #   bash training/gpu_build.sh
 set -euo pipefail
 OUT="${OUT:-runs/gpu-build}"
 mkdir -p "$OUT" ~/chunks ~/tb
-cp .carry/chunks/part-* ~/chunks/
-(cd ~/chunks && sha256sum -c --ignore-missing "$OLDPWD/.carry/chunks/SHA256SUMS")
-cat ~/chunks/part-* > ~/teachers.tar
-(cd ~ && grep teachers.tar "$OLDPWD/.carry/chunks/SHA256SUMS" | sha256sum -c)
-tar -xf ~/teachers.tar -C ~/tb
+if [ ! -f ~/tb/.joined ]; then  # a second call on the same warm machine (STEP=build) skips the join
+  cp .carry/chunks/part-* ~/chunks/
+  (cd ~/chunks && sha256sum -c --ignore-missing "$OLDPWD/.carry/chunks/SHA256SUMS")
+  cat ~/chunks/part-* > ~/teachers.tar
+  (cd ~ && grep teachers.tar "$OLDPWD/.carry/chunks/SHA256SUMS" | sha256sum -c)
+  tar -xf ~/teachers.tar -C ~/tb && touch ~/tb/.joined
+fi
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site ~/tb/whl/*.whl
 export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 RAGPRUNE_DATA=~/tb/data RAGPRUNE_MINILM=~/tb/minilm
 mkdir -p .cache/models && ln -sfn ~/tb/mpnet .cache/models/all-mpnet-base-v2
@@ -25,9 +28,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 SYNTHETIC=()
 if [ -d ~/tb/synthetic ]; then
   S=~/tb/synthetic
-  if [ -f "$S/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
+  if [ -f "$S/SmolLM2-135M-Instruct.Q4_1.gguf" ] && [ "${STEP:-all}" != build ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$S"/whl/*.whl
-    python3 training/synthetic_queries.py generate --device cuda --batch-size 64 \
+    python3 training/synthetic_queries.py generate --device cuda --batch-size "${SYNTHETIC_BATCH:-64}" \
       --gguf "$S/SmolLM2-135M-Instruct.Q4_1.gguf" --passages "$S/passages.jsonl.gz" --out "$S/raw.jsonl.gz" 2>&1 \
       | grep -v "GGUF\|Loading" | tee "$OUT/synthetic_generate.log"
     python3 training/synthetic_queries.py clean --passages "$S/passages.jsonl.gz" --out "$S/raw.jsonl.gz" \
@@ -36,6 +39,9 @@ if [ -d ~/tb/synthetic ]; then
   fi
   SYNTHETIC=(--synthetic "$S/queries.jsonl.gz")
 fi
+# STEP=synthetic stops here (generation can take most of a call's 10 minutes; it resumes where it stopped),
+# and a following call with STEP=build skips both the join and the finished generation.
+[ "${STEP:-all}" = synthetic ] && exit 0
 python3 training/build_data.py --out ~/train --cache ~/emb --threads 16 ${SYNTHETIC[@]+"${SYNTHETIC[@]}"} 2>&1 \
   | grep -v "Batches:" | tee "$OUT/build.log"
 python3 training/build_spliced.py --data ~/train | tee "$OUT/spliced.log"

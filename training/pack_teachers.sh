@@ -58,6 +58,6 @@ if [ -f "$SYN/queries.jsonl.gz" ]; then
   fi
 fi
 tar -cf .cache/teachers.tar -C "$STAGE" .
-split -b 55M -d .cache/teachers.tar .carry/chunks/part-
+split -b 58M -d .cache/teachers.tar .carry/chunks/part-
 (cd .carry/chunks && sha256sum part-* > SHA256SUMS && sha256sum ../../.cache/teachers.tar | sed 's#../../.cache/##' >> SHA256SUMS)
 du -sh "$STAGE"/* .carry/chunks/*

@@ -72,6 +72,12 @@ def main(argv: list[str] | None = None) -> dict:
     pad_id = tokenizer.pad_token_id or 0
     if config.init:
         model = RerankPruneModel.from_pretrained(config.init)
+        # list-level heads were fitted to the starting encoder's vectors: retrain them on the result
+        # (train_list_head.py) rather than ship them stale
+        stale = list(model.heads_reading("candidates"))
+        if stale:
+            log.info("dropping list-level heads %s of the starting model", stale)
+            model = model.without_heads(stale)
     else:
         model = RerankPruneModel.from_backbone(
             config.backbone, RerankPruneConfig(max_length=config.max_length)

@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> dict:
     head, history = train_list_head(
         train, valid, validator, model.backbone_config.hidden_size, config, device
     )
+    if HEAD_NAME in model.config.heads:
+        log.info("replacing the model's %r head", HEAD_NAME)
+        model = model.without_heads([HEAD_NAME])
     with_head = model.with_head(HEAD_NAME, HeadSpec("listwise", config.head_options()))
     with_head.heads[HEAD_NAME].load_state_dict(head.state_dict())
     best = max(

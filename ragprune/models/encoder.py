@@ -90,6 +90,27 @@ class RerankPruneModel(nn.Module):
         assert not unexpected and all(key.startswith(f"heads.{name}.") for key in missing)
         return model.to(next(self.parameters()).device).train(self.training)
 
+    def without_heads(self, names: list[str]) -> RerankPruneModel:
+        """A copy of this model without the heads ``names`` (the other weights copied): e.g. a list-level
+        head before its encoder trains on, since that head was fitted to the old encoder's vectors.
+        ``ValueError`` if a name is not a head or is ``rank`` / ``token`` (every model has those)."""
+        unknown = [name for name in names if name not in self.config.heads]
+        required = [name for name in names if name in ("rank", "token")]
+        if unknown or required:
+            raise ValueError(
+                f"cannot remove heads {unknown + required}: the model's heads are {sorted(self.config.heads)}"
+                " and every model keeps 'rank' and 'token'"
+            )
+        heads = {name: spec for name, spec in self.config.heads.items() if name not in names}
+        model = type(self)(self.backbone_config, replace(self.config, heads=heads))
+        kept = {
+            key: value
+            for key, value in self.state_dict().items()
+            if not (key.startswith("heads.") and key.split(".")[1] in names)
+        }
+        model.load_state_dict(kept)
+        return model.to(next(self.parameters()).device).train(self.training)
+
     # ---- construction and persistence -------------------------------------------------------
 
     @classmethod
