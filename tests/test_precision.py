@@ -1,5 +1,5 @@
 """``RerankPruner(precision=...)``: dynamic int8 on the CPU (``ragprune.pipeline.precision``) and the
-``--precision`` option of ``ragprune rerank`` / ``prune``."""
+``--precision`` option of ``ragprune rerank`` / ``prune`` (ONNX precisions: tests/test_onnx_backend.py)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from ragprune.pipeline.precision import PRECISIONS, checked_precision, is_quanti
 # headroom while still catching a wrong dtype, a skipped dequantization or an altered head (all O(0.1-1)).
 # The shipped model's change on real data is measured in eval/results/bench_cpu.md.
 TOLERANCE = 1e-2
+TORCH_PRECISIONS = ("fp32", "int8")
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +75,11 @@ def test_default_precision_is_fp32_and_the_fp32_path_is_unchanged(tiny) -> None:
 @pytest.mark.parametrize("bad", ["int4", "FP32", "bf16", ""])
 def test_a_bad_precision_names_the_choices(tiny, bad: str) -> None:
     model, tokenizer = tiny
-    with pytest.raises(ValueError, match=r"precision=.*use one of \('fp32', 'int8'\)"):
+    with pytest.raises(
+        ValueError, match=r"precision=.*use one of \('fp32', 'int8', 'onnx-fp32', 'onnx-int8'\)"
+    ):
         RerankPruner(model, tokenizer, device="cpu", precision=bad)
-    assert PRECISIONS == ("fp32", "int8")
+    assert PRECISIONS == ("fp32", "int8", "onnx-fp32", "onnx-int8")
 
 
 def test_int8_on_cuda_is_a_clear_error() -> None:
@@ -104,7 +107,7 @@ def _trec_files(tmp_path: Path) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("precision", TORCH_PRECISIONS)
 def test_cli_rerank_accepts_precision(tmp_path, tiny_model_dir, precision: str) -> None:
     out = tmp_path / "out.trec"
     args = ["rerank", *_trec_files(tmp_path), "--output", str(out), "--model", str(tiny_model_dir)]
@@ -112,7 +115,7 @@ def test_cli_rerank_accepts_precision(tmp_path, tiny_model_dir, precision: str) 
     assert len(out.read_text().splitlines()) == len(TEXTS)
 
 
-@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("precision", TORCH_PRECISIONS)
 def test_cli_prune_accepts_precision(tmp_path, tiny_model_dir, precision: str) -> None:
     source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     source.write_text(json.dumps({"query": QUERY, "passages": TEXTS}) + "\n")

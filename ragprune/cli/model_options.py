@@ -28,13 +28,18 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_precision_option(parser: argparse.ArgumentParser) -> None:
-    """``--precision {fp32,int8}`` (``RerankPruner(precision=...)``, ``ragprune.pipeline.precision``)."""
+    """``--precision {fp32,int8,onnx-fp32,onnx-int8}`` (``RerankPruner(precision=...)``,
+    ``ragprune.pipeline.precision``)."""
     parser.add_argument(
         "--precision",
-        choices=("fp32", "int8"),  # ragprune.pipeline.precision.PRECISIONS (not imported: --help stays fast)
+        # ragprune.pipeline.precision.PRECISIONS (not imported: --help stays fast)
+        choices=("fp32", "int8", "onnx-fp32", "onnx-int8"),
         default=None,
-        help="encoder precision: 'fp32' (default; bf16 on CUDA) or 'int8' (CPU only: PyTorch dynamic int8 "
-        "of the encoder's linear layers; faster on the CPU, quality change in eval/results/bench_cpu.md)",
+        help="encoder precision and backend: 'fp32' (default; bf16 on CUDA); CPU only: 'int8' (PyTorch "
+        "dynamic int8 of the encoder's linear layers), 'onnx-fp32' (ONNX Runtime with fused attention, the "
+        "same scores as fp32) or 'onnx-int8' (ONNX Runtime dynamic int8, per channel); the ONNX ones need "
+        "pip install 'ragprune[onnx]' and build a cached file on first use. Speed and quality of each: "
+        "eval/results/bench_cpu.md",
     )
 
 
@@ -77,5 +82,9 @@ def load_pruner(args: argparse.Namespace, mode: str = "pointwise") -> RerankPrun
         if "needs a model with a list-level head" in str(error):
             raise UserError(f"--mode {mode}: {error}") from error
         if str(error).startswith("precision="):
+            raise UserError(f"--precision {precision}: {error}") from error
+        raise
+    except ImportError as error:  # an ONNX precision without the onnx extra: the message names the fix
+        if precision not in (None, "fp32", "int8"):
             raise UserError(f"--precision {precision}: {error}") from error
         raise

@@ -1,7 +1,10 @@
-"""Inference precision of the encoder: ``"fp32"`` or ``"int8"`` (CPU only).
+"""Inference precision and backend of the encoder: ``"fp32"``, or on the CPU only ``"int8"`` (PyTorch
+dynamic int8), ``"onnx-fp32"`` or ``"onnx-int8"`` (ONNX Runtime, ``ragprune.pipeline.onnx_backend``).
+Speed and quality of each on the shipped model: ``eval/results/bench_cpu.md``.
 
-Method: PyTorch *dynamic* post-training quantization (``torch.ao.quantization.quantize_dynamic``, or
-``torch.quantization.quantize_dynamic`` on a torch without ``torch.ao``) of every ``nn.Linear`` of the
+``"int8"`` method: PyTorch *dynamic* post-training quantization
+(``torch.ao.quantization.quantize_dynamic``, or ``torch.quantization.quantize_dynamic`` on a torch without
+``torch.ao``) of every ``nn.Linear`` of the
 encoder (query/key/value/output projections and the feed-forward layers of each transformer block).
 Weights are stored as int8 with one fp32 scale per tensor (``torch.qint8``); activations are
 quantized to uint8 on the fly, per batch, from their observed min/max; the matrix products run in
@@ -18,8 +21,8 @@ Deprecation: torch 2.10+ warns that ``torch.ao.quantization`` moves to the ``tor
 warnings are silenced here); the eager dynamic path still works on torch 2.13. When it is removed,
 port ``quantized_int8`` to ``torchao.quantization.quantize_(model, Int8DynamicActivationInt8WeightConfig())``.
 
-These kernels exist only on the CPU: ``precision="int8"`` with a CUDA device is a ``ValueError``
-(CUDA runs bf16, see ``ragprune.pipeline.process``).
+These kernels exist only on the CPU: ``precision="int8"`` (or an ONNX precision) with a CUDA device is a
+``ValueError`` (CUDA runs bf16, see ``ragprune.pipeline.process``); the CUDA path never imports ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import torch
 
 from ragprune.models.encoder import RerankPruneModel
 
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = ("fp32", "int8", "onnx-fp32", "onnx-int8")
 """The values of ``precision`` (``RerankPruner``, ``ragprune rerank/prune --precision``)."""
 
 DEFAULT_PRECISION = "fp32"
@@ -46,12 +49,26 @@ def checked_precision(precision: str | None, device: torch.device) -> str:
         return DEFAULT_PRECISION
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r}; use one of {PRECISIONS}")
-    if precision == "int8" and device.type != "cpu":
+    if precision != "fp32" and device.type != "cpu":
         raise ValueError(
-            f"precision='int8' runs on the CPU only (PyTorch dynamic quantization has no {device.type} "
-            "kernels); use device='cpu', or precision='fp32' (bf16 on CUDA)"
+            f"precision={precision!r} runs on the CPU only (PyTorch dynamic quantization and the ONNX "
+            f"Runtime backend have no {device.type} kernels here); use device='cpu', or precision='fp32' "
+            "(bf16 on CUDA)"
         )
     return precision
+
+
+def cpu_model(model: RerankPruneModel, precision: str) -> RerankPruneModel:
+    """A copy of ``model`` whose encoder runs at ``precision`` on the CPU (``"int8"``: :func:`quantized_int8`;
+    ``"onnx-fp32"`` / ``"onnx-int8"``: ``ragprune.pipeline.onnx_backend.onnx_model``, ``ImportError`` naming
+    the extra without onnxruntime); ``ValueError`` for ``"fp32"`` or an unknown precision."""
+    if precision == "int8":
+        return quantized_int8(model)
+    if precision in PRECISIONS[2:]:
+        from ragprune.pipeline.onnx_backend import onnx_model  # lazy: only the CPU ONNX path loads it
+
+        return onnx_model(model, precision)
+    raise ValueError(f"precision={precision!r}; cpu_model converts one of {PRECISIONS[1:]}")
 
 
 def _quantize_dynamic() -> Callable[..., torch.nn.Module]:

@@ -25,7 +25,7 @@ from ragprune.pipeline.modes import MODES
 from ragprune.pipeline.multihop import evidence_of, expand_query, merge_hop
 from ragprune.pipeline.order import order_passages
 from ragprune.pipeline.parallel import RowPreparer, default_workers
-from ragprune.pipeline.precision import checked_precision, quantized_int8
+from ragprune.pipeline.precision import checked_precision, cpu_model
 from ragprune.pipeline.prepared import PreparedShard
 from ragprune.pipeline.results import PassageResult, QueryResult, SentenceView
 from ragprune.pipeline.runner import PairColumns, Runner, StageTimer
@@ -396,10 +396,10 @@ def _inference_model(
     model: RerankPruneModel, device: torch.device, precision: str = "fp32"
 ) -> RerankPruneModel:
     """``model`` on ``device`` in eval mode and the device's dtype (bf16 on CUDA, fp32 elsewhere); a copy
-    when any of that differs, so the caller's model is left as it was. ``precision="int8"`` (CPU): always
-    a copy with a dynamic int8 encoder (``ragprune.pipeline.precision.quantized_int8``)."""
-    if precision == "int8":
-        return quantized_int8(model)
+    when any of that differs, so the caller's model is left as it was. Any other precision (CPU): always
+    a copy whose encoder runs it (``ragprune.pipeline.precision.cpu_model``)."""
+    if precision != "fp32":
+        return cpu_model(model, precision)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     ready = not model.training and all(p.device == device and p.dtype == dtype for p in model.parameters())
     return model if ready else copy.deepcopy(model).to(device, dtype).eval()
