@@ -3,7 +3,11 @@ sentence scoring and span output, on (query, passage) pairs of about 256 tokens 
 MS MARCO passages (TREC DL 2019 candidates).
 
 Prints a table naming the hardware: pairs/s per batch size, and the share of GPU time spent after the
-encoder (rank head + sentence scoring) with the Triton kernel and with the eager torch path.
+encoder (rank head + sentence scoring) with the Triton kernel and with the eager torch path; then the host
+work per pair by stage, measured in one thread on this machine's CPU with the device work stubbed out
+(``host_costs``). ``--host-only`` measures just the latter (quick on a CPU-only machine):
+
+    python eval/bench_process.py --host-only --host-pairs 2000
 
 With ``--engine ray`` or ``--engine local`` it measures scale-out instead (``ragprune.distributed``): the
 same pairs through ``rerank_prune`` with each worker count of ``--workers`` (default ``1,N``, N = the GPUs
@@ -17,20 +21,22 @@ score difference, spans identical). On a 2-GPU machine, e.g.:
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ragprune.data import load_trec_dl
 from ragprune.devices import default_device, describe_hardware
+from ragprune.kernels import SentenceScores
 from ragprune.models import load_model
 from ragprune.pipeline import RerankPruner
-from ragprune.pipeline.prepared import prepare_shard
-from ragprune.text import split_sentences
+from ragprune.pipeline.encoding import tokenize_texts
+from ragprune.text import sentence_bounds
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,6 +52,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile",
         action="store_true",
         help="also write a torch profiler table (CPU and GPU time per op) of one run per backend",
+    )
+    p.add_argument("--host-pairs", type=int, default=2000, help="pairs for the host-cost measurement")
+    p.add_argument(
+        "--host-only",
+        action="store_true",
+        help="only measure the host work per pair (one thread, device work stubbed out)",
     )
     p.add_argument(
         "--engine",
@@ -106,38 +118,112 @@ def write_profile(pruner: RerankPruner, queries, passages, path: Path) -> None:
     path.write_text("\n\n".join(tables))
 
 
-def preparation_costs(pruner: RerankPruner, queries, passages, pairs: int = 2000) -> dict[str, float]:
-    """Milliseconds per pair of the CPU preparation in one thread (as in each forked worker): its whole
-    and two of its parts."""
-    parallelism = os.environ.get("TOKENIZERS_PARALLELISM")
+@contextmanager
+def _one_thread():
+    """One torch thread and no tokenizer threads: the cost of a stage as one worker pays it."""
+    threads, parallelism = torch.get_num_threads(), os.environ.get("TOKENIZERS_PARALLELISM")
+    torch.set_num_threads(1)
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    texts = [text for group in passages for text in group][:pairs]
-    query_ids = [np.asarray(pruner.tokenizer(queries[0], add_special_tokens=False)["input_ids"])] * len(texts)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        if parallelism is None:
+            del os.environ["TOKENIZERS_PARALLELISM"]
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = parallelism
 
-    def per_pair(work) -> float:
-        """Best of three runs after a warm-up run."""
-        times = []
-        for _ in range(4):
+
+def _best_ms_per_pair(work, pairs: int, runs: int = 3) -> float:
+    """Milliseconds per pair of ``work()``: the best of ``runs`` runs after a warm-up run."""
+    times = []
+    for _ in range(runs + 1):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return 1000 * min(times[1:]) / pairs
+
+
+def host_costs(model, tokenizer, queries, passages, pairs: int, batch_size: int) -> dict[str, float]:
+    """Milliseconds per pair of the host work of ``process`` (inputs in, result objects and kept spans
+    out) in one thread on the CPU, with the device work stubbed out: the encoder returns zeros and the
+    sentence scoring zeros (on a GPU both run there, overlapped with this work).
+
+    - ``preparation``: tokenizing, sentence splitting and laying out rows (what each preparation worker
+      process pays per pair), with its parts ``tokenization`` (the Rust tokenizer's batch call into flat
+      arrays) and ``sentence_splitting``;
+    - ``calling_process``: the rest, in the process that drives the device (inputs checked, pairs
+      deduplicated, batches padded, outputs read back, result objects built, kept spans read);
+    - ``total``: both, the host work per pair with one core.
+    """
+    per_query = max(1, pairs // len(queries))
+    groups = [group[:per_query] for group in passages][: -(-pairs // per_query)]
+    texts = [text for group in groups for text in group]
+    stub = copy.deepcopy(model)  # never the caller's model: the benchmark's other runs use it
+    hidden = torch.zeros(1, 1, stub.backbone_config.hidden_size)
+    stub.encode = lambda ids, mask, types: hidden.expand(ids.shape[0], ids.shape[1], hidden.shape[-1])
+    pruner = RerankPruner(
+        stub, tokenizer, device="cpu", batch_size=batch_size, prepare_workers=0, progress=False
+    )
+    pruner.runner._score_sentences = lambda hidden, ids, counts, threshold: SentenceScores(
+        torch.zeros(int(counts.sum())), torch.zeros(int(counts.sum()), dtype=torch.bool)
+    )
+    shards, preparing = pruner.preparer.shards, []
+
+    def timed_shards(*args):
+        """The preparer's shards, timing the work of producing each."""
+        stream = shards(*args)
+        while True:
             start = time.perf_counter()
-            work()
-            times.append(time.perf_counter() - start)
-        return 1000 * min(times[1:]) / len(texts)
+            shard = next(stream, None)
+            preparing[-1] += time.perf_counter() - start
+            if shard is None:
+                return
+            yield shard
 
-    tokenizer, template, window = pruner.tokenizer, pruner.template, pruner.max_length
-    costs = {
-        "prepare_pairs": per_pair(
-            lambda: prepare_shard(tokenizer, template, window, query_ids, texts, [""] * len(texts))
-        ),
-        "tokenization_with_offsets": per_pair(
-            lambda: tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-        ),
-        "sentence_splitting": per_pair(lambda: [split_sentences(text) for text in texts]),
-    }
-    if parallelism is None:
-        del os.environ["TOKENIZERS_PARALLELISM"]
-    else:
-        os.environ["TOKENIZERS_PARALLELISM"] = parallelism
-    return costs
+    pruner.preparer.shards = timed_shards  # type: ignore[method-assign]
+
+    def run() -> None:
+        preparing.append(0.0)
+        results = pruner.process(queries[: len(groups)], groups)
+        sum(len(p.kept_spans) for r in results for p in r)
+
+    n = len(texts)
+    with _one_thread():
+        runs = []
+        for _ in range(4):  # a warm-up run, then the best of three (its preparation time with it)
+            start = time.perf_counter()
+            run()
+            runs.append((1000 * (time.perf_counter() - start) / n, 1000 * preparing[-1] / n))
+        total, preparation = min(runs[1:])
+        return {
+            "tokenization": _best_ms_per_pair(lambda: tokenize_texts(tokenizer, texts), n),
+            "sentence_splitting": _best_ms_per_pair(lambda: [sentence_bounds(text) for text in texts], n),
+            "preparation": preparation,
+            "calling_process": total - preparation,
+            "total": total,
+        }
+
+
+HOST_STAGES = {
+    "tokenization": "preparation: tokenization (Rust batch call into flat arrays)",
+    "sentence_splitting": "preparation: sentence splitting",
+    "preparation": "preparation, all (tokens, sentences, rows; per worker process)",
+    "calling_process": "calling process (inputs, pairs, padding, read-back, results, kept spans)",
+    "total": "host total (one core)",
+}
+
+
+def host_table(costs: dict[str, float], pairs: int) -> list[str]:
+    """The host-cost table's lines (markdown), naming the CPU."""
+    return [
+        f"Host work of process per pair, one thread on {describe_hardware('cpu')}, device work stubbed out "
+        f"({pairs} pairs, best of 3 runs; a shared machine's load shows in these numbers):",
+        "",
+        "| host stage | ms per pair |",
+        "|---|---|",
+        *(f"| {label} | {costs[key]:.4f} |" for key, label in HOST_STAGES.items()),
+    ]
 
 
 def engine_bench(args: argparse.Namespace) -> list[dict]:
@@ -249,12 +335,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
         return engine_bench(args)
     device = torch.device(args.device or default_device())
     hardware = describe_hardware(str(device))
+    queries, passages = build_pairs(max(args.pairs, args.host_pairs), args.words)
+    model, tokenizer = load_model(args.model)  # read once; each configuration wraps the same weights
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    host = host_costs(model, tokenizer, queries, passages, args.host_pairs, max(batch_sizes))
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.host_only:
+        table = "\n".join(host_table(host, args.host_pairs))
+        (args.out / "bench_process_host.md").write_text(table + "\n")
+        (args.out / "bench_process_host.json").write_text(json.dumps({"host_ms_per_pair": host}, indent=2))
+        print(table)
+        return [host]
     queries, passages = build_pairs(args.pairs, args.words)
     n_pairs = sum(len(p) for p in passages)
-    model, tokenizer = load_model(args.model)  # read once; each configuration wraps the same weights
     rows = []
     backends = ("triton", "torch") if device.type == "cuda" else ("torch",)
-    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     for backend in backends:
         for batch_size in batch_sizes:
             pruner = RerankPruner(
@@ -274,8 +369,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 stages = {k: v / args.repeats for k, v in pruner.stage_timer.milliseconds().items()}
                 if args.profile and batch_size == max(batch_sizes):
                     write_profile(pruner, queries, passages, args.out / f"profile_{backend}.txt")
-                if backend == backends[-1] and batch_size == batch_sizes[-1]:
-                    preparation = preparation_costs(pruner, queries, passages)
             rates = sorted(n_pairs / seconds for seconds, _, _ in runs)
             gpu_ms = stages.get("encoder", 0.0) + stages.get("scoring", 0.0)
             rows.append(
@@ -311,15 +404,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
             f"{runs[0]:.0f}-{runs[-1]:.0f} | {r['encoder_ms']:.0f} | {r['scoring_ms']:.0f} | "
             f"{100 * r['post_encoder_share']:.1f}% |"
         )
-    lines += [
-        "",
-        f"CPU preparation in one thread ({describe_hardware('cpu')}), ms per pair: "
-        + ", ".join(f"{name} {ms:.3f}" for name, ms in preparation.items()),
-    ]
+    lines += ["", *host_table(host, args.host_pairs)]
     table = "\n".join(lines)
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_process.md").write_text(table + "\n")
-    summary = {"hardware": hardware, "rows": rows, "preparation_ms_per_pair": preparation}
+    summary = {"hardware": hardware, "rows": rows, "host_ms_per_pair": host}
     (args.out / "bench_process.json").write_text(json.dumps(summary, indent=2))
     print(table)
     return rows

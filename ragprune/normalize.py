@@ -34,9 +34,10 @@ _VISIBLE = regex.compile(r"[^\s\p{Cc}\p{Cf}\p{Cs}\p{Z}]")
 def repair_text(text: str) -> str:
     """``text`` with every lone surrogate code point replaced by U+FFFD; same length, same offsets.
 
-    Returns ``text`` itself when it holds none (the common case costs one regex scan).
+    Returns ``text`` itself when it holds none (the common case costs one scan: ``str.isascii`` for ASCII
+    text, a regex scan otherwise).
     """
-    if _SURROGATE.search(text) is None:
+    if text.isascii() or _SURROGATE.search(text) is None:
         return text
     return _SURROGATE.sub(REPLACEMENT_CHARACTER, text)
 
@@ -63,7 +64,7 @@ def check_text(text: str, field: str, invalid_text: str = "replace") -> str:
         raise ValueError(f"invalid_text={invalid_text!r}; use one of {INVALID_TEXT_POLICIES}")
     if not isinstance(text, str):
         raise TypeError(f"{field} is a {type(text).__name__}; pass a str")
-    bad = _SURROGATE.search(text)
+    bad = None if text.isascii() else _SURROGATE.search(text)
     if bad is None:
         return text
     if invalid_text == "error":
