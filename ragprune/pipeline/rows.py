@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ragprune.pipeline.ragged import offsets_of, segment_index
+from ragprune.pipeline.ragged import offsets_of
 
 NO_SENTENCE = -1  # query, title and special tokens
 
@@ -47,14 +47,6 @@ class RowBlock:
         """Row ``r`` as a ``Row`` (views into the block's arrays)."""
         a, b = int(self.offsets[r]), int(self.offsets[r + 1])
         return Row(self.input_ids[a:b], self.token_type_ids[a:b], self.sentence_ids[a:b])
-
-    def take(self, rows: np.ndarray) -> RowBlock:
-        """The block of rows ``rows`` (``[k]`` indices), in that order."""
-        lengths = self.lengths[rows]
-        index = segment_index(self.offsets[rows], lengths)
-        return RowBlock(
-            self.input_ids[index], self.token_type_ids[index], self.sentence_ids[index], offsets_of(lengths)
-        )
 
     @classmethod
     def from_rows(cls, rows: Sequence[Row]) -> RowBlock:

@@ -1,0 +1,195 @@
+"""The flat (columnar) host path of ``process``: tokenization into flat arrays, token-to-sentence mapping,
+row layout, padding, prepared shards and lazy sentence views, each checked against a plain per-item oracle
+(the way the pipeline computed them one object at a time)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+from tiny_models import minilm_tokenizer_path
+
+from ragprune.pipeline.collate import pad_block, pad_rows
+from ragprune.pipeline.encoding import (
+    NO_SENTENCE,
+    PairTemplate,
+    Row,
+    chunk_ranges,
+    layout_rows,
+    tokenize_pairs,
+    tokenize_texts,
+)
+from ragprune.pipeline.prepared import PreparedShard, prepare_shard
+from ragprune.pipeline.results import PassageResult, SentenceScore, SentenceView
+from ragprune.pipeline.rows import RowBlock
+from ragprune.text import split_sentences
+from ragprune.types import Document, InputLimits, Span
+
+TRICKY = [
+    "Fleas live up to a year. Their life cycle depends on temperature. Cats sleep a lot.",
+    "Ünïcödé naïve café — “quotes” and emoji 🐈‍⬛ here. 東京は日本の首都です。大阪も大きい！本当？ Ok.",
+    "zero\u200bwidth\u200b joiner\ufeff text. Soft\xadhyphen. \x1c\x1d control chars. \ufffd End.",
+    "   \n\n  . . .  \n\n - item one\n - item two\n\n```\ncode block. Not split.\n```\nAfter.",
+    " ".join(f"Sentence number {i} of a long passage about fleas and ticks." for i in range(40)),
+    "word " * 300,
+    "\u200b\u200b",
+    "",
+    "A.",
+    "Dr. Smith went to Washington D.C. on Jan. 5 at 3 p.m. The U.S. Army was there.fleas.The end",
+]
+TITLES = ["", "A title", "a very long title " * 30, "", "\u200b", "T", "", "", "Title", ""]
+WINDOW = 64
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from ragprune.models import load_tokenizer
+
+    return load_tokenizer(minilm_tokenizer_path())
+
+
+def test_tokenize_texts_gives_the_transformers_call_tokens_and_offsets(tokenizer):
+    flat = tokenize_texts(tokenizer, TRICKY)
+    expected = tokenizer(TRICKY, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    for i, (ids, offsets) in enumerate(zip(expected["input_ids"], expected["offset_mapping"])):
+        piece = slice(flat.offsets[i], flat.offsets[i + 1])
+        assert flat.ids[piece].tolist() == ids
+        assert flat.starts[piece].tolist() == [start for start, _ in offsets]
+
+
+def test_a_truncating_backend_goes_through_the_transformers_call(tokenizer):
+    truncating = copy.deepcopy(tokenizer)
+    truncating.backend_tokenizer.enable_truncation(4)
+    flat = tokenize_texts(truncating, TRICKY[:1])
+    assert flat.ids.tolist() == tokenize_texts(tokenizer, TRICKY[:1]).ids.tolist()
+
+
+def test_tokens_map_to_the_sentence_their_first_character_falls_in(tokenizer):
+    tokens = tokenize_pairs(tokenizer, TRICKY, TITLES)
+    expected = tokenizer(TRICKY, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    for p, (text, offsets) in enumerate(zip(TRICKY, expected["offset_mapping"])):
+        spans = split_sentences(text)
+        starts = np.array([span.start for span in spans], dtype=np.int64)
+        oracle = np.searchsorted(starts, [start for start, _ in offsets], side="right") - 1
+        body = slice(tokens.bodies.offsets[p], tokens.bodies.offsets[p + 1])
+        assert tokens.token_sentence[body].tolist() == oracle.tolist()
+        sentences = tokens.sentences[tokens.sentence_offsets[p] : tokens.sentence_offsets[p + 1]]
+        assert [Span(a, b) for a, b in sentences.tolist()] == spans
+
+
+def _rows_by_hand(template, query, title, body, body_sentence, max_length):
+    """The encoder rows of one pair, concatenated piece by piece."""
+    limits = InputLimits.for_window(max_length, template.overhead)
+    title = title[: limits.max_title_tokens]
+    budget = limits.window - template.overhead - len(query) - len(title)
+    if not len(body):
+        return []
+    head = [*template.prefix, *query, *template.middle]
+    rows = []
+    for start, end in chunk_ranges(body_sentence, 0, budget):
+        ids = head + [*title, *body[start:end], *template.suffix]
+        types = [template.query_type] * len(head) + [template.passage_type] * (len(ids) - len(head))
+        sentences = [NO_SENTENCE] * (len(head) + len(title)) + [*body_sentence[start:end]]
+        rows.append((ids, types, sentences + [NO_SENTENCE] * len(template.suffix)))
+    return rows
+
+
+def test_layout_rows_matches_rows_built_one_pair_at_a_time(tokenizer):
+    template = PairTemplate.from_tokenizer(tokenizer)
+    queries = [np.array(tokenizer("how long do fleas live", add_special_tokens=False)["input_ids"])]
+    longest = InputLimits.for_window(WINDOW, template.overhead).max_query_tokens
+    queries.append(np.arange(1000, 1000 + longest))  # the longest query the window allows
+    query_ids = [queries[p % 2] for p in range(len(TRICKY))]
+    tokens = tokenize_pairs(tokenizer, TRICKY, TITLES)
+    block, pair_rows = layout_rows(template, WINDOW, query_ids, tokens)
+    chunked = 0
+    for p, query in enumerate(query_ids):
+        body = slice(tokens.bodies.offsets[p], tokens.bodies.offsets[p + 1])
+        title = tokens.titles.ids[tokens.titles.offsets[p] : tokens.titles.offsets[p + 1]]
+        expected = _rows_by_hand(
+            template, query, title, tokens.bodies.ids[body], tokens.token_sentence[body], WINDOW
+        )
+        rows = [block.row(r) for r in range(pair_rows[p], pair_rows[p + 1])]
+        got = [(r.input_ids.tolist(), r.token_type_ids.tolist(), r.sentence_ids.tolist()) for r in rows]
+        assert got == [tuple(map(list, row)) for row in expected]
+        assert all(len(r.input_ids) <= WINDOW for r in rows)
+        chunked += len(rows) > 1
+    assert chunked >= 2 and (np.diff(pair_rows) == 0).any()  # long passages chunked, blank ones no row
+
+
+def test_layout_rows_refuses_a_query_longer_than_its_share(tokenizer):
+    template = PairTemplate.from_tokenizer(tokenizer)
+    tokens = tokenize_pairs(tokenizer, TRICKY[:1], [""])
+    limit = InputLimits.for_window(WINDOW, template.overhead).max_query_tokens
+    with pytest.raises(ValueError, match=f"at most {limit} query tokens"):
+        layout_rows(template, WINDOW, [np.arange(limit + 1)], tokens)
+
+
+def test_pad_block_equals_padding_row_by_row():
+    rng = np.random.default_rng(0)
+    rows = []
+    for n in (5, 1, 9, 3):
+        sentences = rng.integers(-1, 3, n).astype(np.int32)
+        rows.append(
+            Row(rng.integers(1, 99, n).astype(np.int32), rng.integers(0, 2, n).astype(np.int8), sentences)
+        )
+    offsets = [0, 3, 4, 7]
+    padded = pad_rows(rows, pad_id=7, width=16, sentence_offsets=offsets)
+    for r, row in enumerate(rows):
+        n = len(row.input_ids)
+        assert padded.input_ids[r].tolist() == row.input_ids.tolist() + [7] * (16 - n)
+        assert padded.token_type_ids[r].tolist() == row.token_type_ids.tolist() + [0] * (16 - n)
+        assert padded.attention_mask[r].tolist() == [1] * n + [0] * (16 - n)
+        shifted = [s if s == NO_SENTENCE else s + offsets[r] for s in row.sentence_ids.tolist()]
+        assert padded.sentence_ids[r].tolist() == shifted + [NO_SENTENCE] * (16 - n)
+    some = pad_block(RowBlock.from_rows(rows), np.array([2, 0]), pad_id=7)
+    assert some.input_ids.shape == (2, 9) and some.input_ids[1].tolist() == padded.input_ids[0, :9].tolist()
+    with pytest.raises(ValueError, match="row 2 has 9 tokens, more than the batch width 8"):
+        pad_rows(rows, pad_id=0, width=8)
+
+
+def test_prepared_shards_round_trip_through_pairs_and_concatenate(tokenizer):
+    template = PairTemplate.from_tokenizer(tokenizer)
+    query = np.array(tokenizer("fleas", add_special_tokens=False)["input_ids"])
+    shard = prepare_shard(tokenizer, template, WINDOW, [query] * len(TRICKY), TRICKY, TITLES)
+    pairs = list(shard)
+    assert [p.sentences for p in pairs] == [split_sentences(text) for text in TRICKY]
+    assert [p.title_truncated for p in pairs] == [False, False, True] + [False] * 7
+    again = PreparedShard.from_pairs(pairs)
+    for field in dataclasses.fields(PreparedShard):
+        if field.name != "rows":
+            assert np.array_equal(getattr(again, field.name), getattr(shard, field.name))
+    for name in ("input_ids", "token_type_ids", "sentence_ids", "offsets"):
+        assert np.array_equal(getattr(again.rows, name), getattr(shard.rows, name))
+    half = len(TRICKY) // 2
+    first = prepare_shard(tokenizer, template, WINDOW, [query] * half, TRICKY[:half], TITLES[:half])
+    second = prepare_shard(tokenizer, template, WINDOW, [query] * half, TRICKY[half:], TITLES[half:])
+    joined = PreparedShard.concat([first, second])
+    for p in range(len(TRICKY)):
+        a, b = joined[p], shard[p]
+        assert a.sentences == b.sentences and a.title_truncated == b.title_truncated
+        assert [r.input_ids.tolist() for r in a.rows] == [r.input_ids.tolist() for r in b.rows]
+        assert [r.sentence_ids.tolist() for r in a.rows] == [r.sentence_ids.tolist() for r in b.rows]
+
+
+def test_a_sentence_view_reads_like_the_list_of_its_sentences():
+    text = "Fleas live up to a year. Their life cycle depends on temperature.  Cats sleep a lot."
+    bounds = np.array([[0, 24], [25, 65], [67, 84]], dtype=np.int64)
+    scores = np.array([0.75, 0.25, 0.5], dtype=np.float32)
+    kept = np.array([True, True, False])
+    view = SentenceView(bounds, scores, kept)
+    listed = [
+        SentenceScore(Span(a, b), float(s), bool(k)) for (a, b), s, k in zip(bounds.tolist(), scores, kept)
+    ]
+    assert len(view) == 3 and list(view) == listed and view == listed and listed == view
+    assert view[0] == listed[0] and view[-1] == listed[-1] and view[1:] == listed[1:]
+    assert type(view[0].score) is float and type(view[0].kept) is bool and type(view[0].span.start) is int
+    assert view.kept_bounds() == [(0, 24), (25, 65)] and repr(view) == repr(listed)
+    lazy = PassageResult(Document("d", text), 0, 1.0, 0.5, view, chunks=1)
+    eager = PassageResult(Document("d", text), 0, 1.0, 0.5, listed, chunks=1)
+    assert lazy == eager and lazy.to_dict() == eager.to_dict()
+    assert lazy.kept_spans == [Span(0, 65)] and lazy.pruned_text == text[:65]
+    flipped = dataclasses.replace(lazy, sentences=[dataclasses.replace(s, kept=not s.kept) for s in view])
+    assert flipped.kept_spans == [Span(67, 84)]
