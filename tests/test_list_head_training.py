@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -48,6 +49,25 @@ def test_list_losses_ignore_order_and_padding_and_prefer_the_teacher_order(loss)
     assert loss(padded, padded_teacher, mask).item() == pytest.approx(
         loss(random_scores, teacher).item(), rel=1e-5
     )
+
+
+def test_student_weight_mixes_the_models_own_order_into_the_target():
+    from ragprune.models.heads.listwise import ListwiseHead
+    from ragprune.training.list_head import CandidateList, ListHeadConfig, list_head_loss
+    from ragprune.training.losses import ListwiseDistillationLoss
+
+    torch.manual_seed(0)
+    head = ListwiseHead(16, width=8)
+    logits = torch.randn(7)
+    view = CandidateList(
+        "q", torch.randn(7, 16), logits, torch.zeros(7), torch.zeros(7, dtype=torch.bool), np.arange(7), 7
+    )
+    criteria = {"kl": ListwiseDistillationLoss(1.0, 0.3), "ranknet": RankWeightedRankNetLoss()}
+    criteria["listmle"] = TopWeightedListMLELoss()
+    mixed = list_head_loss(head, view, ListHeadConfig(student_weight=1.0), criteria)
+    as_teacher = list_head_loss(head, replace(view, teacher=logits), ListHeadConfig(), criteria)
+    torch.testing.assert_close(mixed, as_teacher)  # a flat teacher leaves the model's own order
+    assert not torch.isclose(mixed, list_head_loss(head, view, ListHeadConfig(), criteria))
 
 
 def test_train_list_head_saves_a_model_whose_list_modes_rerank_and_ignore_input_order(
