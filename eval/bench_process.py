@@ -53,6 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also write a torch profiler table (CPU and GPU time per op) of one run per backend",
     )
+    p.add_argument(
+        "--prepare-workers",
+        type=int,
+        default=None,
+        help="row-preparation worker processes (default: the pipeline's, cpu_count - 1 next to a GPU)",
+    )
     p.add_argument("--host-pairs", type=int, default=2000, help="pairs for the host-cost measurement")
     p.add_argument(
         "--host-only",
@@ -360,6 +366,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 scoring_backend=backend,
                 time_stages=True,
                 progress=False,
+                prepare_workers=args.prepare_workers,
             )
             with pruner:
                 # warm-up over a tenth of the pairs: kernels compiled, clocks up, allocator primed

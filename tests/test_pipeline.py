@@ -128,13 +128,15 @@ def test_results_are_deterministic(pruner):
 
 
 def test_parallel_row_preparation_gives_the_same_results(tiny_model_dir, monkeypatch):
-    from ragprune.pipeline import parallel
+    from ragprune.pipeline import parallel, runner
 
     monkeypatch.setattr(parallel, "SHARD_PAIRS", 4)
     passages = [f"{text} Extra sentence {i}." for i, text in enumerate(PASSAGES * 4)]
     serial = RerankPruner.load(tiny_model_dir, device="cpu", prepare_workers=0, batch_size=1)
-    # batches of 1 row: 12 pairs in shards of 4 are encoded in windows of 8 pairs (then the last 4)
-    # while later shards are still being prepared
+    # batches of 1 row: 12 pairs in shards of 4 are encoded in windows of at least an eighth of the call
+    # (so each shard as it arrives), or with one window for the call, of ENCODE_WINDOW_BATCHES = 8 pairs
+    # (then the last 4), while later shards are still being prepared
+    expected = {8: [range(0, 4), range(4, 8), range(8, 12)], 1: [range(0, 8), range(8, 12)]}
     with RerankPruner.load(tiny_model_dir, device="cpu", prepare_workers=2, batch_size=1) as forked:
         windows = []
         run_window = forked.runner._run_window
@@ -146,8 +148,11 @@ def test_parallel_row_preparation_gives_the_same_results(tiny_model_dir, monkeyp
                 run_window(block, first, *rest),
             ),
         )
-        assert forked.process("fleas", passages).to_dict() == serial.process("fleas", passages).to_dict()
-        assert windows == [range(0, 8), range(8, 12)]
+        for min_windows, seen in expected.items():
+            monkeypatch.setattr(runner, "MIN_WINDOWS", min_windows)
+            windows.clear()
+            assert forked.process("fleas", passages).to_dict() == serial.process("fleas", passages).to_dict()
+            assert windows == seen
 
 
 def test_an_error_mid_stream_leaves_the_worker_pool_usable(tiny_model_dir, monkeypatch):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
+from operator import itemgetter
 
 import numpy as np
 from transformers import PreTrainedTokenizerBase
@@ -103,9 +104,8 @@ def tokenize_texts(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> 
     lengths = np.fromiter(map(len, ids_lists), dtype=np.int64, count=len(ids_lists))
     total = int(lengths.sum())
     ids = np.fromiter(chain.from_iterable(ids_lists), dtype=np.int64, count=total)
-    flat = chain.from_iterable(chain.from_iterable(offset_lists))
-    bounds = np.fromiter(flat, dtype=np.int64, count=2 * total)
-    return TokenizedTexts(ids, bounds[0::2].copy(), offsets_of(lengths))
+    starts = map(itemgetter(0), chain.from_iterable(offset_lists))
+    return TokenizedTexts(ids, np.fromiter(starts, dtype=np.int64, count=total), offsets_of(lengths))
 
 
 def _ids_and_offsets(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> tuple[list, list]:

@@ -39,7 +39,11 @@ from ragprune.pipeline.ragged import offsets_of, segment_index
 PROGRESS_MIN_BATCHES = 20
 ENCODE_WINDOW_BATCHES = 8
 """As preparation streams in, pairs are length-sorted and encoded in windows of this many times
-``batch_size`` pairs (as many batches when each pair is one row)."""
+``batch_size`` pairs (as many batches when each pair is one row), ..."""
+MIN_WINDOWS = 8
+"""... or of a smaller share of the call, so that it has at least this many windows (and at least one batch
+per window): the encoder starts once the first eighth of a large call is prepared, not the first
+``ENCODE_WINDOW_BATCHES`` batches, and only the last eighth is encoded after preparation ends."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,8 @@ class Runner:
         outputs.
         """
         collector = _Collector(len(texts), list(self.cls_heads))
-        window = ENCODE_WINDOW_BATCHES * self.batch_size
+        share = -(-len(texts) // MIN_WINDOWS)
+        window = min(ENCODE_WINDOW_BATCHES * self.batch_size, max(self.batch_size, share))
         shards = self.preparer.shards(query_ids, texts, titles)
         done: list[PreparedShard] = []
         waiting: list[PreparedShard] = []
