@@ -104,6 +104,28 @@ def test_a_fused_graph_that_differs_from_torch_is_refused(tiny, monkeypatch, tmp
         onnx_backend.encoder_file(model, "onnx-fp32", root=tmp_path)
 
 
+def test_a_wrong_fusion_falls_back_to_the_plain_export(tiny, monkeypatch, tmp_path) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    def wrong_fusion(source: Path, target: Path, model) -> Path:
+        graph = onnx.load(str(source))
+        weight = max(graph.graph.initializer, key=lambda t: numpy_helper.to_array(t).size)
+        weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight) + 1.0, weight.name))
+        onnx.save(graph, str(target))
+        return target
+
+    model, _ = tiny
+    monkeypatch.setattr(onnx_backend, "_fuse", wrong_fusion)
+    built = onnx_backend.encoder_file(model, "onnx-fp32", root=tmp_path)
+    probe = onnx_backend._probe_inputs(model.backbone_config.vocab_size)
+    with torch.no_grad():
+        expected = model.encode(*(probe[name] for name in onnx_backend.INPUT_NAMES))
+    got = onnx_backend.OnnxEncoder(built)(**probe).last_hidden_state
+    real = probe["attention_mask"].bool()
+    assert torch.allclose(got[real], expected[real], atol=FP32_TOLERANCE)
+
+
 def test_without_onnxruntime_the_error_names_the_extra(tiny, monkeypatch) -> None:
     model, tokenizer = tiny
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime -> ImportError
