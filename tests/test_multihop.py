@@ -1,4 +1,4 @@
-"""Multi-hop pruning: ``process(..., hops=2)`` re-scores the other passages with the kept evidence."""
+"""Multi-hop pruning: ``process(..., hops=2)`` keeps sentences only in the evidence chain."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import math
 
 import pytest
 
-from ragprune.pipeline.multihop import expand_query
+from ragprune.pipeline.multihop import BRIDGE_PASSAGES, chain_of, evidence_of, expand_query, keep_chain
+from ragprune.pipeline.results import PassageResult, QueryResult, SentenceScore
+from ragprune.types import Document, Query, Span
 
 QUESTION = "Which magazine was started first, Arthur's Magazine or First for Women?"
 PASSAGES = [
@@ -15,28 +17,53 @@ PASSAGES = [
     "The Eiffel Tower is in Paris. It was finished in 1889.",
     "Bauer Media Group is a German company. It is based in Hamburg.",
     "   ",
+    "Philadelphia is a city in Pennsylvania. It is the sixth-most populous city in the United States.",
+    "Women's magazines cover fashion and health. Many are published monthly.",
+    "Hamburg is a port city. The Elbe flows through it.",
+    "Literary periodicals publish essays. Some also publish poems.",
 ]
+ENCODED = [i for i, text in enumerate(PASSAGES) if text.strip()]
 
 
-def test_second_hop_only_adds_sentences_and_keeps_the_ranking(pruner):
-    one = pruner.process(QUESTION, PASSAGES, threshold=0.5, reorder=False)
-    two = pruner.process(QUESTION, PASSAGES, threshold=0.5, reorder=False, hops=2)
-    assert [p.logit for p in two] == [p.logit for p in one]
-    assert [p.rank for p in two] == [p.rank for p in one]
-    for a, b in zip(one, two):
-        assert [s.span for s in a.sentences] == [s.span for s in b.sentences]
-        assert all(sb.score >= sa.score for sa, sb in zip(a.sentences, b.sentences))
-        assert all(sb.kept == (sb.score > 0.5) for sb in b.sentences)
-        assert {s.span for s in a.sentences if s.kept} <= {s.span for s in b.sentences if s.kept}
-    assert math.isinf(two.passages[4].logit) and two.passages[4].sentences == []
+def _passage(index: int, logit: float, kept: list[bool]) -> PassageResult:
+    sentences = [
+        SentenceScore(Span(2 * k, 2 * k + 1), 0.5 if flag else 0.05, flag) for k, flag in enumerate(kept)
+    ]
+    return PassageResult(Document(str(index), "a. b. c."), index, logit, 0.5, sentences, chunks=1)
 
 
-def test_second_hop_rescoring_matches_a_direct_call_with_the_expanded_query(pruner):
-    threshold = 0.0  # everything kept: the evidence is every sentence of the top two passages
+def test_chain_is_the_first_hop_and_the_best_others_by_summed_logits():
+    passages = [_passage(i, logit, [True]) for i, logit in enumerate([3.0, 2.0, 1.0, 0.5, 0.0, -1.0])]
+    passages.append(PassageResult(Document("6", " "), 6, -math.inf, 0.0))  # not encoded: never in a chain
+    result = QueryResult(Query("q", "question"), passages)
+    second = {2: -2.0, 3: 1.0, 4: 1.0, 5: 0.0}  # sums: 2 -> -1.0, 3 -> 1.5, 4 -> 1.0, 5 -> -1.0
+    assert chain_of(result, {0, 1}, second, bridges=2) == {0, 1, 3, 4}
+    assert chain_of(result, {0, 1}, second, bridges=3) == {0, 1, 2, 3, 4}  # tie at -1.0: input order
+    assert chain_of(result, {0, 1}, second, bridges=10) == {0, 1, 2, 3, 4, 5}
+    # no second-hop logit (no evidence): the first pass's logit counts twice, i.e. the first pass's order
+    assert chain_of(result, {0, 1}, {}, bridges=2) == {0, 1, 2, 3}
+
+
+def test_keep_chain_drops_only_the_decisions_outside_the_chain():
+    passages = [_passage(0, 1.0, [True, False]), _passage(1, 0.0, [True, True]), _passage(2, -1.0, [False])]
+    result = keep_chain(QueryResult(Query("q", "question"), list(passages)), {0})
+    assert result.passages[0] is passages[0]
+    for before, after in zip(passages[1:], result.passages[1:]):
+        assert not any(s.kept for s in after.sentences) and after.kept_spans == []
+        assert [(s.span, s.score) for s in after.sentences] == [(s.span, s.score) for s in before.sentences]
+        assert (after.logit, after.probability, after.index) == (
+            before.logit,
+            before.probability,
+            before.index,
+        )
+
+
+def test_second_hop_prunes_outside_the_chain_and_keeps_the_first_pass_otherwise(pruner):
+    threshold = 0.0  # everything kept by the first pass: the evidence is every sentence of the top two
     one = pruner.process(QUESTION, PASSAGES, threshold=threshold, reorder=False)
-    top = sorted((p for p in one if p.sentences), key=lambda p: (-p.logit, p.index))[:2]
-    evidence = [p.document.text[s.span.start : s.span.end] for p in top for s in p.sentences]
-    others = [p for p in one if p.index not in {t.index for t in top} and p.sentences]
+    two = pruner.process(QUESTION, PASSAGES, threshold=threshold, reorder=False, hops=2)
+    evidence, sources = evidence_of(one, 2)
+    others = [p for p in one if p.index not in sources and p.sentences]
     direct = pruner.process(
         expand_query(QUESTION, evidence),
         [p.document.text for p in others],
@@ -44,14 +71,22 @@ def test_second_hop_rescoring_matches_a_direct_call_with_the_expanded_query(prun
         reorder=False,
         truncate=True,  # the hop query is cut to the query limit, as process does
     )
-    two = pruner.process(QUESTION, PASSAGES, threshold=threshold, reorder=False, hops=2)
-    for first, again in zip(others, direct):
-        merged = two.passages[first.index]
-        assert [s.score for s in merged.sentences] == [
-            max(a.score, b.score) for a, b in zip(first.sentences, again.sentences)
-        ]
-    for source in top:  # the evidence's own passages are not re-scored
-        assert [s.score for s in two.passages[source.index].sentences] == [s.score for s in source.sentences]
+    second = {p.index: again.logit for p, again in zip(others, direct)}
+    by_chain = sorted(others, key=lambda p: (-(p.logit + second[p.index]), p.index))
+    chain = sources | {p.index for p in by_chain[:BRIDGE_PASSAGES]}
+    assert len(ENCODED) > len(chain)  # some passage is outside the chain
+    assert [p.logit for p in two] == [p.logit for p in one]
+    assert [p.rank for p in two] == [p.rank for p in one]
+    for a, b in zip(one, two):
+        assert [(s.span, s.score) for s in b.sentences] == [(s.span, s.score) for s in a.sentences]
+        expected = [s.kept for s in a.sentences] if a.index in chain else [False] * len(a.sentences)
+        assert [s.kept for s in b.sentences] == expected
+    assert math.isinf(two.passages[4].logit) and two.passages[4].sentences == []
+
+
+def test_one_hop_is_not_affected_by_the_multi_hop_policy(pruner):
+    one = pruner.process(QUESTION, PASSAGES, threshold=0.0, reorder=False)
+    assert all(s.kept for p in one for s in p.sentences)  # every passage keeps what it scored
 
 
 def test_hops_must_be_one_or_two(pruner):

@@ -48,7 +48,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         choices=(1, 2),
         default=1,
         help="2: multi-hop pruning, one more pass that scores the other passages with the sentences kept "
-        "from the two best appended to the query (for questions whose answer spans passages)",
+        "from the two best appended to the query; only those two and the other passages with the best "
+        "summed scores keep sentences (for questions whose answer spans passages)",
     )
     add_model_options(parser)
     add_precision_option(parser)

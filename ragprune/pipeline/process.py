@@ -22,7 +22,7 @@ from ragprune.pipeline.encoding import PairTemplate
 from ragprune.pipeline.inputs import PassageLike, QueryLike, parse_call
 from ragprune.pipeline.list_stage import list_scores
 from ragprune.pipeline.modes import MODES
-from ragprune.pipeline.multihop import evidence_of, expand_query, merge_hop
+from ragprune.pipeline.multihop import chain_of, evidence_of, expand_query, keep_chain
 from ragprune.pipeline.order import order_passages
 from ragprune.pipeline.parallel import RowPreparer, default_workers
 from ragprune.pipeline.precision import checked_precision, cpu_model
@@ -191,9 +191,11 @@ class RerankPruner(Reranker):
 
         Multi-hop pruning (``hops=2``, for questions whose answer spans passages, e.g. HotpotQA): one
         more batched pass scores each query's other passages with the sentences kept from its
-        ``hop_passages`` best passages appended to the query (``ragprune.pipeline.multihop``); a sentence
-        keeps the higher of its two scores. Scores, probabilities and the ranking stay those of the first
-        pass. An expanded query longer than ``max_query_tokens`` is cut to it (its last evidence first).
+        ``hop_passages`` best passages appended to the query; those best passages and the
+        ``multihop.BRIDGE_PASSAGES`` others with the highest sum of both passes' logits form the evidence
+        chain, and a passage outside it keeps no sentence (``ragprune.pipeline.multihop``). Sentence scores,
+        logits, probabilities and the ranking stay those of the first pass. An expanded query longer than
+        ``max_query_tokens`` is cut to it (its last evidence first).
 
         ``mode`` chooses the ranking (``ragprune.pipeline.list_stage``): ``"pointwise"`` orders by the rank
         head's logit; ``"listwise"`` (FIRST-style windows of 20, stride 10) and ``"full"`` (all candidates in
@@ -235,24 +237,28 @@ class RerankPruner(Reranker):
         self, results: list[QueryResult], threshold: float, top_passages: int
     ) -> list[QueryResult]:
         """Re-score, in one batched pass, every query's passages outside its evidence sources with the
-        evidence-expanded query, and merge the sentence scores (see ``process``'s ``hops``)."""
+        evidence-expanded query, and keep sentences only in each query's evidence chain (see ``process``'s
+        ``hops``)."""
         hop_queries: list[Query] = []
         hop_documents: list[list[Document]] = []
         targets: list[tuple[int, list[PassageResult]]] = []
+        sources_of: list[set[int]] = []
         for qi, result in enumerate(results):
             evidence, sources = evidence_of(result, top_passages)
+            sources_of.append(sources)
             others = [p for p in result.passages if p.index not in sources and p.sentences]
             if evidence and others:
                 hop_queries.append(Query(result.query.id, expand_query(result.query.text, evidence)))
                 hop_documents.append([p.document for p in others])
                 targets.append((qi, others))
-        if not hop_queries:
-            return results
         second = self._score(hop_queries, hop_documents, threshold, truncate=True)
+        second_logits: list[dict[int, float]] = [{} for _ in results]
         for (qi, others), hop in zip(targets, second):
-            merged = {p.index: merge_hop(p, again) for p, again in zip(others, hop.passages)}
-            results[qi].passages = [merged.get(p.index, p) for p in results[qi].passages]
-        return results
+            second_logits[qi] = {p.index: again.logit for p, again in zip(others, hop.passages)}
+        return [
+            keep_chain(result, chain_of(result, sources, logits))
+            for result, sources, logits in zip(results, sources_of, second_logits)
+        ]
 
     def candidate_vectors(
         self, queries: list[Query], documents: list[list[Document]], *, truncate: bool = False
