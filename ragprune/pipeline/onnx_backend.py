@@ -109,9 +109,9 @@ class OnnxEncoder(nn.Module):
     ) -> BaseModelOutput:
         """``last_hidden_state`` ``[B, L, H]`` float32 (CPU) for ``[B, L]`` int64 inputs; the rows must be
         right-padded (``attention_mask`` a prefix of ones). ``token_type_ids`` ``None``: zeros."""
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
         given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
-        if given["token_type_ids"] is None:
-            given["token_type_ids"] = torch.zeros_like(input_ids)
         feed = {name: _int64(given[name]) for name in self.input_names}
         (hidden,) = self.session.run(["hidden"], feed)
         return BaseModelOutput(last_hidden_state=torch.from_numpy(hidden))
@@ -201,8 +201,9 @@ def _fused_fp32(model: RerankPruneModel, work: Path) -> Path:
     matches torch on the probe batch within :data:`FP32_TOLERANCE`, else of the plain export if that does
     (a fusion can misread an encoder whose layers lost heads to weight pruning), else ``RuntimeError``."""
     export = copy.deepcopy(model).to("cpu", torch.float32).eval()
-    if hasattr(export.encoder, "set_attn_implementation"):
-        export.encoder.set_attn_implementation("eager")  # see the module docstring, step 1
+    set_attention = getattr(export.encoder, "set_attn_implementation", None)
+    if callable(set_attention):
+        set_attention("eager")  # see the module docstring, step 1
     probe = _probe_inputs(model.backbone_config.vocab_size)
     with torch.no_grad():  # before the export: computed after it, it was off by O(1) (measured)
         expected = export.encode(*(probe[name] for name in INPUT_NAMES))
