@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from sample_texts import QUERY, TEXTS
+from sample_texts import QUERY, TEXTS, assert_scores_close, sample_scores
 
 from ragprune.cli import main
 from ragprune.models import load_model
@@ -44,11 +44,6 @@ def tiny(tiny_model_dir: Path):
     return load_model(tiny_model_dir)
 
 
-def _scores(pruner: RerankPruner, texts: list[str] = TEXTS) -> tuple[list[float], list[list[float]]]:
-    result = pruner.process(QUERY, texts, reorder=False)
-    return [p.logit for p in result], [[s.score for s in p.sentences] for p in result]
-
-
 @pytest.mark.parametrize(
     ("precision", "tolerance"), [("onnx-fp32", FP32_TOLERANCE), ("onnx-int8", INT8_TOLERANCE)]
 )
@@ -57,18 +52,14 @@ def test_onnx_scores_match_fp32(tiny, precision: str, tolerance: float) -> None:
     fp32 = RerankPruner(model, tokenizer, device="cpu")
     onnx = RerankPruner(model, tokenizer, device="cpu", precision=precision)
     assert onnx.precision == precision and isinstance(onnx.model.encoder, onnx_backend.OnnxEncoder)
-    logits32, sentences32 = _scores(fp32)
-    logits, sentences = _scores(onnx)
-    assert logits == pytest.approx(logits32, abs=tolerance)
-    for passage32, passage in zip(sentences32, sentences):
-        assert passage == pytest.approx(passage32, abs=tolerance)
+    assert_scores_close(sample_scores(fp32), sample_scores(onnx), tolerance)
 
 
 def test_onnx_fp32_scores_do_not_depend_on_the_batch(tiny) -> None:
     model, tokenizer = tiny
     onnx = RerankPruner(model, tokenizer, device="cpu", precision="onnx-fp32", batch_size=64)
-    together = _scores(onnx)
-    alone = [_scores(onnx, [text]) for text in TEXTS]
+    together = sample_scores(onnx)
+    alone = [sample_scores(onnx, [text]) for text in TEXTS]
     assert together[0] == [logits[0] for logits, _ in alone]
     assert together[1] == [sentences[0] for _, sentences in alone]
 

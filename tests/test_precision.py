@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from sample_texts import QUERY, TEXTS
+from sample_texts import QUERY, TEXTS, assert_scores_close, sample_scores
 
 from ragprune.cli import main
 from ragprune.models import load_model
@@ -30,21 +30,12 @@ def tiny(tiny_model_dir: Path):
     return load_model(tiny_model_dir)
 
 
-def _scores(pruner: RerankPruner) -> tuple[list[float], list[list[float]]]:
-    result = pruner.process(QUERY, TEXTS, reorder=False)
-    return [p.logit for p in result], [[s.score for s in p.sentences] for p in result]
-
-
 def test_int8_scores_are_close_to_fp32(tiny) -> None:
     model, tokenizer = tiny
     fp32 = RerankPruner(model, tokenizer, device="cpu", precision="fp32")
     int8 = RerankPruner(model, tokenizer, device="cpu", precision="int8")
     assert int8.precision == "int8" and is_quantized(int8.model) and not is_quantized(fp32.model)
-    logits32, sentences32 = _scores(fp32)
-    logits8, sentences8 = _scores(int8)
-    assert logits8 == pytest.approx(logits32, abs=TOLERANCE)
-    for passage32, passage8 in zip(sentences32, sentences8):
-        assert passage8 == pytest.approx(passage32, abs=TOLERANCE)
+    assert_scores_close(sample_scores(fp32), sample_scores(int8), TOLERANCE)
 
 
 def test_int8_quantizes_only_the_encoder_linears(tiny) -> None:
@@ -69,7 +60,9 @@ def test_default_precision_is_fp32_and_the_fp32_path_is_unchanged(tiny) -> None:
     model, tokenizer = tiny
     default = RerankPruner(model, tokenizer, device="cpu")
     assert default.precision == "fp32" and not is_quantized(default.model)
-    assert _scores(default) == _scores(RerankPruner(model, tokenizer, device="cpu", precision="fp32"))
+    assert sample_scores(default) == sample_scores(
+        RerankPruner(model, tokenizer, device="cpu", precision="fp32")
+    )
 
 
 @pytest.mark.parametrize("bad", ["int4", "FP32", "bf16", ""])
