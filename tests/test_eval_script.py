@@ -22,7 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PRUNING_SETS = {"HotpotQA dev", "WikiQA dev (answerable)", "SciFact rationales dev"}
 
 
-
 @pytest.fixture(scope="module")
 def evaluate():
     spec = importlib.util.spec_from_file_location("ragprune_evaluate", ROOT / "eval" / "evaluate.py")

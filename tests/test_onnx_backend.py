@@ -117,9 +117,10 @@ def test_a_wrong_fusion_falls_back_to_the_plain_export(tiny, monkeypatch, tmp_pa
     assert torch.allclose(got[real], expected[real], atol=FP32_TOLERANCE)
 
 
-def test_without_onnxruntime_the_error_names_the_extra(tiny, monkeypatch) -> None:
+@pytest.mark.parametrize("missing", ["onnxruntime", "onnx"])
+def test_without_the_extra_the_error_names_it(tiny, monkeypatch, missing: str) -> None:
     model, tokenizer = tiny
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime -> ImportError
+    monkeypatch.setitem(sys.modules, missing, None)  # import <missing> -> ImportError
     with pytest.raises(ImportError, match=r"pip install 'ragprune\[onnx\]'"):
         RerankPruner(model, tokenizer, device="cpu", precision="onnx-int8")
 

@@ -205,3 +205,11 @@ def test_passage_ids_none_is_the_position_and_odd_ids_are_refused(pruner):
     for bad in ([1], True, 2.5, {"x": 1}):
         with pytest.raises(ValueError, match="passage 0: 'id' must be a string or an integer"):
             pruner.process("fleas", [{"id": bad, "text": "a"}])
+
+
+@pytest.mark.parametrize("threshold", [-0.1, 1.5, float("nan")])
+def test_thresholds_outside_the_unit_interval_are_refused_in_python(pruner, threshold, tiny_model_dir):
+    with pytest.raises(ValueError, match=r"outside \[0, 1\]; thresholds are probabilities"):
+        pruner.process("how long do fleas live", ["Fleas live up to a year."], threshold=threshold)
+    with pytest.raises(ValueError, match=r"outside \[0, 1\]"):
+        RerankPruner.load(tiny_model_dir, device="cpu", threshold=threshold)

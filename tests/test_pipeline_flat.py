@@ -187,6 +187,9 @@ def test_a_sentence_view_reads_like_the_list_of_its_sentences():
     assert view[0] == listed[0] and view[-1] == listed[-1] and view[1:] == listed[1:]
     assert type(view[0].score) is float and type(view[0].kept) is bool and type(view[0].span.start) is int
     assert view.kept_bounds() == [(0, 24), (25, 65)] and repr(view) == repr(listed)
+    for bad in (True, [0, 1], "0", 0.5):
+        with pytest.raises(TypeError, match="sentence indices must be integers or slices"):
+            view[bad]
     lazy = PassageResult(Document("d", text), 0, 1.0, 0.5, view, chunks=1)
     eager = PassageResult(Document("d", text), 0, 1.0, 0.5, listed, chunks=1)
     assert lazy == eager and lazy.to_dict() == eager.to_dict()

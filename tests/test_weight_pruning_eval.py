@@ -15,7 +15,6 @@ from shared_data import needs_data
 ROOT = Path(__file__).resolve().parents[1]
 
 
-
 @pytest.fixture(scope="module")
 def script():
     spec = importlib.util.spec_from_file_location(

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+from ragprune.pipeline.inputs import checked_threshold
+
 STDIO = "-"
 
 
@@ -23,11 +25,10 @@ def unit_interval(value: str) -> float:
         number = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number; use a value between 0 and 1") from None
-    if not 0.0 <= number <= 1.0:  # also refuses nan
-        raise argparse.ArgumentTypeError(
-            f"{value} is outside [0, 1]; thresholds are probabilities, e.g. 0.1 (keep more) or 0.5"
-        )
-    return number
+    try:
+        return checked_threshold(number)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_threshold_option(parser: argparse.ArgumentParser) -> None:

@@ -94,6 +94,8 @@ class RerankPruneModel(nn.Module):
         """A copy of this model without the heads ``names`` (the other weights copied): e.g. a list-level
         head before its encoder trains on, since that head was fitted to the old encoder's vectors.
         ``ValueError`` if a name is not a head or is ``rank`` / ``token`` (every model has those)."""
+        if isinstance(names, str):
+            raise TypeError(f"names must be a list of head names, e.g. [{names!r}]")
         unknown = [name for name in names if name not in self.config.heads]
         required = [name for name in names if name in ("rank", "token")]
         if unknown or required:

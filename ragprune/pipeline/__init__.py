@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ragprune.pipeline.results import PassageResult, QueryResult, SentenceScore
+from ragprune.pipeline.results import PassageResult, QueryResult, SentenceScore, SentenceView
 
 
 def __getattr__(name: str) -> Any:
@@ -19,4 +19,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'ragprune.pipeline' has no attribute {name!r}")
 
 
-__all__ = ["PassageResult", "QueryResult", "RerankPruner", "SentenceScore"]
+__all__ = ["PassageResult", "QueryResult", "RerankPruner", "SentenceScore", "SentenceView"]

@@ -17,6 +17,17 @@ PassageLike = str | Document | Mapping[str, Any]
 QueryLike = str | Query
 
 
+def checked_threshold(threshold: float) -> float:
+    """``threshold`` itself if it is a probability in [0, 1]; ``ValueError`` naming the fix otherwise
+    (NaN included: it would keep nothing)."""
+    if not 0.0 <= threshold <= 1.0:  # also refuses nan
+        raise ValueError(
+            f"threshold {threshold} is outside [0, 1]; thresholds are probabilities, "
+            "e.g. 0.1 (keep more) or 0.5"
+        )
+    return float(threshold)
+
+
 def as_query(query: QueryLike, position: int = 0, invalid_text: str = "replace") -> Query:
     """A ``Query``; a plain string gets its position as id.
 

@@ -4,10 +4,13 @@ of the evidence chain, and only the chain's passages keep sentences.
 A bridge passage of a multi-hop question (HotpotQA: "Which magazine was started first, the one that
 employs X or ...") names an entity that the question does not: alone it looks irrelevant to the
 question. Appending the sentences kept from the top-ranked passages to the query lets the second pass
-see the bridge entity. The design follows the iterative-retrieval idea of multi-hop QA systems (Xiong
-et al., "Answering Complex Open-Domain Questions with Multi-Hop Dense Retrieval", ICLR 2021, Sec. 2: the
-second hop's query is the question plus the first hop's passage), applied to passage selection before
-sentence selection.
+see the bridge entity, and so choose which passages join the evidence chain. The second pass never
+adds a sentence: the kept text is a subset of the first pass's (a bridge passage the first pass dropped
+stays dropped), which trades recall for compression (HotpotQA dev at the default threshold: 64% of
+tokens removed at gold recall 0.87, against 45% at 0.96 in one pass; ``eval/results/multihop_dev_cpu.md``).
+The design follows the iterative-retrieval idea of multi-hop QA systems (Xiong et al., "Answering
+Complex Open-Domain Questions with Multi-Hop Dense Retrieval", ICLR 2021, Sec. 2: the second hop's query
+is the question plus the first hop's passage), applied to passage selection before sentence selection.
 
 The policy (``process(..., hops=2)``):
 

@@ -33,9 +33,12 @@ CUDA path never imports ORT.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
+import io
 import json
+import logging
 import os
 import tempfile
 import warnings
@@ -67,11 +70,15 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def onnxruntime_module() -> ModuleType:
-    """``onnxruntime``, or ``ImportError`` naming the extra to install."""
+    """``onnxruntime``, or ``ImportError`` naming the extra to install; the extra's ``onnx`` package too
+    (the exporter needs it to build a file)."""
     try:
+        import onnx  # noqa: F401  (checked here: without it the export fails deep inside torch)
         import onnxruntime
     except ImportError as error:
-        raise ImportError(f"precision='onnx-fp32'/'onnx-int8' needs onnxruntime: {INSTALL_HINT}") from error
+        raise ImportError(
+            f"precision='onnx-fp32'/'onnx-int8' needs onnxruntime and onnx: {INSTALL_HINT}"
+        ) from error
     return onnxruntime
 
 
@@ -259,13 +266,20 @@ def _quantized(source: Path, target: Path) -> Path:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(
-        str(source),
-        str(target),
-        op_types_to_quantize=["MatMul", "Attention"],
-        per_channel=True,
-        weight_type=QuantType.QInt8,
-        # the fused ops are in the com.microsoft domain, which shape inference does not type
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
+    # ORT's quantizer logs through the root logger, which would install a handler in the caller's process
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            quantize_dynamic(
+                str(source),
+                str(target),
+                op_types_to_quantize=["MatMul", "Attention"],
+                per_channel=True,
+                weight_type=QuantType.QInt8,
+                # the fused ops are in the com.microsoft domain, which shape inference does not type
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+    finally:
+        root.handlers[:] = handlers
     return target

@@ -19,7 +19,7 @@ from ragprune.devices import default_device
 from ragprune.models.encoder import RerankPruneModel
 from ragprune.normalize import INVALID_TEXT_POLICIES, is_blank, repair_text
 from ragprune.pipeline.encoding import PairTemplate
-from ragprune.pipeline.inputs import PassageLike, QueryLike, parse_call
+from ragprune.pipeline.inputs import PassageLike, QueryLike, checked_threshold, parse_call
 from ragprune.pipeline.list_stage import list_scores
 from ragprune.pipeline.modes import MODES
 from ragprune.pipeline.multihop import chain_of, evidence_of, expand_query, keep_chain
@@ -85,7 +85,7 @@ class RerankPruner(Reranker):
         self.tokenizer = tokenizer
         self.template = PairTemplate.from_tokenizer(tokenizer)
         self.batch_size = batch_size
-        self.threshold = model.config.threshold if threshold is None else threshold
+        self.threshold = model.config.threshold if threshold is None else checked_threshold(threshold)
         self.reduce = reduce or model.config.sentence_reduce
         self.max_length = max_length or model.config.max_length
         self.input_limits = InputLimits.for_window(self.max_length, self.template.overhead)
@@ -194,7 +194,10 @@ class RerankPruner(Reranker):
         ``hop_passages`` best passages appended to the query; those best passages and the
         ``multihop.BRIDGE_PASSAGES`` others with the highest sum of both passes' logits form the evidence
         chain, and a passage outside it keeps no sentence (``ragprune.pipeline.multihop``). Sentence scores,
-        logits, probabilities and the ranking stay those of the first pass. An expanded query longer than
+        logits, probabilities and the ranking stay those of the first pass, so the kept text is a subset
+        of ``hops=1``'s: more removed at a lower recall (HotpotQA dev at the default threshold: 64% of
+        tokens removed at gold recall 0.87, against 45% at 0.96 with ``hops=1``). The chain is chosen by
+        the pointwise logits whatever ``mode`` ranks the result. An expanded query longer than
         ``max_query_tokens`` is cut to it (its last evidence first).
 
         ``mode`` chooses the ranking (``ragprune.pipeline.list_stage``): ``"pointwise"`` orders by the rank
@@ -211,7 +214,7 @@ class RerankPruner(Reranker):
             raise ValueError(f"hop_passages={hop_passages}; use a positive number of evidence passages")
         invalid_text = invalid_text or self.invalid_text
         single, parsed_queries, documents = parse_call(queries, passages, top_k, invalid_text)
-        threshold = self.threshold if threshold is None else threshold
+        threshold = self.threshold if threshold is None else checked_threshold(threshold)
         results = self._score(parsed_queries, documents, threshold, truncate, mode)
         if hops == 2:
             results = self._second_hop(results, threshold, hop_passages)
@@ -228,7 +231,7 @@ class RerankPruner(Reranker):
     ) -> list[QueryResult]:
         """One pass, in input order, with the pruner's ``mode`` (see :meth:`process`, which takes more
         options; :meth:`Reranker.score_lists`)."""
-        threshold = self.threshold if threshold is None else threshold
+        threshold = self.threshold if threshold is None else checked_threshold(threshold)
         return self._score(queries, documents, threshold, truncate, self.mode)
 
     # ---- scoring ------------------------------------------------------------------------------

@@ -30,7 +30,8 @@ class SentenceView(Sequence[SentenceScore]):
     ``Span``) objects until the caller reads them. Read-only; equal to a list of the same sentences.
 
     ``bounds``: ``[n, 2]`` int64 ``(start, end)`` character offsets; ``scores``: ``[n]`` float32;
-    ``kept``: ``[n]`` bool (slices of the call's columns).
+    ``kept``: ``[n]`` bool (slices of the call's columns). Not a list: ``list(view)`` for a mutable copy;
+    ``dataclasses.asdict`` copies the view as it is (use ``PassageResult.to_dict`` for JSON).
     """
 
     __slots__ = ("_bounds", "_kept", "_scores")
@@ -48,6 +49,8 @@ class SentenceView(Sequence[SentenceScore]):
     def __getitem__(self, index: int | slice) -> SentenceScore | list[SentenceScore]:
         if isinstance(index, slice):
             return list(self)[index]
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"sentence indices must be integers or slices, not {type(index).__name__}")
         start, end = self._bounds[index].tolist()
         return SentenceScore(Span(start, end), float(self._scores[index]), bool(self._kept[index]))
 

@@ -182,7 +182,7 @@ def list_head_loss(
 
 
 def _zscore(scores: torch.Tensor) -> torch.Tensor:
-    """``scores`` ``[1, N]`` shifted to mean 0 and scaled to standard deviation 1 (1 when constant)."""
+    """``scores`` ``[1, N]`` shifted to mean 0, scaled to standard deviation 1 (all zeros when constant)."""
     return (scores - scores.mean()) / scores.std(unbiased=False).clamp(min=1e-6)
 
 
