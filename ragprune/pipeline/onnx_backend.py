@@ -16,7 +16,7 @@ Build steps (each from the libraries' own documentation):
    folds each block into ``Attention``, ``SkipLayerNormalization`` and ``BiasGelu`` and the embeddings into
    ``EmbedLayerNormalization`` (ORT docs, "Transformer Model Optimization Tool"). The fused attention
    reads the mask as a per-row count of real tokens, which is exact for right-padded rows: the
-   pipeline's rows (``ragprune.pipeline.collate.pad_rows``) always are. The fused file is checked against
+   pipeline's rows (``ragprune.pipeline.collate.pad_block``) always are. The fused file is checked against
    torch on a probe batch (:data:`FP32_TOLERANCE`) before it is cached; if it fails, the plain export is
    checked and used instead.
 3. **quantize** (``"onnx-int8"``): ``onnxruntime.quantization.quantize_dynamic`` (ORT docs,

@@ -51,9 +51,11 @@ class RerankPruner(Reranker):
     The caller's ``model`` is never changed: when it must move to ``device``, change dtype (bf16 on CUDA)
     or leave training mode, or be quantized, the pruner works on a copy.
 
-    ``precision``: ``None`` or ``"fp32"`` (the default: fp32 on the CPU, bf16 on CUDA) or ``"int8"``
-    (CPU only, a ``ValueError`` on CUDA): the encoder's linear layers run as PyTorch dynamic int8
-    (``ragprune.pipeline.precision``; speed and quality loss in ``eval/results/bench_cpu.md``).
+    ``precision``: ``None`` or ``"fp32"`` (the default: fp32 on the CPU, bf16 on CUDA), or on the CPU only
+    (a ``ValueError`` on CUDA) ``"int8"`` (the encoder's linear layers as PyTorch dynamic int8),
+    ``"onnx-fp32"`` or ``"onnx-int8"`` (the encoder in ONNX Runtime, needs the ``onnx`` extra;
+    ``ragprune.pipeline.precision``, ``ragprune.pipeline.onnx_backend``; speed and quality loss in
+    ``eval/results/bench_cpu.md``).
     """
 
     def __init__(
@@ -78,7 +80,7 @@ class RerankPruner(Reranker):
             raise ValueError(f"invalid_text={invalid_text!r}; use one of {INVALID_TEXT_POLICIES}")
         self.device = torch.device(device or default_device())
         self.precision = checked_precision(precision, self.device)
-        """``"fp32"`` (bf16 on CUDA) or ``"int8"`` (CPU: dynamic int8 encoder, see ``.precision``)."""
+        """``"fp32"`` (bf16 on CUDA), ``"int8"``, ``"onnx-fp32"`` or ``"onnx-int8"`` (CPU backends)."""
         self.model = _inference_model(model, self.device, self.precision)
         self.mode = _checked_mode(mode, self.model)
         """The default ranking of ``process``: ``"pointwise"``, ``"listwise"`` or ``"full"``."""

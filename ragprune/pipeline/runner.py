@@ -133,8 +133,7 @@ class Runner:
         with closing(shards), self._progress_bar(len(texts), progress) as bar, torch.inference_mode():
             encoded = 0
             for shard in shards:
-                # a list of PreparedPair: pairs prepared earlier, handed back by a stand-in preparer
-                waiting.append(PreparedShard.from_pairs(shard) if isinstance(shard, list) else shard)
+                waiting.append(shard)
                 ready = sum(map(len, waiting))
                 if ready >= window or encoded + ready == len(texts):
                     block = PreparedShard.concat(waiting)

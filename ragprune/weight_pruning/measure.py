@@ -2,7 +2,7 @@
 are tokenized once.
 
 :class:`PreparedPairs` holds (query, passage) pairs prepared once by the pipeline's own code
-(``ragprune.pipeline.encoding.prepare_pairs``); :func:`score_pairs` runs any model over them through the
+(``ragprune.pipeline.parallel.RowPreparer``); :func:`score_pairs` runs any model over them through the
 pipeline's stage runner (``ragprune.pipeline.runner.Runner``), so the rank logits and sentence decisions
 are exactly what ``RerankPruner.process`` returns for those pairs, without tokenizing again for every
 model. :func:`throughput` times several models on the same pairs in alternation (side by side).
@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from ragprune.models.encoder import RerankPruneModel
 from ragprune.normalize import repair_text
 from ragprune.pipeline.encoding import PairTemplate, PreparedPair
 from ragprune.pipeline.parallel import RowPreparer, default_workers
+from ragprune.pipeline.prepared import PreparedShard
 from ragprune.pipeline.runner import PairColumns, Runner
 from ragprune.types import InputLimits, Span
 from ragprune.weight_pruning.structures import layer_prefixes
@@ -56,12 +57,18 @@ def fp16_megabytes(model: RerankPruneModel) -> float:
 
 @dataclass
 class PreparedPairs:
-    """Pairs tokenized once: ``query_ids[i]``, ``texts[i]``, ``titles[i]`` and their prepared rows."""
+    """Pairs tokenized once: ``query_ids[i]``, ``texts[i]``, ``titles[i]`` and their prepared rows, as
+    objects (``prepared``) and as the flat shard the runner reads (``shard``, built here once so that no
+    timed run pays for it)."""
 
     query_ids: list[np.ndarray]
     texts: list[str]
     titles: list[str]
     prepared: list[PreparedPair]
+    shard: PreparedShard = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.shard = PreparedShard.from_pairs(self.prepared)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -106,8 +113,8 @@ class _Cached:
     def __init__(self, pairs: PreparedPairs) -> None:
         self.pairs = pairs
 
-    def shards(self, query_ids: list, texts: list, titles: list) -> Generator[list[PreparedPair], None, None]:
-        yield self.pairs.prepared
+    def shards(self, query_ids: list, texts: list, titles: list) -> Generator[PreparedShard, None, None]:
+        yield self.pairs.shard
 
     def close(self) -> None:
         return None
