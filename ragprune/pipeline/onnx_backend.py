@@ -148,20 +148,27 @@ def onnx_model(model: RerankPruneModel, precision: str, threads: int | None = No
 def encoder_file(model: RerankPruneModel, precision: str, root: Path | None = None) -> Path:
     """The cached ONNX file of ``model``'s encoder at ``precision``, built on first use (under
     ``root``, default :func:`cache_dir`). The key hashes the encoder's weights and config, the precision,
-    :data:`BUILD_VERSION` and the torch / onnxruntime versions; files are written atomically."""
+    :data:`BUILD_VERSION` and the torch / onnxruntime / onnx versions; files are written atomically."""
     folder = (root or cache_dir()) / _cache_key(model, precision)
     target = folder / f"encoder.{precision}.onnx"
     if target.exists():
         return target
     folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder) as work:
-        fused = _fused_fp32(model, Path(work))
-        built = fused if precision == "onnx-fp32" else _quantized(fused, Path(work) / "int8.onnx")
-        os.replace(built, target)
+    try:
+        with tempfile.TemporaryDirectory(dir=folder) as work:
+            fused = _fused_fp32(model, Path(work))
+            built = fused if precision == "onnx-fp32" else _quantized(fused, Path(work) / "int8.onnx")
+            os.replace(built, target)
+    except BaseException:
+        with contextlib.suppress(OSError):  # a failed build leaves no empty key folder behind
+            folder.rmdir()
+        raise
     return target
 
 
 def _cache_key(model: RerankPruneModel, precision: str) -> str:
+    import onnx
+
     ort = onnxruntime_module()
     digest = hashlib.sha256()
     header = {
@@ -169,6 +176,7 @@ def _cache_key(model: RerankPruneModel, precision: str) -> str:
         "build": BUILD_VERSION,
         "torch": torch.__version__,
         "onnxruntime": ort.__version__,
+        "onnx": onnx.__version__,
         "config": model.backbone_config.to_dict(),
         "structure": model.config.encoder_structure,
     }
