@@ -59,7 +59,7 @@ def test_build_groups_zscores_the_teacher_and_labels_gold_silver_and_irrelevant(
         "candidates": [
             {"pid": "p1", "teacher": 3.0, "mpnet": 0.7},
             {"pid": "p2", "teacher": 1.0, "mpnet": 0.2},
-            {"pid": "p3", "teacher": 2.0, "mpnet": 0.1},
+            {"pid": "p3", "teacher": 2.0, "mpnet": 0.1, "label": 1},
             {"pid": "unknown", "teacher": 9.0},  # not in the pool: dropped
         ],
         "gold": {},
@@ -74,6 +74,7 @@ def test_build_groups_zscores_the_teacher_and_labels_gold_silver_and_irrelevant(
     assert np.mean([c.teacher for c in group.candidates]) == pytest.approx(0.0, abs=1e-6)
     assert by_pid["p1"].labels.tolist() == [1.0, 0.0] and by_pid["p1"].weight == 0.5  # silver
     assert by_pid["p2"].labels.sum() == 0 and by_pid["p2"].weight == 0.25  # irrelevant
+    assert by_pid["p3"].weight == 0.0  # judged relevant, not the teacher's top: sentences unknown
     record["gold"] = {"p2": [[0, 29]]}
     (group,) = build_groups(
         [record], pool_index, list(passages.values()), {"q": np.zeros(2)}, cosines, **options

@@ -81,8 +81,11 @@ def build_groups(
     rank). Teacher scores are z-scored per query. Sentence labels (:func:`sentence_labels`): gold where
     the record names gold spans; silver for the teacher's top candidate of a record without gold, when it
     is not judged non-relevant and its MPNet cosine reaches ``silver_min_cos`` (z-scores rank junk too);
-    all "drop" otherwise. Token-loss weights: 1 gold, ``silver_weight`` silver, ``irrelevant_weight`` the
-    rest. ``cosines[(qid, pid)]`` holds the per-sentence teacher cosines of ``sentences.jsonl.gz``.
+    all "drop" otherwise. Token-loss weights: 1 gold, ``silver_weight`` silver, 0 for a passage judged
+    relevant (``label`` >= 1, e.g. a synthetic query's source) that is neither gold nor silver (its
+    sentences are unknown, and "all drop" would teach the token head to prune a relevant passage away;
+    found in session 6), ``irrelevant_weight`` the rest. ``cosines[(qid, pid)]`` holds the per-sentence
+    teacher cosines of ``sentences.jsonl.gz``.
     """
     groups = []
     for record in records:
@@ -101,7 +104,14 @@ def build_groups(
             labels = sentence_labels(
                 passage, gold.get(c["pid"]), cosines.get((record["qid"], c["pid"])), relevant, silver_margin
             )
-            weight = 1.0 if c["pid"] in gold else silver_weight if silver else irrelevant_weight
+            if c["pid"] in gold:
+                weight = 1.0
+            elif silver:
+                weight = silver_weight
+            elif (c.get("label") or 0) >= 1:  # judged relevant, sentences unknown: not all "drop"
+                weight = 0.0
+            else:
+                weight = irrelevant_weight
             built.append(Candidate(c["pid"], float(z[i]), labels, weight))
         groups.append(Group(record["qid"], record["query"], query_ids[record["qid"]], built, set(gold)))
     return groups
