@@ -157,12 +157,3 @@ def test_only_the_onnx_path_imports_onnxruntime() -> None:
                     assert path.name == "onnx_backend.py" and id(node) not in top_level, (path, name)
                 if name == "ragprune.pipeline.onnx_backend":
                     assert path.name == "precision.py" and id(node) not in top_level, (path, name)
-
-
-@pytest.mark.parametrize("precision", onnx_backend.ONNX_PRECISIONS)
-def test_cli_prune_runs_the_onnx_precisions(tmp_path, tiny_model_dir, precision: str) -> None:
-    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
-    source.write_text(json.dumps({"query": QUERY, "passages": TEXTS}) + "\n")
-    args = ["prune", "--input", str(source), "--output", str(out), "--model", str(tiny_model_dir)]
-    assert main([*args, "--device", "cpu", "--precision", precision]) == 0
-    assert len(json.loads(out.read_text())["passages"]) == len(TEXTS)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from ragprune.pipeline.precision import PRECISIONS, checked_precision, is_quanti
 # The shipped model's change on real data is measured in eval/results/bench_cpu.md.
 TOLERANCE = 1e-2
 TORCH_PRECISIONS = ("fp32", "int8")
+ONNX = ("onnx-fp32", "onnx-int8")
+HAS_ONNX = all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +111,18 @@ def test_cli_rerank_accepts_precision(tmp_path, tiny_model_dir, precision: str) 
     assert len(out.read_text().splitlines()) == len(TEXTS)
 
 
-@pytest.mark.parametrize("precision", TORCH_PRECISIONS)
-def test_cli_prune_accepts_precision(tmp_path, tiny_model_dir, precision: str) -> None:
+@pytest.mark.parametrize(
+    "precision",
+    [
+        *TORCH_PRECISIONS,
+        *(
+            pytest.param(p, marks=pytest.mark.skipif(not HAS_ONNX, reason="needs the onnx extra"))
+            for p in ONNX
+        ),
+    ],
+)
+def test_cli_prune_accepts_precision(tmp_path, tiny_model_dir, precision: str, monkeypatch) -> None:
+    monkeypatch.setenv("RAGPRUNE_CACHE", str(tmp_path / "cache"))  # ONNX files: never the user's cache
     source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     source.write_text(json.dumps({"query": QUERY, "passages": TEXTS}) + "\n")
     args = ["prune", "--input", str(source), "--output", str(out), "--model", str(tiny_model_dir)]
