@@ -78,6 +78,19 @@ def test_a_bad_precision_names_the_choices(tiny, bad: str) -> None:
     assert PRECISIONS == ("fp32", "int8", "onnx-fp32", "onnx-int8")
 
 
+def test_load_checks_the_options_before_the_weights(monkeypatch) -> None:
+    import ragprune.models.registry
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was loaded before its options were checked")
+
+    monkeypatch.setattr(ragprune.models.registry, "load_model", never)
+    with pytest.raises(ValueError, match="use one of"):
+        RerankPruner.load(device="cpu", precision="bogus")
+    with pytest.raises(ValueError, match=r"outside \[0, 1\]"):
+        RerankPruner.load(device="cpu", threshold=2.0)
+
+
 def test_int8_on_cuda_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="CPU only.*device='cpu'"):
         checked_precision("int8", torch.device("cuda"))

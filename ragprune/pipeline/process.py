@@ -126,6 +126,11 @@ class RerankPruner(Reranker):
         go to the constructor (``device``, ``precision``, ...)."""
         from ragprune.models.registry import load_model
 
+        # options checked before the weights load, so a typo fails at once
+        device = torch.device(kwargs.get("device") or default_device())
+        checked_precision(kwargs.get("precision"), device)
+        if kwargs.get("threshold") is not None:
+            checked_threshold(kwargs["threshold"])
         loaded, tokenizer = load_model(model)
         return cls(loaded, tokenizer, **kwargs)
 
