@@ -37,7 +37,14 @@ from ragprune.data import data_root, read_pruning_jsonl
 from ragprune.data.pruning import PruningExample
 from ragprune.evaluation.pruning import PruningReport, context_text, score_pruning
 from ragprune.pipeline import RerankPruner
-from ragprune.pipeline.multihop import BRIDGE_PASSAGES, chain_of, evidence_of, expand_query, keep_chain
+from ragprune.pipeline.multihop import (
+    BRIDGE_PASSAGES,
+    chain_of,
+    evidence_of,
+    expand_query,
+    keep_chain,
+    second_hop_passages,
+)
 from ragprune.pipeline.results import PassageResult, QueryResult
 from ragprune.types import Query
 
@@ -68,7 +75,7 @@ def two_passes(
     queries, documents, others_of, sources_of = [], [], [], []
     for result in first:
         evidence, sources = evidence_of(result, HOP_PASSAGES)
-        others = [p for p in result.passages if p.index not in sources and p.sentences]
+        others = second_hop_passages(result, sources)
         queries.append(Query(result.query.id, expand_query(result.query.text, evidence)))
         documents.append([p.document for p in others])
         others_of.append(others)

@@ -82,6 +82,12 @@ def evidence_of(result: QueryResult, top_passages: int) -> tuple[list[str], set[
     return texts, {p.index for p in ranked}
 
 
+def second_hop_passages(result: QueryResult, sources: set[int]) -> list[PassageResult]:
+    """The passages the second hop re-scores: those outside the first hop's ``sources`` that have
+    sentences, in input order."""
+    return [p for p in result.passages if p.index not in sources and p.sentences]
+
+
 def chain_of(
     result: QueryResult, sources: set[int], second_logits: dict[int, float], bridges: int = BRIDGE_PASSAGES
 ) -> set[int]:
@@ -93,7 +99,7 @@ def chain_of(
     no evidence to add, so its second-hop query would be the question itself) counts its first-pass logit
     twice, so without any second pass the chain is the first pass's top ``len(sources) + bridges``.
     """
-    others = [p for p in result.passages if p.index not in sources and p.sentences]
+    others = second_hop_passages(result, sources)
     others.sort(key=lambda p: (-(p.logit + second_logits.get(p.index, p.logit)), p.index))
     return sources | {p.index for p in others[:bridges]}
 

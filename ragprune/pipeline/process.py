@@ -22,7 +22,13 @@ from ragprune.pipeline.encoding import PairTemplate
 from ragprune.pipeline.inputs import PassageLike, QueryLike, checked_threshold, parse_call
 from ragprune.pipeline.list_stage import list_scores
 from ragprune.pipeline.modes import MODES
-from ragprune.pipeline.multihop import chain_of, evidence_of, expand_query, keep_chain
+from ragprune.pipeline.multihop import (
+    chain_of,
+    evidence_of,
+    expand_query,
+    keep_chain,
+    second_hop_passages,
+)
 from ragprune.pipeline.order import order_passages
 from ragprune.pipeline.parallel import RowPreparer, default_workers
 from ragprune.pipeline.precision import checked_precision, cpu_model
@@ -256,7 +262,7 @@ class RerankPruner(Reranker):
         for qi, result in enumerate(results):
             evidence, sources = evidence_of(result, top_passages)
             sources_of.append(sources)
-            others = [p for p in result.passages if p.index not in sources and p.sentences]
+            others = second_hop_passages(result, sources)
             if evidence and others:
                 hop_queries.append(Query(result.query.id, expand_query(result.query.text, evidence)))
                 hop_documents.append([p.document for p in others])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ from transformers import PreTrainedTokenizerBase
 
 from ragprune.models.encoder import RerankPruneModel
 from ragprune.normalize import repair_text
-from ragprune.pipeline.encoding import PairTemplate, PreparedPair
+from ragprune.pipeline.encoding import PairTemplate
 from ragprune.pipeline.parallel import RowPreparer, default_workers
 from ragprune.pipeline.prepared import PreparedShard
 from ragprune.pipeline.runner import PairColumns, Runner
@@ -57,27 +57,21 @@ def fp16_megabytes(model: RerankPruneModel) -> float:
 
 @dataclass
 class PreparedPairs:
-    """Pairs tokenized once: ``query_ids[i]``, ``texts[i]``, ``titles[i]`` and their prepared rows, as
-    objects (``prepared``) and as the flat shard the runner reads (``shard``, built here once so that no
-    timed run pays for it)."""
+    """Pairs tokenized once: ``query_ids[i]``, ``texts[i]``, ``titles[i]`` and their prepared rows as the
+    flat shard the runner reads (``shard``; no timed run re-prepares or re-packs it)."""
 
     query_ids: list[np.ndarray]
     texts: list[str]
     titles: list[str]
-    prepared: list[PreparedPair]
-    shard: PreparedShard = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.shard = PreparedShard.from_pairs(self.prepared)
+    shard: PreparedShard
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def subset(self, count: int) -> PreparedPairs:
         """The first ``count`` pairs."""
-        return PreparedPairs(
-            self.query_ids[:count], self.texts[:count], self.titles[:count], self.prepared[:count]
-        )
+        head = PreparedShard.from_pairs([self.shard[p] for p in range(min(count, len(self)))])
+        return PreparedPairs(self.query_ids[:count], self.texts[:count], self.titles[:count], head)
 
 
 def prepare_pairs_once(
@@ -101,10 +95,10 @@ def prepare_pairs_once(
         tokenizer, template, max_length, default_workers("cuda") if workers is None else workers
     )
     try:
-        prepared = [pair for shard in preparer.shards(ids, texts, titles) for pair in shard]
+        shard = PreparedShard.concat(list(preparer.shards(ids, texts, titles)))
     finally:
         preparer.close()
-    return PreparedPairs(ids, texts, titles, prepared)
+    return PreparedPairs(ids, texts, titles, shard)
 
 
 class _Cached:
@@ -160,9 +154,9 @@ def score_pairs(
 def kept_spans(pairs: PreparedPairs, columns: PairColumns) -> list[list[Span]]:
     """The kept sentence spans of every pair (pair order), as ``PassageResult.kept_spans``."""
     out = []
-    for p, prepared in enumerate(pairs.prepared):
+    for p in range(len(pairs)):
         kept = columns.sentence_kept[columns.sentences_of(p)]
-        out.append([span for span, keep in zip(prepared.sentences, kept) if keep])
+        out.append([span for span, keep in zip(pairs.shard.spans(p), kept) if keep])
     return out
 
 
