@@ -91,6 +91,21 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--dai-raw", action="store_true", help="GAPrune: the DAI terms in raw units (no normalisation)"
     )
+    parser.add_argument(
+        "--vocabulary-size",
+        type=_count,
+        default=0,
+        help="also trim the word embeddings to this many tokens: special tokens, single characters and the "
+        "most frequent tokens of --vocabulary-texts (default 0: keep the vocabulary)",
+    )
+    parser.add_argument(
+        "--vocabulary-texts",
+        nargs="+",
+        default=[],
+        metavar="FILE",
+        help="training text whose tokens are counted: JSONL(.gz) (fields text, query, question, title) or "
+        "plain text, one per line; never evaluation data",
+    )
     parser.add_argument("--seed", type=int, default=0, help="sampling and recovery seed (default 0)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument(
@@ -122,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--method {args.method} needs --{side}-data")
     if args.recover_steps and not any(given.values()):
         raise UserError("--recover-steps needs calibration data: pass --domain-data and/or --general-data")
+    if bool(args.vocabulary_size) != bool(args.vocabulary_texts):
+        raise UserError("--vocabulary-size and --vocabulary-texts go together: pass both or neither")
     if args.candidates < 2:
         raise UserError("--candidates must be at least 2 (one relevant passage and a negative)")
     from ragprune.weight_pruning.api import check_options
@@ -168,6 +185,13 @@ def run(args: argparse.Namespace) -> int:
         dai=dai,
         device=device,
     )
+    if args.vocabulary_size:
+        from ragprune.weight_pruning.vocabulary import read_texts
+
+        try:
+            result.trim_vocabulary(read_texts(args.vocabulary_texts), args.vocabulary_size)
+        except ValueError as error:
+            raise UserError(f"--vocabulary-size: {error}") from None
     result.model.to("cpu")
     result.save(output)
     report = result.report
@@ -177,4 +201,10 @@ def run(args: argparse.Namespace) -> int:
         f"encoder parameters {before['encoder']:,} -> {after['encoder']:,}, layer weights nonzero "
         f"{before['nonzero_layers']:,} -> {after['nonzero_layers']:,}, {report['seconds']:.1f}s"
     )
+    if "vocabulary" in report:
+        vocabulary = report["vocabulary"]
+        print(
+            f"ragprune compress: vocabulary {vocabulary['before']:,} -> {vocabulary['after']:,} tokens, "
+            f"{vocabulary['coverage']:.2%} of {vocabulary['occurrences']:,} counted token occurrences kept"
+        )
     return 0

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from ragprune.weight_pruning.unstructured import (
     unstructured_masks,
     weight_sparsity,
 )
+from ragprune.weight_pruning.vocabulary import trim_to_texts
 
 REPORT_NAME = "compression.json"
 """The compression report written beside the weights by :meth:`CompressionResult.save`."""
@@ -115,6 +116,19 @@ class CompressionResult:
         self.model.save_pretrained(folder, self.tokenizer, dtype=dtype)
         (folder / REPORT_NAME).write_text(json.dumps(self.report, indent=2, sort_keys=True) + "\n")
         return folder
+
+    def trim_vocabulary(self, texts: Iterable[str], size: int) -> CompressionResult:
+        """Also trim the word embeddings to ``size`` tokens counted in ``texts`` (training text only;
+        ``weight_pruning.vocabulary``), in place: model, tokenizer and report (``vocabulary``,
+        ``parameters_after``, ``fp16_megabytes``). ``ValueError`` without a tokenizer or for a bad size."""
+        if self.tokenizer is None:
+            raise ValueError("vocabulary trimming needs the tokenizer: pass it to compress()")
+        self.model, self.tokenizer, vocabulary = trim_to_texts(self.model, self.tokenizer, texts, size)
+        self.report["vocabulary"] = asdict(vocabulary)
+        self.report["parameters_after"] = parameter_counts(self.model)
+        self.report["fp16_megabytes"] = fp16_megabytes(self.model)
+        self.model.config.provenance.note += f" | vocabulary trimmed to {size} tokens"
+        return self
 
 
 def compress(
