@@ -133,6 +133,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--heldout-size", type=int, default=12, help="held-out groups per side for --dai-sweep")
     p.add_argument(
+        "--candidate",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="instead of the table: the ship gate for one saved model (e.g. a pruned, vocabulary-trimmed and "
+        "distilled `fast`) against --model, each on pairs tokenized by its own tokenizer "
+        "(weight_pruning-candidate<suffix>.md/.json)",
+    )
+    p.add_argument(
         "--pack-data",
         type=Path,
         default=None,
@@ -344,6 +353,8 @@ def main(argv: list[str] | None = None) -> dict:
     pad_id = tokenizer.pad_token_id or 0
     if args.dai_sweep:
         return heldout_sweep(args, dense, tokenizer, device)
+    if args.candidate is not None:
+        return candidate_gate(args, dense, tokenizer, device)
     timings: dict[str, float] = {}
     t = time.perf_counter()
     sets = evaluation_sets(tokenizer, dense.config.max_length, args.limit, args.depth)
@@ -425,6 +436,126 @@ def main(argv: list[str] | None = None) -> dict:
     results["timings"]["total"] = time.perf_counter() - started
     write_outputs(results, args, plot=True)
     return results
+
+
+# ---- one saved model against the dense one -------------------------------------------------------
+
+
+def candidate_gate(args: argparse.Namespace, dense: Any, tokenizer: Any, device: torch.device) -> dict:
+    """The ship gate (:func:`gate`) for ``--candidate`` against the dense model: the same evaluation sets,
+    each model reading pairs tokenized by its own tokenizer (a trimmed vocabulary segments some words
+    differently), pairs/s side by side on the main device and on the CPU."""
+    started = time.perf_counter()
+    candidate, candidate_tokenizer = load_model(args.candidate)
+    candidate.to(device).eval()
+    sets = evaluation_sets(tokenizer, dense.config.max_length, args.limit, args.depth)
+    same_tokens = candidate_tokenizer.get_vocab() == tokenizer.get_vocab()
+    candidate_sets = (
+        sets
+        if same_tokens
+        else evaluation_sets(candidate_tokenizer, candidate.config.max_length, args.limit, args.depth)
+    )
+    models = {
+        "dense": (dense, tokenizer, sets),
+        "candidate": (candidate, candidate_tokenizer, candidate_sets),
+    }
+    entries = {
+        name: {
+            "metrics": evaluate(
+                model, model_sets, device, args.batch_size, model_tokenizer.pad_token_id or 0
+            ),
+            "parameters": parameter_counts(model),
+            "fp16_megabytes": fp16_megabytes(model),
+            "vocabulary": len(model_tokenizer),
+            "layers": model.backbone_config.num_hidden_layers,
+            "threshold": model.config.threshold,
+        }
+        for name, (model, model_tokenizer, model_sets) in models.items()
+    }
+    speed: dict[str, dict] = {}
+    targets = [(device, args.throughput_pairs, args.batch_size)]
+    if device.type != "cpu" and args.cpu_throughput_pairs:
+        targets.append((torch.device("cpu"), args.cpu_throughput_pairs, 32))
+    for target, count, batch in targets:
+        ready = {name: inference_copy(model, target) for name, (model, _, _) in models.items()}
+        pairs = {
+            name: model_sets["DL19"]["pairs"].subset(count) for name, (_, _, model_sets) in models.items()
+        }
+        timed = throughput(ready, pairs, target, repeats=args.repeats, batch_size=batch)
+        speed[target.type] = {
+            "dense": timed["dense"]["median"],
+            "pruned": timed["candidate"]["median"],
+            "speedup": timed["candidate"]["median"] / timed["dense"]["median"],
+            "pairs": count,
+            "rounds": {name: timed[name] for name in timed},
+        }
+        del ready
+    row = {
+        "parameters": entries["candidate"]["parameters"],
+        "speed": speed,
+        "recovered": entries["candidate"]["metrics"],
+    }
+    results = {
+        "model": str(args.model or "default"),
+        "candidate": str(args.candidate),
+        "hardware": describe_hardware(str(device)),
+        "cpu": describe_hardware("cpu"),
+        "limit": args.limit,
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "entries": entries,
+        "speed": speed,
+        "gate": gate(row, entries["dense"]),
+        "seconds": time.perf_counter() - started,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = f"weight_pruning-candidate{args.suffix}"
+    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (args.out / f"{stem}.md").write_text("\n".join(candidate_lines(results)) + "\n")
+    print("\n".join(candidate_lines(results)))
+    return results
+
+
+MARKS = {True: "yes", False: "**no**", None: "n/a"}
+
+
+def candidate_lines(results: dict) -> list[str]:
+    """The candidate gate as Markdown: one column per model, then the checks."""
+    entries = results["entries"]
+    names = list(entries)
+    lines = [
+        f"# Ship gate: `{results['candidate']}` against `{results['model']}`\n",
+        f"Main device: {results['hardware']}; CPU: {results['cpu']}. Produced by `eval/weight_pruning.py "
+        "--candidate` (args in the JSON). Each model reads pairs tokenized by its own tokenizer; nDCG@10 on "
+        "BM25 top-100, pruning recall at each model's own default threshold; pairs/s: encoder + heads + "
+        "sentence scoring on pre-tokenized DL19 pairs, the two models in alternation (median of rounds).\n",
+        "| | " + " | ".join(names) + " |",
+        "|---" * (len(names) + 1) + "|",
+    ]
+    rows = [
+        ("encoder parameters", lambda e: f"{e['parameters']['encoder']:,}"),
+        ("layers / vocabulary", lambda e: f"{e['layers']} / {e['vocabulary']:,}"),
+        ("fp16 MB", lambda e: f"{e['fp16_megabytes']:.1f}"),
+        ("default threshold", lambda e: f"{e['threshold']}"),
+    ]
+    rows += [
+        (key, lambda e, key=key: f"{e['metrics'][key]:.4f}")
+        for key in entries["dense"]["metrics"]
+        if key != "seconds"
+    ]
+    for label, cell in rows:
+        lines.append(f"| {label} | " + " | ".join(cell(entries[name]) for name in names) + " |")
+    for kind, s in results["speed"].items():
+        lines.append(
+            f"| pairs/s, {kind} ({s['pairs']} pairs) | {s['dense']:.0f} | "
+            f"{s['pruned']:.0f} (x{s['speedup']:.2f}) |"
+        )
+    lines += ["", "| check | pass |", "|---|---|"]
+    verdict = results["gate"]
+    for check, value in verdict["checks"].items():
+        lines.append(f"| {check} | {MARKS[value]} |")
+    passed = "**PASS**" if verdict["passed"] else "not passed"
+    lines.append(f"\nEncoder share: {verdict['encoder_share']:.1%}. Gate: {passed}.\n")
+    return lines
 
 
 # ---- DAI parameters on held-out training groups ----------------------------------------------------

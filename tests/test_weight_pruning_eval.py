@@ -94,3 +94,29 @@ def test_dai_sweep_reads_training_groups_only(script, tiny_model_dir, tmp_path, 
         ("ffn", "gaprune"),
     ]
     assert results["rows"][0]["domain rank KL"] == pytest.approx(0.0, abs=1e-6)
+
+
+@needs_data
+def test_candidate_gate_reads_each_model_with_its_own_tokenizer(script, tiny_model_dir, tmp_path):
+    from sample_texts import QUERY, TEXTS
+
+    from ragprune.models import load_model
+    from ragprune.weight_pruning.vocabulary import trim_to_texts
+
+    model, tokenizer = load_model(tiny_model_dir)
+    small, small_tokenizer, _ = trim_to_texts(model, tokenizer, TEXTS + [QUERY], 3000)
+    small.save_pretrained(tmp_path / "small", small_tokenizer)
+    argv = ["--model", str(tiny_model_dir), "--candidate", str(tmp_path / "small"), *SMALL,
+            "--throughput-pairs", "8", "--repeats", "1", "--out", str(tmp_path),
+            "--suffix=-test"]  # fmt: skip
+    results = script.main(argv)
+    entries = results["entries"]
+    assert entries["candidate"]["vocabulary"] == len(small_tokenizer) < entries["dense"]["vocabulary"]
+    assert entries["candidate"]["parameters"]["encoder"] < entries["dense"]["parameters"]["encoder"]
+    assert set(results["speed"]) == {"cpu"} and results["speed"]["cpu"]["pruned"] > 0
+    checks = results["gate"]["checks"]
+    # the tiny model is mostly embeddings: the trimmed vocabulary alone takes it under 70%
+    assert checks["GPU speed-up >= 1.3"] is None and checks["encoder parameters <= 70%"] is True
+    assert results["gate"]["passed"] is False  # a check that was not measured (the GPU) never passes
+    table = (tmp_path / "weight_pruning-candidate-test.md").read_text()
+    assert "| layers / vocabulary | 2 / 30,522 | 2 / " in table and "| GPU speed-up >= 1.3 | n/a |" in table

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,7 +162,7 @@ def kept_spans(pairs: PreparedPairs, columns: PairColumns) -> list[list[Span]]:
 
 def throughput(
     models: dict[str, RerankPruneModel],
-    pairs: PreparedPairs,
+    pairs: PreparedPairs | Mapping[str, PreparedPairs],
     device: torch.device | str,
     repeats: int = 3,
     batch_size: int = 64,
@@ -170,20 +170,21 @@ def throughput(
     """Pairs per second of each model on the same prepared pairs (encoder + heads + sentence scoring; the
     tokenization done once is not counted), measured in alternation: one warm-up pass each, then
     ``repeats`` rounds in which every model runs once. ``models`` are :func:`inference_copy` copies already
-    on ``device``. Returns name -> ``{"median", "min", "max"}`` pairs/s."""
+    on ``device``; ``pairs`` may map each model's name to its own tokenization of the same pairs (models
+    with different vocabularies). Returns name -> ``{"median", "min", "max"}`` pairs/s."""
     device = torch.device(device)
+    own = {name: pairs[name] if isinstance(pairs, Mapping) else pairs for name in models}
     timings: dict[str, list[float]] = {name: [] for name in models}
-    for model in models.values():
-        score_pairs(
-            model, pairs.subset(min(len(pairs), 2 * batch_size)), device, batch_size=batch_size, ready=True
-        )
+    for name, model in models.items():
+        warm = own[name].subset(min(len(own[name]), 2 * batch_size))
+        score_pairs(model, warm, device, batch_size=batch_size, ready=True)
     for _ in range(repeats):
         for name, model in models.items():
             _synchronize(device)
             start = time.perf_counter()
-            score_pairs(model, pairs, device, batch_size=batch_size, ready=True)
+            score_pairs(model, own[name], device, batch_size=batch_size, ready=True)
             _synchronize(device)
-            timings[name].append(len(pairs) / (time.perf_counter() - start))
+            timings[name].append(len(own[name]) / (time.perf_counter() - start))
     return {
         name: {"median": float(np.median(t)), "min": float(min(t)), "max": float(max(t))}
         for name, t in timings.items()

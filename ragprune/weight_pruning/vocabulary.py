@@ -128,11 +128,12 @@ def trim_vocabulary(
     trimmed_tokenizer = _reload(tokenizer, state)
 
     trimmed = copy.deepcopy(model)
-    embeddings = trimmed.encoder.get_input_embeddings()
+    encoder: Any = trimmed.encoder  # a transformers PreTrainedModel (nn.Module types it as a Tensor)
+    embeddings = encoder.get_input_embeddings()
     index = torch.tensor(kept, dtype=torch.long, device=embeddings.weight.device)
     rows = nn.Embedding(len(kept), embeddings.embedding_dim, padding_idx=_pad(trimmed_tokenizer))
     rows.weight.data = embeddings.weight.data.index_select(0, index).clone()
-    trimmed.encoder.set_input_embeddings(rows.to(embeddings.weight.device))
+    encoder.set_input_embeddings(rows.to(embeddings.weight.device))
     trimmed.backbone_config.vocab_size = len(kept)
     trimmed.backbone_config.pad_token_id = _pad(trimmed_tokenizer)
     return trimmed, trimmed_tokenizer
