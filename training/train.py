@@ -17,7 +17,11 @@ of the rank logit on DL21, calibrates the sentence probabilities on the held-out
 there, then saves fp16 weights with the whole ``TrainConfig`` (``model/train_config.json``).
 
 Every setting is a ``ragprune.training.TrainConfig`` field; the options below are generated from it.
-Runs unattended on one GPU (bf16) or, tiny, on the CPU (the tests run a smoke version).
+Runs unattended on one GPU (bf16) or, tiny, on the CPU (the tests run a smoke version). On several
+GPUs, ``torchrun --nproc_per_node N training/train.py ...`` trains data-parallel
+(``ragprune.training.distributed``): each rank takes its share of every epoch's groups with
+``--queries-per-step`` queries per step (so a step sees N times as many), DDP averages the gradients, and
+rank 0 alone validates, checkpoints and saves.
 """
 
 from __future__ import annotations
@@ -29,13 +33,13 @@ import time
 import numpy as np
 import torch
 
-from ragprune.devices import default_device
 from ragprune.models import RerankPruneConfig, RerankPruneModel, load_tokenizer
 from ragprune.pipeline.encoding import PairTemplate
 from ragprune.training.batching import collate_examples, collate_groups, to_device
 from ragprune.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from ragprune.training.config import TrainConfig
 from ragprune.training.data import load_training_data, sample_group
+from ragprune.training.distributed import rank_share, setup, teardown, wrap
 from ragprune.training.finalize import finalize
 from ragprune.training.losses import ListwiseDistillationLoss, SentenceContrastLoss
 from ragprune.training.optim import build_optimizer, schedule_steps, warmup_linear_decay
@@ -51,22 +55,34 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 
 def main(argv: list[str] | None = None) -> dict:
     config = parse_args(argv)
-    config.out.mkdir(parents=True, exist_ok=True)
+    context, device = setup(config.device)
+    if context.is_main:
+        config.out.mkdir(parents=True, exist_ok=True)
+    context.barrier()
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if context.is_main:
+        handlers.append(logging.FileHandler(config.out / "train.log"))
     logging.basicConfig(
-        level=logging.INFO,
+        level=logging.INFO if context.is_main else logging.WARNING,
         format="%(asctime)s %(message)s",
-        handlers=[logging.StreamHandler(), logging.FileHandler(config.out / "train.log")],
+        handlers=handlers,
     )
     log.info("config: %s", config.to_dict())
+    if context.enabled:
+        log.info("data-parallel: %d ranks on %s", context.world_size, device.type)
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
-    rng = random.Random(config.seed)
-    device = torch.device(config.device or default_device())
+    rng = random.Random(config.seed + context.rank)  # ranks draw their own candidates and spliced passages
 
     # ---- data and model ---------------------------------------------------------------------------
     tokenizer = load_tokenizer(config.start)
     data = load_training_data(config, tokenizer)
+    if len(data.train_groups) < context.world_size:
+        raise ValueError(
+            f"{len(data.train_groups)} training groups cannot be shared by {context.world_size} ranks; "
+            "start fewer processes (torchrun --nproc_per_node)"
+        )
     validator = RankingValidator.from_records(data.valid)
     template = PairTemplate.from_tokenizer(tokenizer)
     pad_id = tokenizer.pad_token_id or 0
@@ -83,13 +99,18 @@ def main(argv: list[str] | None = None) -> dict:
             config.backbone, RerankPruneConfig(max_length=config.max_length)
         )
     model = model.to(device)
+    step_model = wrap(model, context, device, unused_parameters=config.token_weight == 0)
 
     # ---- losses, optimiser, schedule ------------------------------------------------------------
     rank_criterion = ListwiseDistillationLoss(temperature=config.tau, gold_mix=config.gold_mix)
     token_criterion = SentenceContrastLoss(pair_weight=config.pair_weight, margin=config.pair_margin)
     optimizer = build_optimizer(model, config.lr, config.head_lr, config.weight_decay)
     total_steps, warmup_steps = schedule_steps(
-        len(data.train_groups), config.queries_per_step, config.epochs, config.max_steps, config.warmup
+        len(data.train_groups) // context.world_size,
+        config.queries_per_step,
+        config.epochs,
+        config.max_steps,
+        config.warmup,
     )
     scheduler = warmup_linear_decay(optimizer, warmup_steps, total_steps)
 
@@ -98,6 +119,8 @@ def main(argv: list[str] | None = None) -> dict:
     state = TrainState()
     if checkpoint_path.is_file():
         state = load_checkpoint(checkpoint_path, model, optimizer, scheduler, rng, device, config.to_dict())
+        if context.rank:  # the checkpoint holds rank 0's sampling state
+            rng.seed(f"{config.seed}:{context.rank}:{state.step}")
         log.info("resumed at epoch %d, step %d", state.epoch, state.step)
 
     # ---- train --------------------------------------------------------------------------------------
@@ -109,6 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
         model.train()
         order = list(range(len(data.train_groups)))
         random.Random(config.seed + epoch).shuffle(order)
+        order = rank_share(order, context)
         t0 = time.time()
         for first in range(0, len(order), config.queries_per_step):
             if done():
@@ -117,30 +141,23 @@ def main(argv: list[str] | None = None) -> dict:
             size = min(config.group_size, min(len(g.candidates) for g in groups))
             chosen = [sample_group(g, size, rng, config.teacher_top) for g in groups]
             batch = collate_groups(groups, chosen, data.passage, template, config.max_length, pad_id)
-            batch = to_device(batch, device)
-            with autocast:
-                out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-            scores = out["rank"].float().view(len(groups), size)
-            rank_loss = rank_criterion(scores, batch["teacher"], batch["gold"])
-            token_loss = token_criterion(
-                out["token"], batch["sentence_ids"], batch["sentence_labels"], batch["passage_weight"]
-            )
+            batches = [to_device(batch, device)]
             if data.spliced and config.spliced_per_step:
                 picks = [rng.choice(data.spliced) for _ in range(config.spliced_per_step)]
-                spliced = to_device(collate_examples(picks, template, config.max_length, pad_id), device)
-                with autocast:
-                    out_spliced = model(
-                        spliced["input_ids"], spliced["attention_mask"], spliced["token_type_ids"]
-                    )
-                token_loss = token_loss + token_criterion(
-                    out_spliced["token"],
-                    spliced["sentence_ids"],
-                    spliced["sentence_labels"],
-                    spliced["passage_weight"],
+                batches.append(
+                    to_device(collate_examples(picks, template, config.max_length, pad_id), device)
                 )
+            with autocast:  # one forward call for the step's batches (DDP's unit)
+                outputs = step_model(*batches)
+            scores = outputs[0]["rank"].float().view(len(groups), size)
+            rank_loss = rank_criterion(scores, batches[0]["teacher"], batches[0]["gold"])
+            token_loss = sum(
+                token_criterion(out["token"], b["sentence_ids"], b["sentence_labels"], b["passage_weight"])
+                for out, b in zip(outputs, batches)
+            )
             loss = rank_loss + config.token_weight * token_loss
             optimizer.zero_grad(set_to_none=True)
-            if not torch.isfinite(loss):
+            if not context.all_finite(loss):
                 state.skipped += 1
                 log.warning(
                     "step %d: non-finite loss (rank %s, token %s), batch skipped",
@@ -163,33 +180,40 @@ def main(argv: list[str] | None = None) -> dict:
                     rank_loss.item(),
                     token_loss.item(),
                     scheduler.get_last_lr()[0],
-                    (first + config.queries_per_step) * size / (time.time() - t0),
+                    (first + config.queries_per_step) * size * context.world_size / (time.time() - t0),
                 )
 
-        # ---- validate, keep the best epoch, checkpoint -----------------------------------------------
-        with inference_pruner(model, tokenizer, device, config.eval_batch_size) as pruner:
-            ndcg = validator.validate_model(pruner, data.texts).ndcg10
-        state.history.append(
-            {
-                "epoch": epoch,
-                "step": state.step,
-                "dl21_ndcg@10": ndcg,
-                "seconds": time.time() - t0,
-                "skipped_batches": state.skipped,
-            }
-        )
-        log.info("epoch %d: DL21 validation nDCG@10 %.4f", epoch, ndcg)
-        state.keep_if_best(model, ndcg)
+        # ---- validate, keep the best epoch, checkpoint (rank 0; the others wait) -----------------------
         state.epoch = epoch + 1
-        save_checkpoint(checkpoint_path, model, optimizer, scheduler, state, rng, config.to_dict())
+        if context.is_main:
+            with inference_pruner(model, tokenizer, device, config.eval_batch_size) as pruner:
+                ndcg = validator.validate_model(pruner, data.texts).ndcg10
+            state.history.append(
+                {
+                    "epoch": epoch,
+                    "step": state.step,
+                    "dl21_ndcg@10": ndcg,
+                    "seconds": time.time() - t0,
+                    "skipped_batches": state.skipped,
+                }
+            )
+            log.info("epoch %d: DL21 validation nDCG@10 %.4f", epoch, ndcg)
+            state.keep_if_best(model, ndcg)
+            save_checkpoint(checkpoint_path, model, optimizer, scheduler, state, rng, config.to_dict())
+        context.barrier()
         if done():
             break
 
-    # ---- calibrate, choose the threshold, save ---------------------------------------------------------
-    if state.best_state is not None:
-        model.load_state_dict(state.best_state)
-    record = {"history": state.history, "best_dl21_ndcg@10": state.best_ndcg}
-    return finalize(model, tokenizer, device, data, config, record)
+    # ---- calibrate, choose the threshold, save (rank 0) -------------------------------------------------
+    summary: dict = {}
+    if context.is_main:
+        if state.best_state is not None:
+            model.load_state_dict(state.best_state)
+        record = {"history": state.history, "best_dl21_ndcg@10": state.best_ndcg}
+        summary = finalize(model, tokenizer, device, data, config, record)
+    context.barrier()
+    teardown(context)
+    return summary
 
 
 if __name__ == "__main__":
