@@ -9,6 +9,9 @@ work per pair by stage, measured in one thread on this machine's CPU with the de
 
     python eval/bench_process.py --host-only --host-pairs 2000
 
+``--host-scaling 1,4,8,15`` measures instead the pairs/s the host alone sustains (device work stubbed out)
+with each count of preparation workers: whether this machine's CPU can feed a GPU at a given rate.
+
 With ``--engine ray`` or ``--engine local`` it measures scale-out instead (``ragprune.distributed``): the
 same pairs through ``rerank_prune`` with each worker count of ``--workers`` (default ``1,N``, N = the GPUs
 here, or 2 CPU workers), and prints pairs/s end to end (worker start-up included), pairs/s once the
@@ -26,8 +29,10 @@ import json
 import os
 import time
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ragprune.data import load_trec_dl
@@ -64,6 +69,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--host-only",
         action="store_true",
         help="only measure the host work per pair (one thread, device work stubbed out)",
+    )
+    p.add_argument(
+        "--host-scaling",
+        default=None,
+        metavar="W1,W2,...",
+        help="only measure the pairs/s the host sustains with these counts of preparation workers, device "
+        "work stubbed out (e.g. 1,4,8,15: can this machine's CPU feed the GPU at the target rate?)",
     )
     p.add_argument(
         "--engine",
@@ -165,15 +177,7 @@ def host_costs(model, tokenizer, queries, passages, pairs: int, batch_size: int)
     per_query = max(1, pairs // len(queries))
     groups = [group[:per_query] for group in passages][: -(-pairs // per_query)]
     texts = [text for group in groups for text in group]
-    stub = copy.deepcopy(model)  # never the caller's model: the benchmark's other runs use it
-    hidden = torch.zeros(1, 1, stub.backbone_config.hidden_size)
-    stub.encode = lambda ids, mask, types: hidden.expand(ids.shape[0], ids.shape[1], hidden.shape[-1])
-    pruner = RerankPruner(
-        stub, tokenizer, device="cpu", batch_size=batch_size, prepare_workers=0, progress=False
-    )
-    pruner.runner._score_sentences = lambda hidden, ids, counts, threshold: SentenceScores(
-        torch.zeros(int(counts.sum())), torch.zeros(int(counts.sum()), dtype=torch.bool)
-    )
+    pruner = _stub_pruner(model, tokenizer, batch_size, workers=0)
     shards, preparing = pruner.preparer.shards, []
 
     def timed_shards(*args):
@@ -209,6 +213,65 @@ def host_costs(model, tokenizer, queries, passages, pairs: int, batch_size: int)
             "calling_process": total - preparation,
             "total": total,
         }
+
+
+def _stub_pruner(model, tokenizer, batch_size: int, workers: int) -> RerankPruner:
+    """A CPU ``RerankPruner`` on a copy of ``model`` whose device work is stubbed out (the encoder returns
+    zeros, sentence scoring zeros), with ``workers`` preparation processes: what is left is host work."""
+    stub = copy.deepcopy(model)  # never the caller's model: the benchmark's other runs use it
+    hidden = torch.zeros(1, 1, stub.backbone_config.hidden_size)
+    stub.encode = lambda ids, mask, types: hidden.expand(ids.shape[0], ids.shape[1], hidden.shape[-1])
+    pruner = RerankPruner(
+        stub, tokenizer, device="cpu", batch_size=batch_size, prepare_workers=workers, progress=False
+    )
+    pruner.runner._score_sentences = lambda hidden, ids, counts, threshold: SentenceScores(
+        torch.zeros(int(counts.sum())), torch.zeros(int(counts.sum()), dtype=torch.bool)
+    )
+    return pruner
+
+
+def host_scaling(model, tokenizer, queries, passages, workers: list[int], batch_size: int) -> list[dict]:
+    """Pairs/s the host alone sustains with each count of preparation worker processes, the device work
+    stubbed out (best of 3 runs after a warm-up): ``preparation`` (the worker pool's prepared shards,
+    consumed and dropped) and ``process`` (the whole ``process`` call). Whether the CPU of this machine can
+    feed the GPU at a given rate, independently of the GPU."""
+    n = sum(len(group) for group in passages)
+    encoded = tokenizer(list(queries), add_special_tokens=False)["input_ids"]
+    query_ids = [np.asarray(ids, dtype=np.int64) for ids, group in zip(encoded, passages) for _ in group]
+    texts = [text for group in passages for text in group]
+
+    def prepare(pruner: RerankPruner) -> None:
+        for _ in pruner.preparer.shards(query_ids, texts, [""] * len(texts)):
+            pass
+
+    def run(pruner: RerankPruner) -> None:
+        results = pruner.process(queries, passages)
+        sum(len(p.kept_spans) for r in results for p in r)
+
+    rows = []
+    for count in workers:
+        with _stub_pruner(model, tokenizer, batch_size, count) as pruner:
+            rows.append(
+                {
+                    "workers": count,
+                    "preparation": 1000 / _best_ms_per_pair(partial(prepare, pruner), n),
+                    "process": 1000 / _best_ms_per_pair(partial(run, pruner), n),
+                }
+            )
+        print(json.dumps(rows[-1]))
+    return rows
+
+
+def scaling_table(rows: list[dict], pairs: int) -> list[str]:
+    """The host-scaling table's lines (markdown), naming the CPU."""
+    return [
+        f"Host alone, device work stubbed out, {pairs} pairs on {describe_hardware('cpu')} "
+        "(pairs/s, best of 3 runs):",
+        "",
+        "| preparation workers | preparation pool alone | process, whole call |",
+        "|---|---|---|",
+        *(f"| {r['workers']} | {r['preparation']:.0f} | {r['process']:.0f} |" for r in rows),
+    ]
 
 
 HOST_STAGES = {
@@ -344,6 +407,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     queries, passages = build_pairs(max(args.pairs, args.host_pairs), args.words)
     model, tokenizer = load_model(args.model)  # read once; each configuration wraps the same weights
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.host_scaling:
+        counts = [int(w) for w in args.host_scaling.split(",")]
+        queries, passages = build_pairs(args.pairs, args.words)
+        scaling = host_scaling(model, tokenizer, queries, passages, counts, max(batch_sizes))
+        table = "\n".join(scaling_table(scaling, sum(len(p) for p in passages)))
+        (args.out / "bench_process_host_scaling.md").write_text(table + "\n")
+        print(table)
+        return scaling
     host = host_costs(model, tokenizer, queries, passages, args.host_pairs, max(batch_sizes))
     args.out.mkdir(parents=True, exist_ok=True)
     if args.host_only:
