@@ -4,10 +4,11 @@ text made of kept tokens scores exactly as before, dropped tokens re-segment int
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
-from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 from sample_texts import QUERY, TEXTS
@@ -15,6 +16,7 @@ from sample_texts import QUERY, TEXTS
 from ragprune.models import load_model
 from ragprune.weight_pruning.measure import parameter_counts
 from ragprune.weight_pruning.vocabulary import (
+    always_kept,
     choose_vocabulary,
     read_texts,
     token_counts,
@@ -36,10 +38,12 @@ def trimmed(dense):
     return trim_to_texts(model, tokenizer, TEXTS + [QUERY], SIZE)
 
 
-def _rank(model, tokenizer, query: str, texts: list[str]) -> torch.Tensor:
+def _outputs(model, tokenizer, query: str, texts: list[str]) -> dict[str, torch.Tensor]:
+    """The rank logits and the token keep logits (what ranking and pruning read)."""
     batch = tokenizer([query] * len(texts), texts, return_tensors="pt", padding=True)
     with torch.no_grad():
-        return model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])["rank"]
+        out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+    return {"rank": out["rank"], "token": out["token"]}
 
 
 def test_text_of_kept_tokens_scores_exactly_as_before(dense, trimmed):
@@ -50,7 +54,7 @@ def test_text_of_kept_tokens_scores_exactly_as_before(dense, trimmed):
     assert len(small_tokenizer) == report.after == small.backbone_config.vocab_size
     assert small.encoder.get_input_embeddings().weight.shape[0] == report.after
     torch.testing.assert_close(
-        _rank(small, small_tokenizer, QUERY, TEXTS), _rank(model, tokenizer, QUERY, TEXTS)
+        _outputs(small, small_tokenizer, QUERY, TEXTS), _outputs(model, tokenizer, QUERY, TEXTS)
     )
     before = parameter_counts(model)["embeddings"] - parameter_counts(small)["embeddings"]
     assert before == (len(tokenizer) - report.after) * model.backbone_config.hidden_size
@@ -77,15 +81,29 @@ def test_the_kept_set_is_specials_single_characters_then_the_most_frequent(dense
     _, tokenizer = dense
     vocab = tokenizer.get_vocab()
     low, high = sorted([vocab["tower"], vocab["river"]])
-    counts = Counter({vocab["paris"]: 5, high: 3, low: 3, vocab["[unused5]"]: 1})
-    always = choose_vocabulary(tokenizer, Counter(), 2500)  # nothing counted: the always-kept tokens only
-    assert set(tokenizer.all_special_ids) <= set(always) and vocab["##q"] in always and vocab["q"] in always
+    counts = np.zeros(len(tokenizer), dtype=np.int64)
+    counts[[vocab["paris"], high, low, vocab["[unused5]"]]] = [5, 3, 3, 1]
+    always = always_kept(tokenizer)
+    assert set(tokenizer.all_special_ids) <= always and {vocab["##q"], vocab["q"]} <= always
+    assert choose_vocabulary(tokenizer, np.zeros_like(counts), len(always) + 5) == sorted(always)
     kept = choose_vocabulary(tokenizer, counts, len(always) + 2)
     assert kept == sorted(kept)
     assert vocab["paris"] in kept and low in kept  # the tie breaks to the lower id
     assert high not in kept and vocab["[unused5]"] not in kept
-    with pytest.raises(ValueError, match="always kept"):
+    with pytest.raises(ValueError, match=r"must lie in \[\d+, 30522\)"):
         choose_vocabulary(tokenizer, counts, 10)
+
+
+def test_added_tokens_are_always_kept(dense):
+    model, tokenizer = dense
+    extended = copy.deepcopy(tokenizer)
+    extended.add_tokens(["ragprunish"])
+    grown = copy.deepcopy(model)
+    grown.encoder.resize_token_embeddings(len(extended))
+    small, small_tokenizer, _ = trim_to_texts(grown, extended, TEXTS + ["ragprunish text"], SIZE)
+    ids = small_tokenizer("ragprunish", add_special_tokens=False)["input_ids"]
+    assert small_tokenizer.convert_ids_to_tokens(ids) == ["ragprunish"]
+    assert ids[0] == len(small_tokenizer) - 1 < small.backbone_config.vocab_size
 
 
 def test_trimmed_model_round_trips_through_the_pipeline_and_cli(tmp_path, tiny_model_dir, trimmed, capsys):
@@ -98,7 +116,7 @@ def test_trimmed_model_round_trips_through_the_pipeline_and_cli(tmp_path, tiny_m
     loaded, loaded_tokenizer = load_model(folder)
     assert len(loaded_tokenizer) == len(small_tokenizer)
     torch.testing.assert_close(
-        _rank(loaded, loaded_tokenizer, QUERY, TEXTS), _rank(small, small_tokenizer, QUERY, TEXTS)
+        _outputs(loaded, loaded_tokenizer, QUERY, TEXTS), _outputs(small, small_tokenizer, QUERY, TEXTS)
     )
     with RerankPruner.load(folder, device="cpu") as pruner:
         assert len(pruner.process(QUERY, TEXTS)) == len(TEXTS)
@@ -120,21 +138,36 @@ def test_trimmed_model_round_trips_through_the_pipeline_and_cli(tmp_path, tiny_m
     model, tokenizer = load_model(output)
     assert (len(tokenizer), model.backbone_config.num_hidden_layers) == (len(small_tokenizer), 1)
     no_texts = [a for a in argv if a not in ("--vocabulary-texts", str(texts))][:-1] + [str(tmp_path / "x")]
-    assert main(no_texts) == 2
-    assert "go together" in capsys.readouterr().err
-    too_small = argv[:-1] + [str(tmp_path / "y")]
-    too_small[too_small.index("--vocabulary-size") + 1] = "50"
-    assert main(too_small) == 2 and "always kept" in capsys.readouterr().err
+    assert main(no_texts) == 2 and "--vocabulary-size needs --vocabulary-texts" in capsys.readouterr().err
+
+    def refused(change: dict[str, str], output: str) -> str:
+        """The error of the CLI run with some option values changed (nothing may be written)."""
+        bad = argv[:-1] + [str(tmp_path / output)]
+        for option, value in change.items():
+            bad[bad.index(option) + 1] = value
+        assert main(bad) == 2 and not (tmp_path / output).exists()
+        return capsys.readouterr().err
+
+    assert "must lie in [" in refused({"--vocabulary-size": "50"}, "y")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text('{"score": 1}\n')
+    assert "no text read from" in refused({"--vocabulary-texts": str(empty)}, "z")
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("not json\n")
+    assert "--vocabulary-texts: " in refused({"--vocabulary-texts": str(broken)}, "w")
+    assert "--vocabulary-texts needs --vocabulary-size" in refused({"--vocabulary-size": "0"}, "v")
 
 
 def test_bad_input_is_refused(dense, tmp_path):
     model, tokenizer = dense
     with pytest.raises(ValueError, match="ascending"):
         trim_vocabulary(model, tokenizer, [5, 3, 0])
-    with pytest.raises(ValueError, match="special token"):
+    with pytest.raises(ValueError, match="special and added token"):
         trim_vocabulary(model, tokenizer, [1, 2, 3])
-    with pytest.raises(ValueError, match="not below"):
+    with pytest.raises(ValueError, match="must lie in"):
         trim_to_texts(model, tokenizer, TEXTS, len(tokenizer))
+    with pytest.raises(ValueError, match="no token to count"):
+        trim_to_texts(model, tokenizer, ["", "   "], SIZE)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "fine"}\nnot json\n')
     with pytest.raises(ValueError, match=r"bad.jsonl:2: not valid JSON"):

@@ -95,8 +95,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--vocabulary-size",
         type=_count,
         default=0,
-        help="also trim the word embeddings to this many tokens: special tokens, single characters and the "
-        "most frequent tokens of --vocabulary-texts (default 0: keep the vocabulary)",
+        help="also trim the word embeddings to this many tokens: special and added tokens, single characters "
+        "(about 2,000 for BERT/MiniLM, the minimum) and the most frequent tokens of --vocabulary-texts "
+        "(default 0: keep the vocabulary)",
     )
     parser.add_argument(
         "--vocabulary-texts",
@@ -137,8 +138,12 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--method {args.method} needs --{side}-data")
     if args.recover_steps and not any(given.values()):
         raise UserError("--recover-steps needs calibration data: pass --domain-data and/or --general-data")
-    if bool(args.vocabulary_size) != bool(args.vocabulary_texts):
-        raise UserError("--vocabulary-size and --vocabulary-texts go together: pass both or neither")
+    if args.vocabulary_texts and not args.vocabulary_size:
+        raise UserError("--vocabulary-texts needs --vocabulary-size N (the tokens to keep, e.g. 20000)")
+    if args.vocabulary_size and not args.vocabulary_texts:
+        raise UserError(
+            "--vocabulary-size needs --vocabulary-texts FILE ... (training text to count tokens in)"
+        )
     if args.candidates < 2:
         raise UserError("--candidates must be at least 2 (one relevant passage and a negative)")
     from ragprune.weight_pruning.api import check_options
@@ -158,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
 
     device = torch.device(checked_device(args.device) or default_device())
     model, tokenizer = load_model(args.model)
+    texts = _vocabulary_texts(args, tokenizer)  # checked before the (long) pruning and recovery
     model.to(device)
     calibration = None
     if any(given.values()):
@@ -185,13 +191,8 @@ def run(args: argparse.Namespace) -> int:
         dai=dai,
         device=device,
     )
-    if args.vocabulary_size:
-        from ragprune.weight_pruning.vocabulary import read_texts
-
-        try:
-            result.trim_vocabulary(read_texts(args.vocabulary_texts), args.vocabulary_size)
-        except ValueError as error:
-            raise UserError(f"--vocabulary-size: {error}") from None
+    if texts:
+        result.trim_vocabulary(texts, args.vocabulary_size)
     result.model.to("cpu")
     result.save(output)
     report = result.report
@@ -208,3 +209,28 @@ def run(args: argparse.Namespace) -> int:
             f"{vocabulary['coverage']:.2%} of {vocabulary['occurrences']:,} counted token occurrences kept"
         )
     return 0
+
+
+def _vocabulary_texts(args: argparse.Namespace, tokenizer: Any) -> list[str]:
+    """The texts of ``--vocabulary-texts`` (none without the option), with the size checked against the
+    tokenizer; ``UserError`` naming the option for a bad size, an unreadable file or no text at all."""
+    if not args.vocabulary_size:
+        return []
+    from ragprune.cli import UserError
+    from ragprune.data.errors import DataFormatError
+    from ragprune.weight_pruning.vocabulary import TEXT_FIELDS, check_size, read_texts
+
+    try:
+        check_size(tokenizer, args.vocabulary_size)
+    except ValueError as error:
+        raise UserError(f"--vocabulary-size: {error}") from None
+    try:
+        texts = read_texts(args.vocabulary_texts)
+    except DataFormatError as error:
+        raise UserError(f"--vocabulary-texts: {error}") from None
+    if not texts:
+        raise UserError(
+            f"--vocabulary-texts: no text read from {' '.join(args.vocabulary_texts)}; JSONL records need a "
+            f"string field among {', '.join(TEXT_FIELDS)}, other files one text per line"
+        )
+    return texts

@@ -127,7 +127,7 @@ class CompressionResult:
         self.report["vocabulary"] = asdict(vocabulary)
         self.report["parameters_after"] = parameter_counts(self.model)
         self.report["fp16_megabytes"] = fp16_megabytes(self.model)
-        self.model.config.provenance.note += f" | vocabulary trimmed to {size} tokens"
+        self.model.config.provenance.note += f" | vocabulary trimmed to {vocabulary.after} tokens"
         return self
 
 

@@ -168,16 +168,15 @@ def throughput(
     batch_size: int = 64,
 ) -> dict[str, dict[str, float]]:
     """Pairs per second of each model on the same prepared pairs (encoder + heads + sentence scoring; the
-    tokenization done once is not counted), measured in alternation: one warm-up pass each, then
-    ``repeats`` rounds in which every model runs once. ``models`` are :func:`inference_copy` copies already
-    on ``device``; ``pairs`` may map each model's name to its own tokenization of the same pairs (models
-    with different vocabularies). Returns name -> ``{"median", "min", "max"}`` pairs/s."""
+    tokenization done once is not counted), measured in alternation: one warm-up pass over all the pairs
+    each, then ``repeats`` rounds in which every model runs once. ``models`` are :func:`inference_copy`
+    copies already on ``device``; ``pairs`` may map each model's name to its own tokenization of the same
+    pairs (models with different vocabularies). Returns name -> ``{"median", "min", "max"}`` pairs/s."""
     device = torch.device(device)
     own = {name: pairs[name] if isinstance(pairs, Mapping) else pairs for name in models}
     timings: dict[str, list[float]] = {name: [] for name in models}
-    for name, model in models.items():
-        warm = own[name].subset(min(len(own[name]), 2 * batch_size))
-        score_pairs(model, warm, device, batch_size=batch_size, ready=True)
+    for name, model in models.items():  # warm-up on every pair: each batch shape seen once
+        score_pairs(model, own[name], device, batch_size=batch_size, ready=True)
     for _ in range(repeats):
         for name, model in models.items():
             _synchronize(device)

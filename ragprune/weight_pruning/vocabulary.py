@@ -18,17 +18,18 @@ from __future__ import annotations
 import copy
 import json
 import tempfile
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from ragprune.models.encoder import RerankPruneModel, load_tokenizer
+from ragprune.pipeline.encoding import tokenize_texts
 
 SUBWORD_PREFIX = "##"
 TEXT_FIELDS = ("text", "query", "question", "title")
@@ -52,54 +53,64 @@ def trim_to_texts(
 ) -> tuple[RerankPruneModel, PreTrainedTokenizerBase, VocabularyReport]:
     """Count the tokens of ``texts``, keep ``size`` of them (:func:`choose_vocabulary`) and trim ``model``
     and ``tokenizer`` to them (:func:`trim_vocabulary`; both inputs unchanged). ``ValueError`` if ``size``
-    is not below the current vocabulary or cannot hold the always-kept tokens."""
-    before = len(tokenizer)
-    if size >= before:
-        raise ValueError(f"vocabulary size {size} is not below the tokenizer's {before} tokens")
+    is not below the current vocabulary or cannot hold the always-kept tokens, or ``texts`` hold no token."""
+    check_size(tokenizer, size)
     counts, read = token_counts(tokenizer, texts)
+    if not counts.sum():
+        raise ValueError(f"no token to count in the {read} texts given; pass training text to count")
     kept = choose_vocabulary(tokenizer, counts, size)
     trimmed, trimmed_tokenizer = trim_vocabulary(model, tokenizer, kept)
-    report = VocabularyReport(before, len(kept), read, sum(counts.values()), coverage(counts, kept))
+    occurrences = int(counts.sum())
+    report = VocabularyReport(
+        len(tokenizer), len(kept), read, occurrences, float(counts[kept].sum()) / occurrences
+    )
     return trimmed, trimmed_tokenizer, report
+
+
+def check_size(tokenizer: PreTrainedTokenizerBase, size: int) -> None:
+    """``ValueError`` naming the valid range unless ``size`` lies between the always-kept tokens' count
+    and the tokenizer's size (or the tokenizer is not WordPiece)."""
+    floor = len(always_kept(tokenizer))
+    if not floor <= size < len(tokenizer):
+        raise ValueError(
+            f"vocabulary size {size} must lie in [{floor}, {len(tokenizer)}): at least the {floor} tokens "
+            "always kept (special and added tokens, single characters), below the tokenizer's size"
+        )
 
 
 def token_counts(
     tokenizer: PreTrainedTokenizerBase, texts: Iterable[str], batch_size: int = 4096
-) -> tuple[Counter[int], int]:
-    """How often each token id occurs in ``texts`` (no special tokens added), and how many texts were read."""
-    counts: Counter[int] = Counter()
-    batch: list[str] = []
-    seen = 0
-    for text in texts:
-        batch.append(text)
-        if len(batch) == batch_size:
-            seen += _count_batch(tokenizer, batch, counts)
-            batch = []
-    if batch:
-        seen += _count_batch(tokenizer, batch, counts)
-    return counts, seen
+) -> tuple[np.ndarray, int]:
+    """How often each token id occurs in ``texts`` (``[len(tokenizer)]`` int64; no special tokens added,
+    tokenized as the pipeline tokenizes passages) and how many texts were read."""
+    texts = list(texts)
+    counts = np.zeros(len(tokenizer), dtype=np.int64)
+    for first in range(0, len(texts), batch_size):
+        ids = tokenize_texts(tokenizer, texts[first : first + batch_size]).ids
+        counts += np.bincount(ids, minlength=len(tokenizer))
+    return counts, len(texts)
 
 
-def _count_batch(tokenizer: PreTrainedTokenizerBase, batch: list[str], counts: Counter[int]) -> int:
-    for ids in tokenizer(batch, add_special_tokens=False, verbose=False)["input_ids"]:
-        counts.update(ids)
-    return len(batch)
+def always_kept(tokenizer: PreTrainedTokenizerBase) -> set[int]:
+    """Ids every trimmed vocabulary keeps: special and added tokens, and single-character pieces (``a``,
+    ``##a``). In vocabularies where every character of a token is itself a piece in both forms (BERT's,
+    MiniLM's), that keeps every word spellable: no new ``[UNK]``."""
+    state = _wordpiece(tokenizer)
+    kept = set(tokenizer.all_special_ids) | {added["id"] for added in state.get("added_tokens") or []}
+    vocab = state["model"]["vocab"]
+    return kept | {i for token, i in vocab.items() if len(token.removeprefix(SUBWORD_PREFIX)) == 1}
 
 
-def choose_vocabulary(tokenizer: PreTrainedTokenizerBase, counts: Counter[int], size: int) -> list[int]:
-    """The old ids to keep, ascending: special tokens, single-character pieces, then the most frequent other
-    ids in ``counts`` (ties: lower id first), at most ``size`` in all (fewer when fewer tokens were seen).
-    ``ValueError`` if ``size`` cannot hold the always-kept tokens or the tokenizer is not WordPiece."""
-    vocab = _wordpiece(tokenizer)["model"]["vocab"]
-    always = set(tokenizer.all_special_ids)
-    always.update(i for token, i in vocab.items() if len(token.removeprefix(SUBWORD_PREFIX)) == 1)
-    if size < len(always):
-        raise ValueError(
-            f"vocabulary size {size} is below the {len(always)} tokens always kept (special tokens and "
-            "single characters); choose a larger size"
-        )
-    frequent = sorted((i for i in counts if i not in always), key=lambda i: (-counts[i], i))
-    return sorted(always | set(frequent[: size - len(always)]))
+def choose_vocabulary(tokenizer: PreTrainedTokenizerBase, counts: np.ndarray, size: int) -> list[int]:
+    """The old ids to keep, ascending: :func:`always_kept`, then the most frequent other ids of ``counts``
+    (``[len(tokenizer)]``, from :func:`token_counts`; ties: lower id first), at most ``size`` in all (fewer
+    when fewer tokens were seen). ``ValueError`` from :func:`check_size`."""
+    check_size(tokenizer, size)
+    always = always_kept(tokenizer)
+    seen = np.flatnonzero(counts)
+    seen = seen[~np.isin(seen, list(always))]
+    frequent = seen[np.lexsort((seen, -counts[seen]))][: size - len(always)]
+    return sorted(always | set(frequent.tolist()))
 
 
 def trim_vocabulary(
@@ -112,14 +123,15 @@ def trim_vocabulary(
     state = _wordpiece(tokenizer)
     vocab: dict[str, int] = state["model"]["vocab"]
     kept = list(kept)
-    if kept != sorted(set(kept)) or not kept or kept[0] < 0 or kept[-1] >= len(vocab):
-        raise ValueError(f"kept ids must be distinct, ascending and within [0, {len(vocab)})")
-    missing = sorted(set(tokenizer.all_special_ids) - set(kept))
+    if kept != sorted(set(kept)) or not kept or kept[0] < 0 or kept[-1] >= len(tokenizer):
+        raise ValueError(f"kept ids must be distinct, ascending and within [0, {len(tokenizer)})")
+    required = set(tokenizer.all_special_ids) | {added["id"] for added in state.get("added_tokens") or []}
+    missing = sorted(required - set(kept))
     if missing:
-        raise ValueError(f"special token ids {missing} must be kept")
+        raise ValueError(f"special and added token ids {missing} must be kept")
     new_id = {old: new for new, old in enumerate(kept)}
     by_id = {i: token for token, i in vocab.items()}
-    state["model"]["vocab"] = {by_id[old]: new for old, new in new_id.items()}
+    state["model"]["vocab"] = {by_id[old]: new for old, new in new_id.items() if old in by_id}
     for added in state.get("added_tokens") or []:
         added["id"] = new_id[added["id"]]
     _remap_post_processor(state.get("post_processor"), new_id)
@@ -131,21 +143,13 @@ def trim_vocabulary(
     encoder: Any = trimmed.encoder  # a transformers PreTrainedModel (nn.Module types it as a Tensor)
     embeddings = encoder.get_input_embeddings()
     index = torch.tensor(kept, dtype=torch.long, device=embeddings.weight.device)
-    rows = nn.Embedding(len(kept), embeddings.embedding_dim, padding_idx=_pad(trimmed_tokenizer))
+    pad = trimmed_tokenizer.pad_token_id or 0
+    rows = nn.Embedding(len(kept), embeddings.embedding_dim, padding_idx=pad)
     rows.weight.data = embeddings.weight.data.index_select(0, index).clone()
     encoder.set_input_embeddings(rows.to(embeddings.weight.device))
     trimmed.backbone_config.vocab_size = len(kept)
-    trimmed.backbone_config.pad_token_id = _pad(trimmed_tokenizer)
+    trimmed.backbone_config.pad_token_id = pad
     return trimmed, trimmed_tokenizer
-
-
-def coverage(counts: Counter[int], kept: Sequence[int]) -> float:
-    """The share of counted token occurrences whose token is in ``kept`` (1.0 when nothing was counted)."""
-    total = sum(counts.values())
-    if total == 0:
-        return 1.0
-    keep = set(kept)
-    return sum(n for i, n in counts.items() if i in keep) / total
 
 
 def read_texts(paths: Sequence[str | Path]) -> list[str]:
@@ -203,11 +207,5 @@ def _reload(tokenizer: PreTrainedTokenizerBase, state: dict[str, Any]) -> PreTra
     class and its settings are the original's)."""
     with tempfile.TemporaryDirectory() as folder:
         tokenizer.save_pretrained(folder)
-        for stale in ("vocab.txt",):
-            (Path(folder) / stale).unlink(missing_ok=True)
         (Path(folder) / "tokenizer.json").write_text(json.dumps(state, ensure_ascii=False))
         return load_tokenizer(folder)
-
-
-def _pad(tokenizer: PreTrainedTokenizerBase) -> int:
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
