@@ -9,6 +9,8 @@
 #   [SOUP=1] [DATA=.carry/train] [START="--init ragprune/models/default"] [COMMON="TRAIN ARGS"] [EVAL=.carry/eval] \
 #     bash training/gpu_sweep.sh "NAME:TRAIN ARGS" ["NAME:TRAIN ARGS" ...]
 #   e.g. COMMON="--epochs 2 --tau 0.5" SOUP=1 bash training/gpu_sweep.sh "s13:--seed 13" "s14:--seed 14"
+# LAUNCH="torchrun --standalone --nproc_per_node 2" trains each variant data-parallel on 2 GPUs
+# (ragprune.training.distributed; run one variant at a time then).
 # Without SOUP the variant with the best DL21 nDCG@10 is kept among those whose held-out pruning
 # (train.py's summary: training questions held out by build_data.py and their spliced passages) keeps
 # gold recall >= 0.9 and drops >= 50% of the other sentences; if none does, the one that drops most at
@@ -33,7 +35,7 @@ for spec in "$@"; do
   [[ " ${names[*]} " != *" $name "* ]] || { echo "variant name '$name' used twice" >&2; exit 2; }
   names+=("$name")
   # shellcheck disable=SC2086  # the variant's and the common arguments are word lists
-  python3 training/train.py --data "${DATA:-.carry/train}" ${START:---backbone .carry/backbone} --out "/tmp/sweep/$name" \
+  ${LAUNCH:-python3} training/train.py --data "${DATA:-.carry/train}" ${START:---backbone .carry/backbone} --out "/tmp/sweep/$name" \
     ${COMMON:-} ${spec#*:} > "/tmp/sweep/$name.log" 2>&1 &
   pids+=($!)
 done
