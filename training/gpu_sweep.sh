@@ -9,8 +9,8 @@
 #   [SOUP=1] [DATA=.carry/train] [START="--init ragprune/models/default"] [COMMON="TRAIN ARGS"] [EVAL=.carry/eval] \
 #     bash training/gpu_sweep.sh "NAME:TRAIN ARGS" ["NAME:TRAIN ARGS" ...]
 #   e.g. COMMON="--epochs 2 --tau 0.5" SOUP=1 bash training/gpu_sweep.sh "s13:--seed 13" "s14:--seed 14"
-# LAUNCH="torchrun --standalone --nproc_per_node 2" trains each variant data-parallel on 2 GPUs
-# (ragprune.training.distributed; run one variant at a time then).
+# LAUNCH="torchrun --standalone --nproc_per_node 2" trains the variant data-parallel on 2 GPUs
+# (ragprune.training.distributed); one variant per call then, since every torchrun takes all the GPUs.
 # Without SOUP the variant with the best DL21 nDCG@10 is kept among those whose held-out pruning
 # (train.py's summary: training questions held out by build_data.py and their spliced passages) keeps
 # gold recall >= 0.9 and drops >= 50% of the other sentences; if none does, the one that drops most at
@@ -27,6 +27,10 @@ mkdir -p "$OUT" /tmp/sweep
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 # whatever happens, bring back every log and summary written so far
 trap 'tar -C /tmp/sweep -cf "$OUT/runs.tar" --exclude=model --exclude=checkpoint.pt .' EXIT
+if [ -n "${LAUNCH:-}" ] && [ "$#" -gt 1 ]; then
+  echo "LAUNCH trains data-parallel on every GPU: give one variant per call, not $#" >&2
+  exit 2
+fi
 names=()
 pids=()
 for spec in "$@"; do

@@ -39,7 +39,7 @@ from ragprune.training.batching import collate_examples, collate_groups, to_devi
 from ragprune.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from ragprune.training.config import TrainConfig
 from ragprune.training.data import load_training_data, sample_group
-from ragprune.training.distributed import rank_share, setup, teardown, wrap
+from ragprune.training.distributed import Distributed, rank_share, setup, teardown, wrap
 from ragprune.training.finalize import finalize
 from ragprune.training.losses import ListwiseDistillationLoss, SentenceContrastLoss
 from ragprune.training.optim import build_optimizer, schedule_steps, warmup_linear_decay
@@ -54,8 +54,17 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Train (one process, or one rank of a ``torchrun`` run); the run's summary on rank 0, ``{}`` on
+    the other ranks."""
     config = parse_args(argv)
     context, device = setup(config.device)
+    try:
+        return train(config, context, device)
+    finally:
+        teardown(context)
+
+
+def train(config: TrainConfig, context: Distributed, device: torch.device) -> dict:
     if context.is_main:
         config.out.mkdir(parents=True, exist_ok=True)
     context.barrier()
@@ -74,6 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed + context.rank)  # ranks draw their own candidates and spliced passages
+    settings = config.to_dict() | {"world_size": context.world_size}  # what a checkpoint is resumed with
 
     # ---- data and model ---------------------------------------------------------------------------
     tokenizer = load_tokenizer(config.start)
@@ -99,7 +109,9 @@ def main(argv: list[str] | None = None) -> dict:
             config.backbone, RerankPruneConfig(max_length=config.max_length)
         )
     model = model.to(device)
-    step_model = wrap(model, context, device, unused_parameters=config.token_weight == 0)
+    step_model = wrap(model, context, device)  # DDP starts every rank from rank 0's weights
+    if context.rank:
+        torch.manual_seed(config.seed + context.rank)  # the ranks' own dropout masks
 
     # ---- losses, optimiser, schedule ------------------------------------------------------------
     rank_criterion = ListwiseDistillationLoss(temperature=config.tau, gold_mix=config.gold_mix)
@@ -118,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
     checkpoint_path = config.out / "checkpoint.pt"
     state = TrainState()
     if checkpoint_path.is_file():
-        state = load_checkpoint(checkpoint_path, model, optimizer, scheduler, rng, device, config.to_dict())
+        state = load_checkpoint(checkpoint_path, model, optimizer, scheduler, rng, device, settings)
         if context.rank:  # the checkpoint holds rank 0's sampling state
             rng.seed(f"{config.seed}:{context.rank}:{state.step}")
         log.info("resumed at epoch %d, step %d", state.epoch, state.step)
@@ -199,7 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
             )
             log.info("epoch %d: DL21 validation nDCG@10 %.4f", epoch, ndcg)
             state.keep_if_best(model, ndcg)
-            save_checkpoint(checkpoint_path, model, optimizer, scheduler, state, rng, config.to_dict())
+            save_checkpoint(checkpoint_path, model, optimizer, scheduler, state, rng, settings)
         context.barrier()
         if done():
             break
@@ -211,8 +223,6 @@ def main(argv: list[str] | None = None) -> dict:
             model.load_state_dict(state.best_state)
         record = {"history": state.history, "best_dl21_ndcg@10": state.best_ndcg}
         summary = finalize(model, tokenizer, device, data, config, record)
-    context.barrier()
-    teardown(context)
     return summary
 
 

@@ -14,13 +14,21 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
+from ragprune.devices import default_device
+
 T = TypeVar("T")
+
+COLLECTIVE_TIMEOUT = timedelta(hours=2)
+"""How long a rank may wait in a collective call: the other ranks wait at a barrier while rank 0
+validates and checkpoints after each epoch (NCCL's default of 10 minutes would end a run with a long
+validation)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,7 @@ class Distributed:
 
     @property
     def enabled(self) -> bool:
+        """Whether the run has several processes (collective calls then happen)."""
         return self.world_size > 1
 
     def barrier(self) -> None:
@@ -56,27 +65,33 @@ class Distributed:
 
 def setup(device: str | None) -> tuple[Distributed, torch.device]:
     """Read torchrun's environment, join the process group and pick this rank's device: ``cuda:LOCAL_RANK``
-    when ``device`` is CUDA (or unset with GPUs present), else the CPU. One process without torchrun.
-    ``ValueError`` when torchrun starts more processes on a host than it has GPUs."""
+    when ``device`` is ``cuda`` (or unset with GPUs present), else the CPU (Gloo). One process, on
+    ``device``, without torchrun. ``ValueError`` for a device a multi-process run cannot use (a numbered
+    GPU, ``mps``, CUDA without GPUs, more processes on a host than it has GPUs)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
-        from ragprune.devices import default_device
-
         return Distributed(), torch.device(device or default_device())
     context = Distributed(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
-    wants_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
-    if wants_cuda:
+    wanted = torch.device(device or default_device())
+    if wanted.type == "cuda":
+        if wanted.index is not None:
+            raise ValueError(
+                f"--device {device}: under torchrun each rank takes the GPU of its LOCAL_RANK; pass --device "
+                "cuda (and choose GPUs with CUDA_VISIBLE_DEVICES)"
+            )
         if context.local_rank >= torch.cuda.device_count():
             raise ValueError(
-                f"LOCAL_RANK {context.local_rank} but this host has {torch.cuda.device_count()} GPUs; "
-                "start at most one process per GPU (torchrun --nproc_per_node)"
+                f"LOCAL_RANK {context.local_rank} but this host has {torch.cuda.device_count()} usable GPUs; "
+                "start at most one process per GPU (torchrun --nproc_per_node) or pass --device cpu"
             )
         torch.cuda.set_device(context.local_rank)
         chosen = torch.device("cuda", context.local_rank)
+    elif wanted.type == "cpu":
+        chosen = wanted
     else:
-        chosen = torch.device("cpu")
+        raise ValueError(f"--device {device}: data-parallel training runs on cuda (NCCL) or cpu (Gloo)")
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if wants_cuda else "gloo")
+        dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo", timeout=COLLECTIVE_TIMEOUT)
     return context, chosen
 
 
@@ -107,11 +122,11 @@ class StepModule(nn.Module):
         return [self.model(b["input_ids"], b["attention_mask"], b["token_type_ids"]) for b in batches]
 
 
-def wrap(model: nn.Module, context: Distributed, device: torch.device, unused_parameters: bool) -> nn.Module:
-    """``model`` behind :class:`StepModule`, in DDP when the run has several ranks. ``unused_parameters``:
-    some parameters get no gradient in a step (e.g. a token head whose loss weight is 0)."""
+def wrap(model: nn.Module, context: Distributed, device: torch.device) -> nn.Module:
+    """``model`` behind :class:`StepModule`, in DDP when the run has several ranks (DDP broadcasts rank 0's
+    weights at construction; every parameter must take part in each step's loss, as the joint loss's do)."""
     step = StepModule(model)
     if not context.enabled:
         return step
     ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(step, device_ids=ids, find_unused_parameters=unused_parameters)
+    return nn.parallel.DistributedDataParallel(step, device_ids=ids)
