@@ -80,6 +80,19 @@ def test_the_file_is_built_once_and_the_callers_model_is_unchanged(tiny, monkeyp
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
+def test_int8_is_quantized_from_the_cached_fp32_file(tiny, monkeypatch, tmp_path) -> None:
+    model, _ = tiny
+    onnx_backend.encoder_file(model, "onnx-fp32", root=tmp_path)
+    sources = []
+    quantize = onnx_backend._quantized
+    monkeypatch.setattr(onnx_backend, "_fused_fp32", lambda *a: pytest.fail("the fp32 file was not reused"))
+    monkeypatch.setattr(
+        onnx_backend, "_quantized", lambda source, target: sources.append(source) or quantize(source, target)
+    )
+    built = onnx_backend.encoder_file(model, "onnx-int8", root=tmp_path)
+    assert built.exists() and sources == [onnx_backend.encoder_file(model, "onnx-fp32", root=tmp_path)]
+
+
 def test_other_weights_get_another_file(tiny) -> None:
     model, _ = tiny
     changed = copy.deepcopy(model)

@@ -149,21 +149,30 @@ def encoder_file(model: RerankPruneModel, precision: str, root: Path | None = No
     """The cached ONNX file of ``model``'s encoder at ``precision``, built on first use (under
     ``root``, default :func:`cache_dir`). The key hashes the encoder's weights and config, the precision,
     :data:`BUILD_VERSION` and the torch / onnxruntime / onnx versions; files are written atomically."""
-    folder = (root or cache_dir()) / _cache_key(model, precision)
-    target = folder / f"encoder.{precision}.onnx"
+    target = _cached_path(model, precision, root)
     if target.exists():
         return target
+    folder = target.parent
     folder.mkdir(parents=True, exist_ok=True)
     try:
         with tempfile.TemporaryDirectory(dir=folder) as work:
-            fused = _fused_fp32(model, Path(work))
-            built = fused if precision == "onnx-fp32" else _quantized(fused, Path(work) / "int8.onnx")
+            if precision == "onnx-fp32":
+                built = _fused_fp32(model, Path(work))
+            else:  # quantize the cached fp32 graph when there is one: no second export and fusion
+                fp32 = _cached_path(model, "onnx-fp32", root)
+                fused = fp32 if fp32.exists() else _fused_fp32(model, Path(work))
+                built = _quantized(fused, Path(work) / "int8.onnx")
             os.replace(built, target)
     except BaseException:
         with contextlib.suppress(OSError):  # a failed build leaves no empty key folder behind
             folder.rmdir()
         raise
     return target
+
+
+def _cached_path(model: RerankPruneModel, precision: str, root: Path | None) -> Path:
+    """Where :func:`encoder_file` keeps ``model``'s encoder at ``precision`` (it may not exist yet)."""
+    return (root or cache_dir()) / _cache_key(model, precision) / f"encoder.{precision}.onnx"
 
 
 def _cache_key(model: RerankPruneModel, precision: str) -> str:
