@@ -4,10 +4,11 @@ In a small encoder the word-embedding table is most of the parameters (MiniLM-L6
 head / FFN / layer removal leaves it untouched. Trimming it to the tokens that training text actually uses
 (Ushio et al. 2023, "An Efficient Multilingual Language Model Compression through Vocabulary Trimming",
 Section 3; Abdaoui et al. 2020, "Load What You Need") removes most of those rows at almost no cost. Here
-the kept set is every special token, every single-character piece (``a`` and ``##a``: any word the
-original vocabulary could spell stays spellable, so no new ``[UNK]``), and the most frequent other tokens
-of the given texts up to ``size``. WordPiece then segments a word whose long piece was dropped into
-shorter kept pieces; a short distillation (``training/train.py --init``) adapts the model to that.
+the kept set is every special and added token, every single-character piece (``a`` and ``##a``: in
+BERT's vocabulary, where every character is such a piece, any word stays spellable, so no new ``[UNK]``),
+and the most frequent other tokens of the given texts up to ``size``. WordPiece then segments a word
+whose long piece was dropped into shorter kept pieces; a short distillation (``training/train.py
+--init``) adapts the model to that.
 
 Only WordPiece tokenizers (BERT, MiniLM, ELECTRA) are supported: their vocabulary is a plain token -> id
 map that can be renumbered. The new tokenizer is written in the model folder like any other.
@@ -96,9 +97,9 @@ def always_kept(tokenizer: PreTrainedTokenizerBase) -> set[int]:
     ``##a``). In vocabularies where every character of a token is itself a piece in both forms (BERT's,
     MiniLM's), that keeps every word spellable: no new ``[UNK]``."""
     state = _wordpiece(tokenizer)
-    kept = set(tokenizer.all_special_ids) | {added["id"] for added in state.get("added_tokens") or []}
     vocab = state["model"]["vocab"]
-    return kept | {i for token, i in vocab.items() if len(token.removeprefix(SUBWORD_PREFIX)) == 1}
+    single = {i for token, i in vocab.items() if len(token.removeprefix(SUBWORD_PREFIX)) == 1}
+    return _required(tokenizer, state) | single
 
 
 def choose_vocabulary(tokenizer: PreTrainedTokenizerBase, counts: np.ndarray, size: int) -> list[int]:
@@ -119,14 +120,13 @@ def trim_vocabulary(
     """A copy of ``model`` whose word embeddings are the rows ``kept`` (ascending old ids, as from
     :func:`choose_vocabulary`), and the matching tokenizer (ids renumbered 0..len(kept)-1 in old order).
     ``model`` and ``tokenizer`` are not changed. ``ValueError`` for a non-WordPiece tokenizer, ids out of
-    range or not ascending, or a special token left out."""
+    range or not ascending, or a special or added token left out."""
     state = _wordpiece(tokenizer)
     vocab: dict[str, int] = state["model"]["vocab"]
     kept = list(kept)
     if kept != sorted(set(kept)) or not kept or kept[0] < 0 or kept[-1] >= len(tokenizer):
         raise ValueError(f"kept ids must be distinct, ascending and within [0, {len(tokenizer)})")
-    required = set(tokenizer.all_special_ids) | {added["id"] for added in state.get("added_tokens") or []}
-    missing = sorted(required - set(kept))
+    missing = sorted(_required(tokenizer, state) - set(kept))
     if missing:
         raise ValueError(f"special and added token ids {missing} must be kept")
     new_id = {old: new for new, old in enumerate(kept)}
@@ -170,6 +170,11 @@ def read_texts(paths: Sequence[str | Path]) -> list[str]:
         else:
             texts.extend(line for _, line in numbered_lines(path, "vocabulary texts"))
     return texts
+
+
+def _required(tokenizer: PreTrainedTokenizerBase, state: dict[str, Any]) -> set[int]:
+    """The special and added tokens' ids: a trimmed vocabulary must keep them."""
+    return set(tokenizer.all_special_ids) | {added["id"] for added in state.get("added_tokens") or []}
 
 
 def _wordpiece(tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
