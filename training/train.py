@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def train(config: TrainConfig, context: Distributed, device: torch.device) -> dict:
+    """The run itself, read top to bottom (the module docstring says what it optimises); the summary of
+    ``finalize`` on rank 0, ``{}`` on the other ranks."""
     if context.is_main:
         config.out.mkdir(parents=True, exist_ok=True)
     context.barrier()
