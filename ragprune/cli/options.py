@@ -14,8 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from ragprune.pipeline.inputs import checked_threshold
-
 STDIO = "-"
 
 
@@ -25,6 +23,9 @@ def unit_interval(value: str) -> float:
         number = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number; use a value between 0 and 1") from None
+    # lazy: importing the pipeline package at parser construction would load numpy for every command
+    from ragprune.pipeline.inputs import checked_threshold
+
     try:
         return checked_threshold(number)
     except ValueError as error:

@@ -68,15 +68,17 @@ def trim_to_texts(
     return trimmed, trimmed_tokenizer, report
 
 
-def check_size(tokenizer: PreTrainedTokenizerBase, size: int) -> None:
-    """``ValueError`` naming the valid range unless ``size`` lies between the always-kept tokens' count
-    and the tokenizer's size (or the tokenizer is not WordPiece)."""
-    floor = len(always_kept(tokenizer))
+def check_size(tokenizer: PreTrainedTokenizerBase, size: int) -> set[int]:
+    """The :func:`always_kept` ids; ``ValueError`` naming the valid range unless ``size`` lies between
+    their count and the tokenizer's size (or the tokenizer is not WordPiece)."""
+    always = always_kept(tokenizer)
+    floor = len(always)
     if not floor <= size < len(tokenizer):
         raise ValueError(
             f"vocabulary size {size} must lie in [{floor}, {len(tokenizer)}): at least the {floor} tokens "
             "always kept (special and added tokens, single characters), below the tokenizer's size"
         )
+    return always
 
 
 def token_counts(
@@ -106,8 +108,7 @@ def choose_vocabulary(tokenizer: PreTrainedTokenizerBase, counts: np.ndarray, si
     """The old ids to keep, ascending: :func:`always_kept`, then the most frequent other ids of ``counts``
     (``[len(tokenizer)]``, from :func:`token_counts`; ties: lower id first), at most ``size`` in all (fewer
     when fewer tokens were seen). ``ValueError`` from :func:`check_size`."""
-    check_size(tokenizer, size)
-    always = always_kept(tokenizer)
+    always = check_size(tokenizer, size)
     seen = np.flatnonzero(counts)
     seen = seen[~np.isin(seen, list(always))]
     frequent = seen[np.lexsort((seen, -counts[seen]))][: size - len(always)]
