@@ -156,6 +156,9 @@ PACKED = (
     "trec-dl/dl19/qrels.txt",
     "trec-dl/dl19/bm25.top100.trec",
     "trec-dl/dl19/passages.tsv.gz",
+    "trec-dl/dl20/topics.tsv",
+    "trec-dl/dl20/bm25.top100.trec",
+    "trec-dl/dl20/passages.tsv.gz",
     "trec-dl/dl21/topics.tsv",
     "trec-dl/dl21/qrels.txt",
     "trec-dl/dl21/bm25.top100.trec",
@@ -169,8 +172,14 @@ PACKED = (
     "pruning/nq_oracle_silver_train.jsonl",
     "pruning/wikiqa_train_pairs.tsv",
     "msmarco/triples.toy100.tsv",
+    "trec-dl/dl22-unjudged/topics.tsv",
+    "trec-dl/dl22-unjudged/bm25.top100.trec",
+    "trec-dl/dl22-unjudged/passages.tsv.gz",
+    "msmarco/dev-small.queries.tsv",
+    "pruning/hotpotqa_train_distractor_100.jsonl",
 )
-"""Every data file the table and the sweep read (evaluation sets and calibration sources)."""
+"""Every data file the table, the sweep and ``training/gpu_fast.sh`` read: evaluation sets, calibration and
+recovery sources (``msmarco-dev`` reads DL19 / DL20 only to leave their queries and passages out)."""
 GZIPPED = ("beir/scifact/corpus.jsonl", "pruning/wikiqa_train_pairs.tsv")
 """Packed gzipped; ``gunzip -kf`` them on the GPU machine."""
 

@@ -369,6 +369,82 @@ def test_recovery_keeps_masked_weights_zero_and_lowers_the_loss(model, tokenizer
         assert bool((linear.weight[zeros[name]] == 0).all())
 
 
+def test_recovery_on_its_own_unlabelled_groups(model, tokenizer, calibration, stats):
+    unlabelled = [
+        CalibrationGroup(query, tuple(CalibrationPassage(t, gold_spans=None) for t in texts), "u")
+        for query, texts in (
+            ("what does insulin do", [EXTRA[2], TEXTS[0], EXTRA[3], TEXTS[3]]),
+            ("where is the nile", [EXTRA[1], TEXTS[1], EXTRA[0], TEXTS[2]]),
+            ("does aspirin thin blood", [EXTRA[0], EXTRA[2], TEXTS[1], EXTRA[3]]),
+        )
+    ]
+    options = dict(method="wanda", structure="unstructured", sparsity=0.7, calibration=calibration)
+    recovery = RecoveryConfig(steps=20, lr=1e-3, groups_per_step=2)
+    result = compress(
+        model, tokenizer, **options, statistics=stats, recovery=recovery, recovery_groups=unlabelled
+    )
+    assert result.report["recovery_data"] == {"groups": 3, "batches": 2}
+    assert result.report["recovery"]["last_loss"] < result.report["recovery"]["first_loss"]
+    zeros = [bool((linear.weight == 0).any()) for linear in prunable_linears(result.model).values()]
+    assert all(zeros)  # the masks still hold after recovery
+    with pytest.raises(ValueError, match="pass tokenizer="):
+        compress(model, None, **options, statistics=stats, recovery=recovery, recovery_groups=unlabelled)
+    with pytest.raises(ValueError, match="groups_per_step >= 1"):
+        RecoveryConfig(groups_per_step=0)
+    with pytest.raises(ValueError, match="has no relevant passage"):
+        CalibrationSet("general", unlabelled)  # calibration's rank loss needs labels: refused
+
+
+def test_msmarco_dev_groups_leave_out_the_evaluation_sets(tmp_path, monkeypatch):
+    import gzip
+
+    from ragprune.weight_pruning.calibration import msmarco_dev
+
+    passages = {
+        "dl19": {"e1": "Fleas live up to a year on a host."},
+        "dl20": {"e2": "The Eiffel Tower is in Paris."},
+        "dl21": {f"a{i}": f"Passage {i} about rivers and the Nile number {i}." for i in range(8)},
+        "dl22-unjudged": {f"b{i}": f"Text {i} on chess boards and pieces {i}." for i in range(6)},
+    }
+    passages["dl21"]["a3"] = "Hippos wallow in the Nile."
+    passages["dl21"]["a7"] = "Fleas live up to a year on a host."  # an evaluation text: left out
+    topics = {
+        "dl19": {"1": "how long do fleas live"},
+        "dl20": {"2": "where is the eiffel tower"},
+        "dl21": {"3": "rivers of africa"},
+        "dl22-unjudged": {"4": "chess pieces"},
+    }
+    for name, texts in passages.items():
+        folder = tmp_path / "trec-dl" / name
+        folder.mkdir(parents=True)
+        (folder / "topics.tsv").write_text("".join(f"{q}\t{t}\n" for q, t in topics[name].items()))
+        with gzip.open(folder / "passages.tsv.gz", "wt") as handle:
+            handle.writelines(f"{pid}\t{text}\n" for pid, text in texts.items())
+        (folder / "bm25.top100.trec").write_text(
+            "".join(
+                f"{q} Q0 {pid} {r + 1} {20 - r} bm25\n" for q in topics[name] for r, pid in enumerate(texts)
+            )
+        )
+    (tmp_path / "msmarco").mkdir()
+    (tmp_path / "msmarco" / "dev-small.queries.tsv").write_text(
+        "10\tthe nile river\n11\tHow long do FLEAS live?\n12\tdo hippos wallow in the nile\n"
+    )
+    monkeypatch.setenv("RAGPRUNE_DATA", str(tmp_path))
+    groups = msmarco_dev(candidates=4, seed=0, depth=10)
+    queries = [g.query for g in groups]
+    assert queries == [
+        "the nile river",
+        "do hippos wallow in the nile",
+        "chess pieces",
+    ]  # DL19 topic and DL21 left out
+    for group in groups:
+        assert len(group.passages) == 4 and group.source == "msmarco-dev"
+        assert not any(p.relevant or p.gold_spans is not None for p in group.passages)
+        assert all("Fleas" not in p.text for p in group.passages)
+    assert groups[1].passages[0].text == "Hippos wallow in the Nile."  # the BM25 best leads
+    assert [p.text for p in groups[2].passages[:2]] == list(passages["dl22-unjudged"].values())[:2]
+
+
 def test_score_pairs_gives_what_process_gives(tiny_model_dir):
     from ragprune.pipeline import RerankPruner
 
@@ -389,7 +465,7 @@ def test_bad_options_name_the_fix(model, tokenizer, calibration):
         compress(model, tokenizer, method="magnitude", structure="rows", sparsity=0.3)
     with pytest.raises(ValueError, match="needs calibration data"):
         compress(model, tokenizer, method="fisher", structure="heads", sparsity=0.3)
-    with pytest.raises(ValueError, match="recovery needs calibration data"):
+    with pytest.raises(ValueError, match="recovery needs data"):
         compress(
             model, tokenizer, method="magnitude", structure="ffn", sparsity=0.3, recovery=RecoveryConfig(2)
         )
@@ -447,6 +523,28 @@ def test_cli_compress_end_to_end(tmp_path, tiny_model_dir, calibration, capsys):
     bad[bad.index("--structure") + 1] = "2:4"
     bad[bad.index("--sparsity") + 1] = "0.3"
     assert main(bad) == 2 and "use sparsity 0.5" in capsys.readouterr().err
+    recovered = tmp_path / "recovered"
+    own = argv[: argv.index("--recover-steps")] + [
+        "--recover-steps",
+        "2",
+        "--recover-data",
+        str(general),
+        "--recover-groups-per-step",
+        "2",
+        "--vocabulary-size",
+        "2500",
+        "--device",
+        "cpu",
+        "--output",
+        str(recovered),
+    ]
+    assert main(own) == 0, capsys.readouterr().err
+    report = json.loads((recovered / "compression.json").read_text())
+    assert report["recovery_data"] == {"groups": 2, "batches": 1}
+    vocabulary = report["vocabulary"]  # counted on the recovery groups' texts (fewer than 2,500 here)
+    assert vocabulary["after"] <= 2500 < vocabulary["before"] and vocabulary["occurrences"] > 0
+    assert main(argv[:-2] + ["--recover-data", str(general), "--recover-steps", "0", "--output", "x"]) == 2
+    assert "--recover-data needs --recover-steps" in capsys.readouterr().err
     no_data = [a for a in argv if a not in (str(general),)]
     no_data = no_data[: no_data.index("--general-data")] + no_data[no_data.index("--general-data") + 1 :]
     assert main(no_data[:-1] + [str(tmp_path / "third")]) == 2

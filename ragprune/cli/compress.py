@@ -14,7 +14,8 @@ STRUCTURES_HELP = (
 SOURCES_HELP = (
     "calibration sources (training data only): 'domain' / 'general' (the built-in recipes), a source name "
     "(scifact-train, dl21-biomedical, dl21-general, msmarco-triples, nq-train, wikiqa-train, "
-    "hotpotqa-train), or files: calibration JSONL, pruning JSONL, triples / WikiQA-pairs TSV, TREC DL folder"
+    "hotpotqa-train, msmarco-dev), or files: calibration JSONL, pruning JSONL, triples / WikiQA-pairs TSV, "
+    "TREC DL folder"
 )
 
 
@@ -76,6 +77,21 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--recover-lr", type=float, default=1e-4, help="recovery learning rate (default 1e-4)"
     )
     parser.add_argument(
+        "--recover-data",
+        nargs="+",
+        default=[],
+        metavar="SRC",
+        help="sources recovery trains on, every group of each (labels not needed, e.g. msmarco-dev: MS MARCO "
+        "dev-small queries with BM25 candidates); default: the calibration groups. "
+        + SOURCES_HELP.split(": ", 1)[1],
+    )
+    parser.add_argument(
+        "--recover-groups-per-step",
+        type=_count,
+        default=1,
+        help="--recover-data groups per distillation step (default %(default)s; e.g. 16 groups of 16)",
+    )
+    parser.add_argument(
         "--dai-beta",
         type=float,
         default=0.25,
@@ -105,7 +121,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=[],
         metavar="FILE",
         help="training text whose tokens are counted: JSONL(.gz) (fields text, query, question, title) or "
-        "plain text, one per line; never evaluation data",
+        "plain text, one per line; never evaluation data (default: the --recover-data groups' texts)",
     )
     parser.add_argument("--seed", type=int, default=0, help="sampling and recovery seed (default 0)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
@@ -136,13 +152,18 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("--method wanda needs activations: pass --domain-data or --general-data")
         if side != "any" and not given[side]:
             raise UserError(f"--method {args.method} needs --{side}-data")
-    if args.recover_steps and not any(given.values()):
-        raise UserError("--recover-steps needs calibration data: pass --domain-data and/or --general-data")
+    if args.recover_steps and not (any(given.values()) or args.recover_data):
+        raise UserError("--recover-steps needs data: pass --recover-data, or --domain-data / --general-data")
+    if args.recover_data and not args.recover_steps:
+        raise UserError("--recover-data needs --recover-steps N (the distillation steps, e.g. 2000)")
+    if args.recover_groups_per_step < 1:
+        raise UserError("--recover-groups-per-step must be at least 1")
     if args.vocabulary_texts and not args.vocabulary_size:
         raise UserError("--vocabulary-texts needs --vocabulary-size N (the tokens to keep, e.g. 20000)")
-    if args.vocabulary_size and not args.vocabulary_texts:
+    if args.vocabulary_size and not (args.vocabulary_texts or args.recover_data):
         raise UserError(
-            "--vocabulary-size needs --vocabulary-texts FILE ... (training text to count tokens in)"
+            "--vocabulary-size needs --vocabulary-texts FILE ... or --recover-data (training text to count "
+            "tokens in)"
         )
     if args.candidates < 2:
         raise UserError("--candidates must be at least 2 (one relevant passage and a negative)")
@@ -164,6 +185,9 @@ def run(args: argparse.Namespace) -> int:
     device = torch.device(checked_device(args.device) or default_device())
     model, tokenizer = load_model(args.model)
     texts = _vocabulary_texts(args, tokenizer)  # checked before the (long) pruning and recovery
+    recovery_groups = _recovery_groups(args)
+    if args.vocabulary_size and not texts:  # count the recovery data's queries and passages
+        texts = [text for group in recovery_groups for text in group.texts()]
     model.to(device)
     calibration = None
     if any(given.values()):
@@ -187,7 +211,13 @@ def run(args: argparse.Namespace) -> int:
         structure=args.structure,
         sparsity=args.sparsity,
         calibration=calibration,
-        recovery=RecoveryConfig(steps=args.recover_steps, lr=args.recover_lr, seed=args.seed),
+        recovery=RecoveryConfig(
+            steps=args.recover_steps,
+            lr=args.recover_lr,
+            groups_per_step=args.recover_groups_per_step,
+            seed=args.seed,
+        ),
+        recovery_groups=recovery_groups or None,
         dai=dai,
         device=device,
     )
@@ -211,8 +241,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recovery_groups(args: argparse.Namespace) -> list[Any]:
+    """Every group of the ``--recover-data`` sources (none without the option); ``UserError`` naming the
+    option for a source that cannot be read."""
+    if not args.recover_data:
+        return []
+    from ragprune.cli import UserError
+    from ragprune.weight_pruning.calibration import load_source
+
+    groups = []
+    for source in args.recover_data:
+        try:
+            groups += load_source(source, args.candidates, args.seed)
+        except (OSError, ValueError) as error:
+            raise UserError(f"--recover-data {source}: {error}") from None
+    if not groups:
+        raise UserError(f"--recover-data: no group read from {' '.join(args.recover_data)}")
+    return groups
+
+
 def _vocabulary_texts(args: argparse.Namespace, tokenizer: Any) -> list[str]:
-    """The texts of ``--vocabulary-texts`` (none without the option), with the size checked against the
+    """The texts of ``--vocabulary-texts`` (none without them), with the size checked against the
     tokenizer; ``UserError`` naming the option for a bad size, an unreadable file or no text at all."""
     if not args.vocabulary_size:
         return []
@@ -224,6 +273,8 @@ def _vocabulary_texts(args: argparse.Namespace, tokenizer: Any) -> list[str]:
         check_size(tokenizer, args.vocabulary_size)
     except ValueError as error:
         raise UserError(f"--vocabulary-size: {error}") from None
+    if not args.vocabulary_texts:
+        return []
     try:
         texts = read_texts(args.vocabulary_texts)
     except DataFormatError as error:

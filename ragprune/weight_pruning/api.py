@@ -28,7 +28,12 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from ragprune.models.encoder import RerankPruneModel
-from ragprune.weight_pruning.calibration import DEFAULT_CANDIDATES, CalibrationSet, load_source
+from ragprune.weight_pruning.calibration import (
+    DEFAULT_CANDIDATES,
+    CalibrationGroup,
+    CalibrationSet,
+    load_source,
+)
 from ragprune.weight_pruning.importance import METHODS, DAIConfig, structure_scores, weight_scores
 from ragprune.weight_pruning.loss import Batch, JointLoss, group_batches
 from ragprune.weight_pruning.measure import fp16_megabytes, parameter_counts
@@ -142,6 +147,7 @@ def compress(
     statistics: CalibrationStatistics | None = None,
     recover_steps: int = 0,
     recovery: RecoveryConfig | None = None,
+    recovery_groups: Sequence[CalibrationGroup] | None = None,
     dai: DAIConfig | None = None,
     device: torch.device | str | None = None,
 ) -> CompressionResult:
@@ -157,6 +163,11 @@ def compress(
         statistics: precomputed :func:`measure` output for this ``model`` (reused across calls).
         recover_steps: distillation steps from the dense model (0: one-shot, unless ``recovery.steps``);
             ``recovery`` sets the rest.
+        recovery_groups: groups recovery trains on, ``recovery.groups_per_step`` per step (labels not
+            needed, e.g. ``load_source("msmarco-dev")``; needs ``tokenizer``); default: the calibration
+            batches. Calibration picks a few hundred groups for the statistics; a recovery that should
+            bring the pruned model back to the dense one's quality needs many more (Minitron's distillation
+            runs over a training set, not the calibration sample).
         dai: GAPrune's DAI parameters (``importance.DAIConfig``).
         device: where statistics and recovery run (default: the model's device).
 
@@ -165,9 +176,15 @@ def compress(
     check_options(method, structure, sparsity)
     needs_data = method != "magnitude" and statistics is None
     steps = recover_steps or (recovery.steps if recovery is not None else 0)
-    if (needs_data or steps > 0) and (calibration is None or not calibration.batches):
-        what = "recovery" if not needs_data else f"method {method!r}"
-        raise ValueError(f"{what} needs calibration data: pass calibration=build_calibration(...)")
+    has_calibration = calibration is not None and bool(calibration.batches)
+    if needs_data and not has_calibration:
+        raise ValueError(f"method {method!r} needs calibration data: pass calibration=build_calibration(...)")
+    if steps > 0 and not (has_calibration or recovery_groups):
+        raise ValueError(
+            "recovery needs data: pass recovery_groups=... or calibration=build_calibration(...)"
+        )
+    if recovery_groups and tokenizer is None:
+        raise ValueError("recovery_groups are tokenized with the model's tokenizer: pass tokenizer=")
     dai = dai or DAIConfig()
     started = time.perf_counter()
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -202,10 +219,18 @@ def compress(
         "pruning_seconds": pruning_seconds,
     }
     if steps > 0:
-        assert calibration is not None
         config = RecoveryConfig(**{**asdict(recovery or RecoveryConfig()), "steps": steps})
+        if recovery_groups:
+            assert tokenizer is not None
+            batches = group_batches(
+                recovery_groups, tokenizer, model.config.max_length, groups_per_batch=config.groups_per_step
+            )
+            report["recovery_data"] = {"groups": len(recovery_groups), "batches": len(batches)}
+        else:
+            assert calibration is not None
+            batches = calibration.all_batches()
         teacher = copy.deepcopy(model).eval()
-        report["recovery"] = distill(pruned, teacher, calibration.all_batches(), config, masks, device)
+        report["recovery"] = distill(pruned, teacher, batches, config, masks, device)
         del teacher
     pruned.eval()
     report["parameters_after"] = parameter_counts(pruned)

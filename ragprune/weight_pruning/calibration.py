@@ -11,6 +11,8 @@ optional gold-sentence character spans, so the model's own joint loss (rank + to
 * ``nq-train``: NQ-open oracle passages with the answer sentence (silver gold);
 * ``wikiqa-train``: WikiQA train paragraphs with their answer sentences;
 * ``hotpotqa-train``: HotpotQA distractor train (supporting facts as gold; distractors as negatives).
+* ``msmarco-dev``: MS MARCO dev-small queries with BM25 candidates from DL21 / DL22 passages, and DL22's
+  own top-100, unlabelled: for recovery distillation only (:func:`msmarco_dev`).
 
 ``domain`` = ``scifact-train`` + ``dl21-biomedical``; ``general`` = ``msmarco-triples`` + ``dl21-general`` +
 ``nq-train`` + ``wikiqa-train`` (the issue's split). Negatives beyond a source's own come from BM25
@@ -69,7 +71,8 @@ class CalibrationPassage:
 
 @dataclass(frozen=True)
 class CalibrationGroup:
-    """A query and its candidates (at least one relevant), from the source named ``source``."""
+    """A query and its candidates, from the source named ``source``: at least one relevant in a calibration
+    set; recovery distillation also takes unlabelled groups (``msmarco-dev``)."""
 
     query: str
     passages: tuple[CalibrationPassage, ...]
@@ -77,6 +80,10 @@ class CalibrationGroup:
 
     def to_dict(self) -> dict[str, Any]:
         return {"query": self.query, "source": self.source, "passages": [p.to_dict() for p in self.passages]}
+
+    def texts(self) -> list[str]:
+        """The query, then every passage's title (when it has one) and text."""
+        return [self.query] + [t for p in self.passages for t in (p.title, p.text) if t]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CalibrationGroup:
@@ -287,6 +294,68 @@ def trec_dl_groups(
     return groups
 
 
+def msmarco_dev(
+    candidates: int = DEFAULT_CANDIDATES,
+    seed: int = 0,
+    pools: Sequence[str] = ("dl21", "dl22-unjudged"),
+    depth: int = 100,
+) -> list[CalibrationGroup]:
+    """Unlabelled web-search groups for recovery distillation: the MS MARCO dev-small queries (a training
+    split) with BM25 candidates from the passages of the TREC DL training years ``pools`` (MS MARCO v2),
+    and each ``dl22-unjudged`` query with its own BM25 top-100. Half of a group is the BM25 top ranks, the
+    other half is sampled from ranks up to ``depth``, so the dense model's scores spread over the group.
+
+    No passage is labelled (``relevant=False``, ``gold_spans=None``): recovery reads only the dense model's
+    outputs, and a calibration set (whose rank loss needs a relevant passage) refuses these groups. Left
+    out, as in ``training/DATA.md``: DL21's queries (the validation split), any query or passage whose
+    normalised text is a DL19 / DL20 topic or passage (the evaluation sets; read only to exclude them).
+    """
+    from ragprune.retrieval.bm25 import BM25sRetriever
+    from ragprune.types import Document
+
+    root = data_root() / "trec-dl"
+    held_out = [load_trec_dl(root / name) for name in ("dl19", "dl20") if (root / name).is_dir()]
+    banned_queries = {_normal(text) for dl in held_out for text in dl.topics.values()}
+    banned_texts = {_normal(text) for dl in held_out for text in dl.passages.values()}
+    texts: dict[str, str] = {}
+    own: list[tuple[str, list[str]]] = []
+    for name in pools:
+        dl = load_trec_dl(root / name)
+        for text in dl.passages.values():
+            if _normal(text) not in banned_texts:
+                texts.setdefault(_normal(text)[: PREFIX * 4], text)
+        if name != "dl21":  # DL21's judged queries are the ranking validation split
+            for qid in sorted(dl.run):
+                ranked = sorted(dl.run[qid], key=lambda pid: -dl.run[qid][pid])
+                own.append((dl.topics[qid], [dl.passages[pid] for pid in ranked]))
+    pool = sorted(texts.values())
+    queries = [q for q in _lines(data_root() / "msmarco" / "dev-small.queries.tsv")]
+    queries = [line.split("\t", 1)[1] for line in queries if "\t" in line]
+    retriever = BM25sRetriever()
+    retriever.index({str(i): Document(str(i), text) for i, text in enumerate(pool)})
+    hits = retriever.search({str(i): q for i, q in enumerate(queries)}, k=min(depth, len(pool)))
+    lists = [
+        (q, [pool[int(pid)] for pid in sorted(hits[str(i)], key=lambda pid: -hits[str(i)][pid])])
+        for i, q in enumerate(queries)
+    ] + own
+    rng = random.Random(f"{seed}:msmarco-dev")
+    groups = []
+    for query, ranked in lists:
+        ranked = [text for text in ranked if _normal(text) not in banned_texts]
+        if _normal(query) in banned_queries or len(ranked) < candidates:
+            continue
+        top = candidates // 2
+        chosen = ranked[:top] + rng.sample(ranked[top:depth], candidates - top)
+        passages = tuple(CalibrationPassage(text, relevant=False, gold_spans=None) for text in chosen)
+        groups.append(CalibrationGroup(query, passages, "msmarco-dev"))
+    return groups
+
+
+def _normal(text: str) -> str:
+    """Lower case, words only: the key of the evaluation-set exclusions."""
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
 def _fill_groups(
     queries: list[str],
     per_query: list[tuple[list[CalibrationPassage], list[CalibrationPassage]]],
@@ -352,6 +421,7 @@ SOURCES: dict[str, Callable[[int, int], list[CalibrationGroup]]] = {
     "nq-train": lambda g, s: nq_train(candidates=g, seed=s),
     "wikiqa-train": lambda g, s: wikiqa_train(candidates=g, seed=s),
     "hotpotqa-train": lambda g, s: hotpotqa_train(candidates=g, seed=s),
+    "msmarco-dev": lambda g, s: msmarco_dev(candidates=g, seed=s),
 }
 """Named sources (training splits under the data root): name -> ``builder(candidates, seed)``."""
 

@@ -44,11 +44,14 @@ class RecoveryConfig:
     rank_weight: float = 1.0
     token_weight: float = 1.0
     hidden_weight: float = 1.0
+    groups_per_step: int = 1
+    """Groups per step when recovery has its own groups (``compress(recovery_groups=...)``); the calibration
+    batches hold one group each."""
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.steps < 0 or self.lr <= 0 or self.tau <= 0:
-            raise ValueError("steps must be >= 0, lr and tau > 0")
+        if self.steps < 0 or self.lr <= 0 or self.tau <= 0 or self.groups_per_step < 1:
+            raise ValueError("steps must be >= 0, lr and tau > 0, groups_per_step >= 1")
 
 
 def distill(
@@ -65,7 +68,7 @@ def distill(
     """
     config = config or RecoveryConfig()
     if not batches:
-        raise ValueError("recovery needs calibration batches (--domain-data / --general-data)")
+        raise ValueError("recovery needs batches (--recover-data, or --domain-data / --general-data)")
     device = torch.device(device) if device is not None else next(student.parameters()).device
     student.to(device).eval()
     teacher.to(device).eval()
