@@ -6,8 +6,8 @@
 # vocabulary trimmed to those groups' most frequent tokens. Needs no teacher scores and no training-data
 # build: every source is read from RAGPRUNE_DATA (eval/weight_pruning.py --pack-data .carry/wp).
 #
-# The variants train at once, in the background (setsid: a run outlives the 10-minute call while the
-# machine stays warm); each call waits up to WAIT seconds and prints their progress. Once all are done it
+# The variants train one after another in the background (setsid: a run outlives the 10-minute call
+# while the machine stays warm); each call waits up to WAIT seconds and prints their progress. Once all are done it
 # ranks them on DL21 (the validation split; nDCG@10 of reranking its BM25 top-100, every qrel) and runs
 # the gate (eval/weight_pruning.py --candidate: DL19, SciFact, WikiQA, pairs/s on the H200 and its CPU)
 # for the best of each layer count only. Repeat the same command on the warm machine until it prints the
@@ -27,21 +27,27 @@ gunzip -kf .carry/wp/beir/scifact/corpus.jsonl.gz .carry/wp/pruning/wikiqa_train
 mkdir -p "$WORK" "$OUT"
 cli='import sys; from ragprune.cli import main; sys.exit(main(sys.argv[1:]))'
 
-for variant in $VARIANTS; do
-  IFS=: read -r name sparsity lr <<<"$variant"
-  run="$WORK/$name"
-  [ -e "$run/started" ] && continue
-  mkdir -p "$run" && touch "$run/started"
-  # DAI layer choice on the built-in calibration recipes, then recovery on every group of RECOVER_DATA
-  # (16 groups of 16 passages per step), then the vocabulary counted on those groups; fp16 copy last
-  setsid nohup bash -c "python3 -c '$cli' compress --method gaprune --structure layers --sparsity $sparsity \
+# one background job trains the variants one after another (two at once can run out of GPU memory);
+# a variant that failed is started again, one that is done is kept
+if ! pgrep -f "gpu_fast_chain" >/dev/null; then
+  chain=""
+  for variant in $VARIANTS; do
+    IFS=: read -r name sparsity lr <<<"$variant"
+    run="$WORK/$name"
+    [ -e "$run/done" ] && continue
+    rm -rf "$run" && mkdir -p "$run"
+    # DAI layer choice on the built-in calibration recipes, then recovery on every group of RECOVER_DATA
+    # (16 groups of 16 passages per step), then the vocabulary counted on those groups; fp16 copy last
+    chain+="{ python3 -c '$cli' compress --method gaprune --structure layers --sparsity $sparsity \
       --domain-data domain --general-data general --candidates 16 --recover-data $RECOVER_DATA \
       --recover-steps $STEPS --recover-groups-per-step 16 --recover-lr $lr --vocabulary-size $VOCAB \
       --device cuda --output $run/model \
     && python3 -c 'import sys, torch; from ragprune.models.registry import load_model
 m, t = load_model(sys.argv[1]); m.save_pretrained(sys.argv[2], t, dtype=torch.float16)' $run/model $run/fp16 \
-    && touch $run/done || touch $run/failed" >"$run/log.txt" 2>&1 </dev/null &
-done
+    && touch $run/done || touch $run/failed; } >$run/log.txt 2>&1; "
+  done
+  [ -n "$chain" ] && setsid nohup bash -c "$chain" gpu_fast_chain >/dev/null 2>&1 </dev/null &
+fi
 
 waited=0
 while :; do
@@ -84,7 +90,7 @@ for variant in $VARIANTS; do
   [ -e "$WORK/$name/done" ] && cp "$WORK/$name/model/compression.json" "$OUT/compression-$name.json"
 done
 cp "$scores" "$OUT/"
-column -t "$scores"
+cat "$scores"
 # the best variant of each sparsity (layer count) on DL21 goes to the gate; the others are never evaluated
 for name in $(tail -n +2 "$scores" | sort -t$'\t' -k2,2 -k4,4gr | awk -F'\t' '!seen[$2]++ {print $1}'); do
   gate="$WORK/gate-$name"

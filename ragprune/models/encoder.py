@@ -48,6 +48,14 @@ class RerankPruneModel(nn.Module):
             raise KeyError(f"the model has no head {name!r}; its heads are {sorted(self.heads)}")
         return self.heads[name]  # type: ignore[return-value]
 
+    @property
+    def _takes_4d_mask(self) -> bool:
+        """Whether the backbone takes a prepared 4-D boolean mask (BERT with SDPA attention; other models
+        build masks their own way, e.g. ModernBERT unpads with the 2-D one)."""
+        config = self.backbone_config
+        attention = getattr(self.encoder.config, "_attn_implementation", None)
+        return config.model_type == "bert" and attention == "sdpa"
+
     def heads_reading(self, reads: Reads) -> dict[str, Head]:
         """The heads that read ``reads`` (``"cls"``, ``"tokens"`` or ``"candidates"``), in config order."""
         return {name: head for name, head in self.heads.items() if head.reads == reads}  # type: ignore[misc]
@@ -58,7 +66,14 @@ class RerankPruneModel(nn.Module):
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Last hidden states ``[B, L, H]`` for token ids ``[B, L]`` (``attention_mask`` 1 = real token)."""
+        """Last hidden states ``[B, L, H]`` for token ids ``[B, L]`` (``attention_mask`` 1 = real token).
+
+        On CUDA a BERT backbone with SDPA attention gets the mask as a 4-D boolean ``[B, 1, 1, L]`` (True
+        = attend), which transformers passes on as it is: its own mask building checks the mask's values
+        on the host (a device synchronisation per forward), which stops batches from queueing and CUDA
+        graphs from capturing the forward (``ragprune.pipeline.graphs``). The attention is the same."""
+        if attention_mask.is_cuda and attention_mask.dim() == 2 and self._takes_4d_mask:
+            attention_mask = attention_mask[:, None, None, :].bool()
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None and getattr(self.backbone_config, "type_vocab_size", 0) > 1:
             kwargs["token_type_ids"] = token_type_ids

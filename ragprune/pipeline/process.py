@@ -19,6 +19,7 @@ from ragprune.devices import default_device
 from ragprune.models.encoder import RerankPruneModel
 from ragprune.normalize import INVALID_TEXT_POLICIES, is_blank, repair_text
 from ragprune.pipeline.encoding import PairTemplate
+from ragprune.pipeline.graphs import EncoderGraphs
 from ragprune.pipeline.inputs import PassageLike, QueryLike, checked_threshold, parse_call
 from ragprune.pipeline.list_stage import list_scores
 from ragprune.pipeline.modes import MODES
@@ -62,6 +63,12 @@ class RerankPruner(Reranker):
     ``"onnx-fp32"`` or ``"onnx-int8"`` (the encoder in ONNX Runtime, needs the ``onnx`` extra;
     ``ragprune.pipeline.precision``, ``ragprune.pipeline.onnx_backend``; speed and quality loss in
     ``eval/results/bench_cpu.md``).
+
+    ``cuda_graphs`` (default ``True``; CUDA only): the encoder's forward is recorded once per batch shape
+    and replayed (``ragprune.pipeline.graphs``): the same scores at about twice the encoder's pairs/s on an
+    H200, where the host cannot launch kernels as fast as the GPU runs them. A graph reads the parameters
+    where they were at capture: when a model shared with the caller (already on the device, bf16, in eval
+    mode) moves or changes dtype, the graphs are captured again. ``False`` runs eagerly.
     """
 
     def __init__(
@@ -81,6 +88,7 @@ class RerankPruner(Reranker):
         invalid_text: str = "replace",
         mode: str = "pointwise",
         precision: str | None = None,
+        cuda_graphs: bool = True,
     ) -> None:
         if invalid_text not in INVALID_TEXT_POLICIES:
             raise ValueError(f"invalid_text={invalid_text!r}; use one of {INVALID_TEXT_POLICIES}")
@@ -114,6 +122,7 @@ class RerankPruner(Reranker):
             reduce=self.reduce,
             scoring_backend=scoring_backend,
             stage_timer=self.stage_timer,
+            graphs=EncoderGraphs(self.model) if cuda_graphs and self.device.type == "cuda" else None,
         )
 
     def close(self) -> None:

@@ -5,7 +5,8 @@ Stages, each with one job:
 1. **prepare** (pure, in worker processes: ``ragprune.pipeline.parallel``): tokens, rows, sentences, as
    flat arrays (``PreparedShard``);
 2. **encode**: rows of one padded width per batch (``pad_block``: array operations, no loop per row; on
-   CUDA copied from pinned memory without blocking), one encoder pass;
+   CUDA copied from pinned memory without blocking), one encoder pass (on CUDA replayed from a graph per
+   batch shape when the runner has :class:`~ragprune.pipeline.graphs.EncoderGraphs`);
 3. **heads**: every ``"cls"`` head per row, the token head's sentence scores and keep flags per pair
    (the fused kernel when the head is a linear map, its probabilities and the reduction-only kernel
    otherwise);
@@ -32,6 +33,7 @@ from ragprune.kernels import SentenceScores, reduce_sentences, score_sentences
 from ragprune.models.encoder import RerankPruneModel
 from ragprune.pipeline.collate import pad_block
 from ragprune.pipeline.encoding import padded_width
+from ragprune.pipeline.graphs import EncoderGraphs
 from ragprune.pipeline.parallel import RowPreparer
 from ragprune.pipeline.prepared import PreparedShard
 from ragprune.pipeline.ragged import offsets_of, segment_index
@@ -93,6 +95,7 @@ class Runner:
         scoring_backend: str,
         stage_timer: StageTimer | None = None,
         keep_vectors: bool | None = None,
+        graphs: EncoderGraphs | None = None,
     ) -> None:
         self.model = model
         self.preparer = preparer
@@ -107,6 +110,8 @@ class Runner:
         self.keep_vectors = bool(model.heads_reading("candidates")) if keep_vectors is None else keep_vectors
         """Whether :class:`PairColumns` carries the ``[CLS]`` vectors (default: when a list-level head needs
         them; training of such a head sets it)."""
+        self.graphs = graphs
+        """CUDA graphs of the encoder (``ragprune.pipeline.graphs``), or ``None``: the eager forward."""
 
     def run(
         self,
@@ -190,25 +195,29 @@ class Runner:
         padded = pad_block(block.rows, rows, self.pad_id, width, sentence_offset[row_pair])
 
         timer = self.stage_timer or StageTimer.disabled
-        with timer("encoder"):
-            hidden = self.model.encode(
-                self._to_device(padded.input_ids),
-                self._to_device(padded.attention_mask),
-                self._to_device(padded.token_type_ids),
+        # a graph's output is rewritten by its next replay: every reader is queued before another thread
+        # sharing the graphs may encode
+        with self.graphs.lock if self.graphs is not None else nullcontext():
+            with timer("encoder"):
+                encode = self.graphs.encode if self.graphs is not None else self.model.encode
+                hidden = encode(
+                    self._to_device(padded.input_ids),
+                    self._to_device(padded.attention_mask),
+                    self._to_device(padded.token_type_ids),
+                )
+            with timer("scoring"):
+                cls_outputs = {name: head(hidden[:, 0]).float() for name, head in self.cls_heads.items()}
+                scored = self._score_sentences(hidden, padded.sentence_ids, sentence_counts, threshold)
+            return _Launched(
+                pairs=first_pair + batch,
+                row_counts=row_counts,
+                sentence_counts=sentence_counts,
+                row_values={name: self._to_host(values) for name, values in cls_outputs.items()},
+                sentence_scores=self._to_host(scored.scores.float()),
+                sentence_kept=self._to_host(scored.keep),
+                vectors=hidden[:, 0].clone() if self.keep_vectors else None,
+                ready=_recorded_event(self.device),
             )
-        with timer("scoring"):
-            cls_outputs = {name: head(hidden[:, 0]).float() for name, head in self.cls_heads.items()}
-            scored = self._score_sentences(hidden, padded.sentence_ids, sentence_counts, threshold)
-        return _Launched(
-            pairs=first_pair + batch,
-            row_counts=row_counts,
-            sentence_counts=sentence_counts,
-            row_values={name: self._to_host(values) for name, values in cls_outputs.items()},
-            sentence_scores=self._to_host(scored.scores.float()),
-            sentence_kept=self._to_host(scored.keep),
-            vectors=hidden[:, 0].clone() if self.keep_vectors else None,
-            ready=_recorded_event(self.device),
-        )
 
     def _score_sentences(
         self, hidden: torch.Tensor, sentence_ids: np.ndarray, sentence_counts: np.ndarray, threshold: float

@@ -22,6 +22,7 @@ from transformers import PreTrainedTokenizerBase
 from ragprune.models.encoder import RerankPruneModel
 from ragprune.normalize import repair_text
 from ragprune.pipeline.encoding import PairTemplate
+from ragprune.pipeline.graphs import EncoderGraphs
 from ragprune.pipeline.parallel import RowPreparer, default_workers
 from ragprune.pipeline.prepared import PreparedShard
 from ragprune.pipeline.runner import PairColumns, Runner
@@ -130,11 +131,18 @@ def score_pairs(
     batch_size: int = 64,
     pad_id: int = 0,
     ready: bool = False,
+    graphs: EncoderGraphs | None = None,
 ) -> PairColumns:
     """Rank logits and sentence keep decisions of every pair (``PairColumns``, pair order), at ``threshold``
-    (default: the model's). ``ready=True``: ``model`` is already an :func:`inference_copy` on ``device``."""
+    (default: the model's). ``ready=True``: ``model`` is already an :func:`inference_copy` on ``device``.
+    On CUDA the encoder replays CUDA graphs as ``RerankPruner`` does: ``graphs`` of this ready model to
+    reuse across calls (captured shapes are kept), else new ones for this call."""
     device = torch.device(device)
     runnable = model if ready else inference_copy(model, device)
+    if graphs is None and device.type == "cuda":
+        graphs = EncoderGraphs(runnable)
+    if graphs is not None and graphs.model is not runnable:
+        raise ValueError("graphs belong to another model: pass them with ready=True and that model")
     runner = Runner(
         runnable,
         _Cached(pairs),  # type: ignore[arg-type]  # has the one method Runner calls
@@ -144,6 +152,7 @@ def score_pairs(
         max_length=model.config.max_length,
         reduce=model.config.sentence_reduce,
         scoring_backend="auto",
+        graphs=graphs,
     )
     _, columns = runner.run(
         pairs.query_ids, pairs.texts, pairs.titles, model.config.threshold if threshold is None else threshold
@@ -168,20 +177,23 @@ def throughput(
     batch_size: int = 64,
 ) -> dict[str, dict[str, float]]:
     """Pairs per second of each model on the same prepared pairs (encoder + heads + sentence scoring; the
-    tokenization done once is not counted), measured in alternation: one warm-up pass over all the pairs
-    each, then ``repeats`` rounds in which every model runs once. ``models`` are :func:`inference_copy`
-    copies already on ``device``; ``pairs`` may map each model's name to its own tokenization of the same
-    pairs (models with different vocabularies). Returns name -> ``{"median", "min", "max"}`` pairs/s."""
+    tokenization done once is not counted), measured in alternation: two warm-up passes over all the
+    pairs each (on CUDA they capture the encoder's graphs), then ``repeats`` rounds in which every model
+    runs once. ``models`` are :func:`inference_copy` copies already on ``device``; ``pairs`` may map each
+    model's name to its own tokenization of the same pairs (models with different vocabularies). Returns
+    name -> ``{"median", "min", "max"}`` pairs/s."""
     device = torch.device(device)
     own = {name: pairs[name] if isinstance(pairs, Mapping) else pairs for name in models}
     timings: dict[str, list[float]] = {name: [] for name in models}
-    for name, model in models.items():  # warm-up on every pair: each batch shape seen once
-        score_pairs(model, own[name], device, batch_size=batch_size, ready=True)
+    graphs = {name: EncoderGraphs(model) if device.type == "cuda" else None for name, model in models.items()}
+    for name, model in models.items():  # warm-up: every batch shape seen twice (on CUDA: captured)
+        for _ in range(2):
+            score_pairs(model, own[name], device, batch_size=batch_size, ready=True, graphs=graphs[name])
     for _ in range(repeats):
         for name, model in models.items():
             _synchronize(device)
             start = time.perf_counter()
-            score_pairs(model, own[name], device, batch_size=batch_size, ready=True)
+            score_pairs(model, own[name], device, batch_size=batch_size, ready=True, graphs=graphs[name])
             _synchronize(device)
             timings[name].append(len(own[name]) / (time.perf_counter() - start))
     return {

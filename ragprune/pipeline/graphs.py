@@ -1,0 +1,179 @@
+"""CUDA graphs of the encoder: one captured forward per batch shape, replayed instead of launching it again.
+
+At the batch shapes of reranking (a few hundred rows of ~100 tokens), the H200 finishes the encoder's
+kernels faster than the host can launch them: measured on DL19 (4,096 pairs, 256-row batches) the
+default model's kernels take 54 ms of a 170 ms pass, the rest is Python and launch work in the host
+thread. A CUDA graph (``torch.cuda.CUDAGraph``; NVIDIA, "CUDA Graphs", CUDA C++ Programming Guide) records
+every kernel of one forward once and replays them with one launch.
+
+A graph has fixed input buffers and a fixed output tensor, so each shape gets its own graph: the row count
+is padded up to a power of two (at least :data:`MIN_ROWS`; the runner already pads the width to a bucket),
+so shapes repeat across batches and calls. A shape is captured the second time it is seen (a one-off shape
+runs eagerly: capturing costs three forwards), and checked once against the eager forward on the batch
+that triggered it; every graph draws on one memory pool.
+
+Rules for callers (``Runner`` follows them):
+
+* the output is overwritten by the next replay: queue everything that reads it on the current stream
+  before encoding again, and hold :attr:`EncoderGraphs.lock` from ``encode`` until then when several
+  threads share the object;
+* the model keeps its parameter tensors: when they move (``.to()``, a new dtype), the graphs are dropped
+  and captured again.
+
+Capture needs a forward without host synchronisation; ``RerankPruneModel.encode`` gives a BERT backbone
+with SDPA attention a 4-D mask on CUDA for that, and other backbones run eagerly. A capture that fails
+or a graph that differs from the eager forward turns graphs off for the object, with one warning naming
+the cause; results are the eager forward's either way.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from typing import Any
+
+import torch
+
+from ragprune.models.encoder import RerankPruneModel
+
+MAX_GRAPHS = 64
+"""Shapes captured at most per object; further shapes run eagerly (each graph keeps its buffers)."""
+MIN_ROWS = 8
+"""The smallest row bucket: batches of up to this many rows share one graph per width."""
+WARMUP_RUNS = 2
+"""Eager forwards on the capture stream before a capture (library workspaces and kernel choices settle)."""
+CHECK_TOLERANCE = 0.05
+"""Largest difference (absolute and relative, bf16 hidden states) allowed between a new graph's replay and
+the eager forward on the batch it was captured for; beyond it graphs are turned off."""
+FREE_MEMORY_SHARE = 0.2
+"""A shape is captured only while more than this share of the GPU's memory stays available after its
+buffers (each graph keeps its output ``[B, L, H]`` alive): on a small GPU, graphs stop before memory does."""
+
+
+class EncoderGraphs:
+    """``encode(input_ids, attention_mask, token_type_ids)`` as ``model.encode`` computes it (``[B, L, H]``
+    last hidden states), replayed from CUDA graphs for shapes seen before (see the module docstring).
+
+    ``replayed`` and ``eager`` count the batches of each kind (for benchmarks); ``disabled`` says why graphs
+    are off, or is ``None``.
+    """
+
+    def __init__(self, model: RerankPruneModel, max_graphs: int = MAX_GRAPHS) -> None:
+        self.model = model
+        self.max_graphs = max_graphs
+        self.graphs: dict[tuple[int, int], tuple[list[torch.Tensor], torch.cuda.CUDAGraph, torch.Tensor]] = {}
+        self.seen: dict[tuple[int, int], int] = {}
+        self.pool: Any = None
+        """The memory pool the graphs share (``CUDAGraph.pool()`` of the first)."""
+        self.lock = threading.Lock()
+        self.replayed = 0
+        self.eager = 0
+        self.disabled: str | None = (
+            None if model._takes_4d_mask else "the backbone is not BERT with SDPA attention"
+        )
+        self._parameters = _parameter_pointers(model)
+
+    def encode(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+    ) -> torch.Tensor:
+        """The encoder's last hidden states for inputs ``[B, L]``; on CUDA a view of a graph's output, valid
+        until the next call."""
+        if self.disabled or not input_ids.is_cuda:
+            return self._eager(input_ids, attention_mask, token_type_ids)
+        if _parameter_pointers(self.model) != self._parameters:  # weights moved: graphs read freed memory
+            self.graphs, self.seen, self.pool = {}, {}, None
+            self._parameters = _parameter_pointers(self.model)
+        rows = input_ids.shape[0]
+        key = (row_bucket(rows), input_ids.shape[1])
+        entry = self.graphs.get(key)
+        if entry is None:
+            self.seen[key] = self.seen.get(key, 0) + 1
+            if (
+                self.seen[key] < 2
+                or len(self.graphs) >= self.max_graphs
+                or not _room_for(key, self.model.backbone_config.hidden_size, input_ids.device)
+            ):
+                return self._eager(input_ids, attention_mask, token_type_ids)
+            try:
+                entry = self._capture(key, input_ids.device)
+            except RuntimeError as error:  # a host synchronisation or an op that cannot be captured
+                cause = error.__context__ or error  # capture_end's error follows the real one
+                self._turn_off(str(cause).strip().splitlines()[0][:200])
+                return self._eager(input_ids, attention_mask, token_type_ids)
+            self.graphs[key] = entry
+            replayed = self._replay(entry, input_ids, attention_mask, token_type_ids)
+            eager = self._eager(input_ids, attention_mask, token_type_ids)
+            # each new graph is checked once against the eager forward (one synchronisation per shape)
+            close = torch.allclose(replayed.float(), eager.float(), CHECK_TOLERANCE, CHECK_TOLERANCE)
+            if not close:
+                self._turn_off(f"its graph of shape {key} differed from the eager forward")
+            return eager
+        return self._replay(entry, input_ids, attention_mask, token_type_ids)
+
+    def _turn_off(self, reason: str) -> None:
+        self.disabled = reason
+        warnings.warn(
+            f"ragprune: CUDA graphs are off for this model ({reason}); the encoder runs eagerly",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+    def _replay(self, entry: tuple, *inputs: torch.Tensor) -> torch.Tensor:
+        buffers, graph, output = entry
+        rows = inputs[0].shape[0]
+        for buffer, value in zip(buffers, inputs):
+            buffer[:rows].copy_(value, non_blocking=True)
+        graph.replay()
+        self.replayed += 1
+        return output[:rows]
+
+    def _eager(self, *inputs: torch.Tensor) -> torch.Tensor:
+        self.eager += 1
+        return self.model.encode(*inputs)
+
+    def _capture(
+        self, shape: tuple[int, int], device: torch.device
+    ) -> tuple[list[torch.Tensor], torch.cuda.CUDAGraph, torch.Tensor]:
+        """A graph of ``model.encode`` on buffers of ``shape``: padding rows (beyond a batch's own) start as
+        one attended ``[PAD]`` token, so no row is fully masked."""
+        input_ids = torch.zeros(shape, dtype=torch.long, device=device)
+        attention_mask = torch.zeros(shape, dtype=torch.long, device=device)
+        attention_mask[:, 0] = 1
+        buffers = [input_ids, attention_mask, torch.zeros_like(input_ids)]
+        current = torch.cuda.current_stream(device)
+        side = torch.cuda.Stream(device=device)
+        side.wait_stream(current)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.stream(side):
+            for _ in range(WARMUP_RUNS):
+                self.model.encode(*buffers)
+            # thread-local: work of other threads (other models) during the capture is not an error
+            graph.capture_begin(pool=self.pool, capture_error_mode="thread_local")
+            try:
+                output = self.model.encode(*buffers)
+            finally:
+                graph.capture_end()
+        current.wait_stream(side)
+        self.pool = graph.pool()
+        return buffers, graph, output
+
+
+def row_bucket(rows: int) -> int:
+    """The row count of the graph that serves a batch of ``rows`` rows: the next power of two, at least
+    :data:`MIN_ROWS`."""
+    return max(MIN_ROWS, 1 << (rows - 1).bit_length())
+
+
+def _parameter_pointers(model: RerankPruneModel) -> tuple[int, ...]:
+    """Where the first and last parameters live: they change when the weights move or change dtype."""
+    parameters = list(model.parameters())
+    return (parameters[0].data_ptr(), parameters[-1].data_ptr()) if parameters else ()
+
+
+def _room_for(shape: tuple[int, int], hidden_size: int, device: torch.device) -> bool:
+    """Whether one more graph of ``shape`` leaves :data:`FREE_MEMORY_SHARE` of the GPU available (free
+    plus what PyTorch holds unused), its buffers counted generously at 4 bytes per value."""
+    free, total = torch.cuda.mem_get_info(device)
+    available = free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    needed = 4 * shape[0] * shape[1] * (hidden_size + 3)
+    return available - needed > FREE_MEMORY_SHARE * total
