@@ -51,6 +51,7 @@ from ragprune.devices import default_device, describe_hardware
 from ragprune.evaluation import evaluate_run
 from ragprune.evaluation.pruning import context_text, score_pruning
 from ragprune.models.registry import load_model
+from ragprune.pipeline.graphs import EncoderGraphs
 from ragprune.pipeline.rerank_run import fuse_run
 from ragprune.retrieval import get_retriever
 from ragprune.weight_pruning.api import build_calibration, compress, measure
@@ -258,9 +259,12 @@ def evaluate(model: Any, sets: dict[str, dict], device: torch.device, batch_size
     """nDCG@10 of each ranking set, recall / tokens removed of each pruning set (model's threshold)."""
     start = time.perf_counter()
     ready = inference_copy(model, device)
+    graphs = EncoderGraphs(ready) if device.type == "cuda" else None  # shared by the sets: shapes repeat
     out: dict[str, float] = {}
     for name, entry in sets.items():
-        columns = score_pairs(ready, entry["pairs"], device, batch_size=batch_size, pad_id=pad_id, ready=True)
+        columns = score_pairs(
+            ready, entry["pairs"], device, batch_size=batch_size, pad_id=pad_id, ready=True, graphs=graphs
+        )
         if entry["kind"] == "ranking":
             logits: dict[str, dict[str, float]] = {}
             for (q, doc_id), value in zip(entry["keys"], columns.scores["rank"]):

@@ -7,15 +7,16 @@
 # build: every source is read from RAGPRUNE_DATA (eval/weight_pruning.py --pack-data .carry/wp).
 #
 # The variants train one after another in the background (setsid: a run outlives the 10-minute call
-# while the machine stays warm); each call waits up to WAIT seconds and prints their progress. Once all are done it
-# ranks them on DL21 (the validation split; nDCG@10 of reranking its BM25 top-100, every qrel) and runs
+# while the machine stays warm); each call waits up to WAIT seconds and prints their progress. Once all
+# are done it ranks them on DL21 (the validation split; nDCG@10 of reranking its BM25 top-100, every qrel) and runs
 # the gate (eval/weight_pruning.py --candidate: DL19, SciFact, WikiQA, pairs/s on the H200 and its CPU)
 # for the best of each layer count only. Repeat the same command on the warm machine until it prints the
 # gate. Usage (carry .carry/wp and .whl):
 #   [VARIANTS="l4a:0.3334:1e-4 l4b:0.3334:2e-4 l3:0.5:2e-4"] [STEPS=5400] [VOCAB=20000] [WAIT=540] \
 #     bash training/gpu_fast.sh
-# A variant is NAME:SPARSITY:LR (SPARSITY: share of the 6 layers removed). Results in $OUT: the DL21
-# table, the gate tables, the logs, and each gated model in fp16 (model-NAME.tar.part-*, 15 MB parts).
+# A variant is NAME:SPARSITY:LR (SPARSITY: share of the 6 layers removed). Results in $OUT (8 files at
+# most come back): results.tar (the DL21 scores dl21.tsv, the gate tables gate-NAME/, the logs and
+# compression reports) and each gated model in fp16 (model-NAME.tar.part-*, 15 MB parts).
 set -euo pipefail
 VARIANTS="${VARIANTS:-l4a:0.3334:1e-4 l4b:0.3334:2e-4 l3:0.5:2e-4}"
 STEPS="${STEPS:-5400}" VOCAB="${VOCAB:-20000}" WAIT="${WAIT:-540}"
@@ -84,25 +85,27 @@ if [ ! -f "$scores" ]; then
   done
   mv "$scores.tmp" "$scores"
 fi
+results="$WORK/results"  # everything small, sent back as one tar ($OUT takes at most 8 files)
+mkdir -p "$results"
 for variant in $VARIANTS; do
   name="${variant%%:*}"
-  cp "$WORK/$name/log.txt" "$OUT/log-$name.txt"
-  [ -e "$WORK/$name/done" ] && cp "$WORK/$name/model/compression.json" "$OUT/compression-$name.json"
+  cp "$WORK/$name/log.txt" "$results/log-$name.txt"
+  [ -e "$WORK/$name/done" ] && cp "$WORK/$name/model/compression.json" "$results/compression-$name.json"
 done
-cp "$scores" "$OUT/"
+cp "$scores" "$results/"
 cat "$scores"
 # the best variant of each sparsity (layer count) on DL21 goes to the gate; the others are never evaluated
 for name in $(tail -n +2 "$scores" | sort -t$'\t' -k2,2 -k4,4gr | awk -F'\t' '!seen[$2]++ {print $1}'); do
-  gate="$WORK/gate-$name"
+  gate="$results/gate-$name"
   if [ ! -f "$gate/done" ]; then
     mkdir -p "$gate"
-    # the table's 256-row batches, and 1024-row ones (at 256 rows of ~100 tokens the H200 waits on the host)
+    # the table's 256-row batches, and 1024-row ones
     for rows in 256 1024; do
       python3 eval/weight_pruning.py --device cuda --candidate "$WORK/$name/fp16" --out "$gate" \
         --batch-size $rows --suffix=-batch$rows 2>&1 | grep -v "it/s]"
     done
     touch "$gate/done"
   fi
-  cp -r "$gate" "$OUT/"
-  tar -C "$WORK/$name" -cf - fp16 | split -b 15m - "$OUT/model-$name.tar.part-"
+  tar -C "$WORK/$name" -cf - fp16 | split -b 15m - "$OUT/model-$name.tar.part-"  # two 15 MB parts each
 done
+tar -C "$results" -cf "$OUT/results.tar" .

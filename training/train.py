@@ -59,9 +59,12 @@ def main(argv: list[str] | None = None) -> dict:
     config = parse_args(argv)
     context, device = setup(config.device)
     try:
-        return train(config, context, device)
-    finally:
-        teardown(context)
+        result = train(config, context, device)
+    except BaseException:
+        teardown(context, clean=False)
+        raise
+    teardown(context)
+    return result
 
 
 def train(config: TrainConfig, context: Distributed, device: torch.device) -> dict:

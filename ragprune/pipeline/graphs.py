@@ -16,7 +16,7 @@ Rules for callers (``Runner`` follows them):
 
 * the output is overwritten by the next replay: queue everything that reads it on the current stream
   before encoding again, and hold :attr:`EncoderGraphs.lock` from ``encode`` until then when several
-  threads share the object;
+  threads share the object (a replay on another stream first waits for the previous replay's stream);
 * the model keeps its parameter tensors: when they move (``.to()``, a new dtype), the graphs are dropped
   and captured again.
 
@@ -50,6 +50,10 @@ FREE_MEMORY_SHARE = 0.2
 buffers (each graph keeps its output ``[B, L, H]`` alive): on a small GPU, graphs stop before memory does."""
 
 
+_CAPTURE = threading.Lock()
+"""One capture at a time in the process (CUDA graphs' rule), whichever object captures."""
+
+
 class EncoderGraphs:
     """``encode(input_ids, attention_mask, token_type_ids)`` as ``model.encode`` computes it (``[B, L, H]``
     last hidden states), replayed from CUDA graphs for shapes seen before (see the module docstring).
@@ -72,12 +76,20 @@ class EncoderGraphs:
             None if model._takes_4d_mask else "the backbone is not BERT with SDPA attention"
         )
         self._parameters = _parameter_pointers(model)
+        self._side: torch.cuda.Stream | None = None
+        self._last_stream: torch.cuda.Stream | None = None
 
     def encode(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
     ) -> torch.Tensor:
         """The encoder's last hidden states for inputs ``[B, L]``; on CUDA a view of a graph's output, valid
-        until the next call."""
+        until the next call (in inference mode, as the runner calls it)."""
+        with torch.inference_mode():
+            return self._encode(input_ids, attention_mask, token_type_ids)
+
+    def _encode(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+    ) -> torch.Tensor:
         if self.disabled or not input_ids.is_cuda:
             return self._eager(input_ids, attention_mask, token_type_ids)
         if _parameter_pointers(self.model) != self._parameters:  # weights moved: graphs read freed memory
@@ -121,6 +133,10 @@ class EncoderGraphs:
     def _replay(self, entry: tuple, *inputs: torch.Tensor) -> torch.Tensor:
         buffers, graph, output = entry
         rows = inputs[0].shape[0]
+        stream = torch.cuda.current_stream(inputs[0].device)
+        if self._last_stream is not None and self._last_stream != stream:
+            stream.wait_stream(self._last_stream)  # the readers of the previous replay, on another stream
+        self._last_stream = stream
         for buffer, value in zip(buffers, inputs):
             buffer[:rows].copy_(value, non_blocking=True)
         graph.replay()
@@ -141,10 +157,10 @@ class EncoderGraphs:
         attention_mask[:, 0] = 1
         buffers = [input_ids, attention_mask, torch.zeros_like(input_ids)]
         current = torch.cuda.current_stream(device)
-        side = torch.cuda.Stream(device=device)
-        side.wait_stream(current)
+        self._side = self._side or torch.cuda.Stream(device=device)
+        self._side.wait_stream(current)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.stream(side):
+        with _CAPTURE, torch.cuda.stream(self._side):
             for _ in range(WARMUP_RUNS):
                 self.model.encode(*buffers)
             # thread-local: work of other threads (other models) during the capture is not an error
@@ -153,7 +169,7 @@ class EncoderGraphs:
                 output = self.model.encode(*buffers)
             finally:
                 graph.capture_end()
-        current.wait_stream(side)
+        current.wait_stream(self._side)
         self.pool = graph.pool()
         return buffers, graph, output
 

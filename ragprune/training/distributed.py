@@ -95,9 +95,13 @@ def setup(device: str | None) -> tuple[Distributed, torch.device]:
     return context, chosen
 
 
-def teardown(context: Distributed) -> None:
-    """Leave the process group (after the last collective call)."""
+def teardown(context: Distributed, clean: bool = True) -> None:
+    """Leave the process group (after the last collective call). ``clean``: every rank got here normally,
+    so they first meet at a barrier: a rank that destroys its group while another still tears down can
+    make Gloo abort the slower one. After an error (``clean=False``) no rank waits for the others."""
     if context.enabled and dist.is_initialized():
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
 
 
