@@ -391,7 +391,7 @@ def test_recovery_on_its_own_unlabelled_groups(model, tokenizer, calibration, st
         compress(model, None, **options, statistics=stats, recovery=recovery, recovery_groups=unlabelled)
     with pytest.raises(ValueError, match="groups_per_step >= 1"):
         RecoveryConfig(groups_per_step=0)
-    with pytest.raises(ValueError, match="has no relevant passage"):
+    with pytest.raises(ValueError, match="has no relevant passage.*serve recovery only"):
         CalibrationSet("general", unlabelled)  # calibration's rank loss needs labels: refused
 
 
@@ -442,6 +442,9 @@ def test_msmarco_dev_groups_leave_out_the_evaluation_sets(tmp_path, monkeypatch)
         assert not any(p.relevant or p.gold_spans is not None for p in group.passages)
         assert all("Fleas" not in p.text for p in group.passages)
     assert groups[1].passages[0].text == "Hippos wallow in the Nile."  # the BM25 best leads
+    (tmp_path / "msmarco" / "dev-small.queries.tsv").unlink()
+    with pytest.raises(FileNotFoundError, match="MS MARCO dev-small queries"):
+        msmarco_dev(candidates=4, seed=0, depth=10)
     assert [p.text for p in groups[2].passages[:2]] == list(passages["dl22-unjudged"].values())[:2]
 
 
@@ -545,6 +548,8 @@ def test_cli_compress_end_to_end(tmp_path, tiny_model_dir, calibration, capsys):
     assert vocabulary["after"] <= 2500 < vocabulary["before"] and vocabulary["occurrences"] > 0
     assert main(argv[:-2] + ["--recover-data", str(general), "--recover-steps", "0", "--output", "x"]) == 2
     assert "--recover-data needs --recover-steps" in capsys.readouterr().err
+    assert main(argv[:-2] + ["--recover-groups-per-step", "4", "--output", "x"]) == 2
+    assert "applies to --recover-data groups" in capsys.readouterr().err
     no_data = [a for a in argv if a not in (str(general),)]
     no_data = no_data[: no_data.index("--general-data")] + no_data[no_data.index("--general-data") + 1 :]
     assert main(no_data[:-1] + [str(tmp_path / "third")]) == 2

@@ -89,7 +89,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--recover-groups-per-step",
         type=_count,
         default=1,
-        help="--recover-data groups per distillation step (default %(default)s; e.g. 16 groups of 16)",
+        help="--recover-data groups per distillation step (default %(default)s; e.g. 16, which with "
+        "--candidates 16 is 256 encoder rows a step)",
     )
     parser.add_argument(
         "--dai-beta",
@@ -158,6 +159,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--recover-data needs --recover-steps N (the distillation steps, e.g. 2000)")
     if args.recover_groups_per_step < 1:
         raise UserError("--recover-groups-per-step must be at least 1")
+    if args.recover_groups_per_step != 1 and not args.recover_data:
+        raise UserError(
+            "--recover-groups-per-step applies to --recover-data groups (calibration batches hold one group "
+            "each); pass --recover-data SRC ... or leave the option out"
+        )
     if args.vocabulary_texts and not args.vocabulary_size:
         raise UserError("--vocabulary-texts needs --vocabulary-size N (the tokens to keep, e.g. 20000)")
     if args.vocabulary_size and not (args.vocabulary_texts or args.recover_data):

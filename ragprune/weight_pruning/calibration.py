@@ -108,8 +108,9 @@ class CalibrationSet:
         for group in self.groups:
             if not any(p.relevant for p in group.passages):
                 raise ValueError(
-                    f"calibration set {self.name!r}: the group of query {group.query[:60]!r} has no "
-                    "relevant passage; the rank loss needs one"
+                    f"calibration set {self.name!r}: the group of query {group.query[:60]!r} (source "
+                    f"{group.source!r}) has no relevant passage; the rank loss needs one. Unlabelled "
+                    "sources such as msmarco-dev serve recovery only (--recover-data)"
                 )
 
     def __len__(self) -> int:
@@ -308,7 +309,8 @@ def msmarco_dev(
     No passage is labelled (``relevant=False``, ``gold_spans=None``): recovery reads only the dense model's
     outputs, and a calibration set (whose rank loss needs a relevant passage) refuses these groups. Left
     out, as in ``training/DATA.md``: DL21's queries (the validation split), any query or passage whose
-    normalised text is a DL19 / DL20 topic or passage (the evaluation sets; read only to exclude them).
+    normalised text is a DL19 / DL20 topic or passage (the evaluation sets; read only to exclude them, so
+    a data root without them excludes nothing). ``FileNotFoundError`` naming a missing file.
     """
     from ragprune.retrieval.bm25 import BM25sRetriever
     from ragprune.types import Document
@@ -329,8 +331,13 @@ def msmarco_dev(
                 ranked = sorted(dl.run[qid], key=lambda pid: -dl.run[qid][pid])
                 own.append((dl.topics[qid], [dl.passages[pid] for pid in ranked]))
     pool = sorted(texts.values())
-    queries = [q for q in _lines(data_root() / "msmarco" / "dev-small.queries.tsv")]
-    queries = [line.split("\t", 1)[1] for line in queries if "\t" in line]
+    dev_small = data_root() / "msmarco" / "dev-small.queries.tsv"
+    if not dev_small.is_file():
+        raise FileNotFoundError(
+            f"msmarco-dev reads the MS MARCO dev-small queries from {dev_small}, which is missing; point "
+            "$RAGPRUNE_DATA at the shared data folder"
+        )
+    queries = [line.split("\t", 1)[1] for line in _lines(dev_small) if "\t" in line]
     retriever = BM25sRetriever()
     retriever.index({str(i): Document(str(i), text) for i, text in enumerate(pool)})
     hits = retriever.search({str(i): q for i, q in enumerate(queries)}, k=min(depth, len(pool)))
