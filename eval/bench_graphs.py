@@ -26,8 +26,8 @@ from ragprune.data import load_trec_dl
 from ragprune.devices import describe_hardware
 from ragprune.models import RerankPruneModel, load_model
 from ragprune.pipeline.graphs import EncoderGraphs
-from ragprune.pipeline.runner import PairColumns, Runner
-from ragprune.weight_pruning.measure import PreparedPairs, inference_copy, prepare_pairs_once
+from ragprune.pipeline.runner import PairColumns
+from ragprune.weight_pruning.measure import PreparedPairs, inference_copy, prepare_pairs_once, score_pairs
 
 MODES = ("eager, transformers' mask", "eager, 4-D mask", "CUDA graphs")
 
@@ -44,20 +44,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run_once(model: RerankPruneModel, pairs: PreparedPairs, batch_size: int, mode: str, graphs: Any) -> Any:
     """One pass of the stage runner over ``pairs`` in ``mode`` (``graphs``: the model's captured graphs)."""
-    from ragprune.weight_pruning.measure import _Cached
-
-    runner = Runner(
+    replay = mode == MODES[2]
+    return score_pairs(
         model,
-        _Cached(pairs),  # type: ignore[arg-type]
-        device=torch.device("cuda"),
-        pad_id=0,
+        pairs,
+        "cuda",
         batch_size=batch_size,
-        max_length=model.config.max_length,
-        reduce=model.config.sentence_reduce,
-        scoring_backend="auto",
-        graphs=graphs if mode == MODES[2] else None,
+        ready=True,
+        graphs=graphs if replay else None,
+        cuda_graphs=replay,
     )
-    return runner.run(pairs.query_ids, pairs.texts, pairs.titles, model.config.threshold)[1]
 
 
 def time_mode(
@@ -65,9 +61,9 @@ def time_mode(
 ) -> tuple[PairColumns, float, dict[str, int]]:
     """The outputs, the best pairs/s of ``repeats`` passes (after two warm-up passes) in ``mode``, and the
     graphs captured, batches replayed and batches run eagerly in the last pass."""
-    original = type(model)._takes_4d_mask
+    original = type(model).takes_4d_mask
     if mode == MODES[0]:  # the 2-D mask transformers checks on the host
-        type(model)._takes_4d_mask = property(lambda self: False)  # type: ignore[method-assign,assignment]
+        type(model).takes_4d_mask = property(lambda self: False)  # type: ignore[method-assign,assignment]
     try:
         graphs = EncoderGraphs(model)
         for _ in range(2):  # a shape is captured when seen the second time
@@ -83,7 +79,7 @@ def time_mode(
         if mode == MODES[2] and graphs.disabled:
             raise RuntimeError(f"CUDA graphs were turned off: {graphs.disabled}")
     finally:
-        type(model)._takes_4d_mask = original  # type: ignore[method-assign]
+        type(model).takes_4d_mask = original  # type: ignore[method-assign]
     counts = {
         "graphs": len(graphs.graphs),
         "replayed_batches": graphs.replayed - before[0],

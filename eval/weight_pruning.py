@@ -158,7 +158,6 @@ PACKED = (
     "trec-dl/dl19/bm25.top100.trec",
     "trec-dl/dl19/passages.tsv.gz",
     "trec-dl/dl20/topics.tsv",
-    "trec-dl/dl20/bm25.top100.trec",
     "trec-dl/dl20/passages.tsv.gz",
     "trec-dl/dl21/topics.tsv",
     "trec-dl/dl21/qrels.txt",

@@ -53,7 +53,7 @@ def test_the_4d_boolean_mask_means_what_the_2d_mask_means(tiny_model_dir):
     """``encode`` gives a BERT backbone with SDPA a ``[B, 1, 1, L]`` boolean mask on CUDA; transformers must
     pass it on unchanged, so padded rows (texts of different lengths) get the same hidden states."""
     model = load_model(tiny_model_dir)[0].eval()
-    assert model._takes_4d_mask  # BERT with SDPA attention: the case the CUDA path covers
+    assert model.takes_4d_mask  # BERT with SDPA attention: the case the CUDA path covers
     batch = _inputs([TEXTS[0], TEXTS[0] + " " + TEXTS[1] + " " + TEXTS[2]])
     assert not bool(batch["attention_mask"].all())  # the first row is padded
     mask = batch["attention_mask"]

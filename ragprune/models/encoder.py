@@ -49,7 +49,7 @@ class RerankPruneModel(nn.Module):
         return self.heads[name]  # type: ignore[return-value]
 
     @property
-    def _takes_4d_mask(self) -> bool:
+    def takes_4d_mask(self) -> bool:
         """Whether the backbone takes a prepared 4-D boolean mask (BERT with SDPA attention; other models
         build masks their own way, e.g. ModernBERT unpads with the 2-D one)."""
         config = self.backbone_config
@@ -72,7 +72,7 @@ class RerankPruneModel(nn.Module):
         = attend), which transformers passes on as it is: its own mask building checks the mask's values
         on the host (a device synchronisation per forward), which stops batches from queueing and CUDA
         graphs from capturing the forward (``ragprune.pipeline.graphs``). The attention is the same."""
-        if attention_mask.is_cuda and attention_mask.dim() == 2 and self._takes_4d_mask:
+        if attention_mask.is_cuda and attention_mask.dim() == 2 and self.takes_4d_mask:
             attention_mask = attention_mask[:, None, None, :].bool()
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None and getattr(self.backbone_config, "type_vocab_size", 0) > 1:

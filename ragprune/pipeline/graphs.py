@@ -73,7 +73,7 @@ class EncoderGraphs:
         self.replayed = 0
         self.eager = 0
         self.disabled: str | None = (
-            None if model._takes_4d_mask else "the backbone is not BERT with SDPA attention"
+            None if model.takes_4d_mask else "the backbone is not BERT with SDPA attention"
         )
         self._parameters = _parameter_pointers(model)
         self._side: torch.cuda.Stream | None = None

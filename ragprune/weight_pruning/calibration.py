@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ragprune.data import data_root, load_trec_dl, read_pruning_jsonl
+from ragprune.data import data_root, load_trec_dl, read_passages, read_pruning_jsonl, read_topics
 from ragprune.data.pruning import PruningExample
 
 DEFAULT_CANDIDATES = 8
@@ -309,35 +309,48 @@ def msmarco_dev(
     No passage is labelled (``relevant=False``, ``gold_spans=None``): recovery reads only the dense model's
     outputs, and a calibration set (whose rank loss needs a relevant passage) refuses these groups. Left
     out, as in ``training/DATA.md``: DL21's queries (the validation split), any query or passage whose
-    normalised text is a DL19 / DL20 topic or passage (the evaluation sets; read only to exclude them, so
-    a data root without them excludes nothing). ``FileNotFoundError`` naming a missing file.
+    normalised text (``ragprune.training.decontam``'s keys) is a DL19 / DL20 topic or candidate passage
+    (the evaluation sets; read only to exclude them, so a data root without them excludes nothing).
+    ``FileNotFoundError`` naming a missing file.
     """
     from ragprune.retrieval.bm25 import BM25sRetriever
+    from ragprune.training.decontam import EVAL_PASSAGES, EVAL_TOPICS, normalise_passage, normalise_query
     from ragprune.types import Document
 
-    root = data_root() / "trec-dl"
-    held_out = [load_trec_dl(root / name) for name in ("dl19", "dl20") if (root / name).is_dir()]
-    banned_queries = {_normal(text) for dl in held_out for text in dl.topics.values()}
-    banned_texts = {_normal(text) for dl in held_out for text in dl.passages.values()}
+    root = data_root()
+    banned_queries = {
+        normalise_query(text)
+        for rel in EVAL_TOPICS
+        if (root / rel).exists()
+        for text in read_topics(root / rel).values()
+    }
+    banned_texts = {
+        normalise_passage(text)
+        for rel in EVAL_PASSAGES
+        if (root / rel).exists()
+        for text in read_passages(root / rel).values()
+    }
     texts: dict[str, str] = {}
     own: list[tuple[str, list[str]]] = []
     for name in pools:
-        dl = load_trec_dl(root / name)
+        dl = load_trec_dl(root / "trec-dl" / name)
         for text in dl.passages.values():
-            if _normal(text) not in banned_texts:
-                texts.setdefault(_normal(text)[: PREFIX * 4], text)
+            key = normalise_passage(text)
+            if key not in banned_texts:
+                texts.setdefault(key[: PREFIX * 4], text)
         if name != "dl21":  # DL21's judged queries are the ranking validation split
             for qid in sorted(dl.run):
                 ranked = sorted(dl.run[qid], key=lambda pid: -dl.run[qid][pid])
-                own.append((dl.topics[qid], [dl.passages[pid] for pid in ranked]))
+                kept = [dl.passages[pid] for pid in ranked]
+                own.append((dl.topics[qid], [t for t in kept if normalise_passage(t) not in banned_texts]))
     pool = sorted(texts.values())
-    dev_small = data_root() / "msmarco" / "dev-small.queries.tsv"
+    dev_small = root / "msmarco" / "dev-small.queries.tsv"
     if not dev_small.is_file():
         raise FileNotFoundError(
             f"msmarco-dev reads the MS MARCO dev-small queries from {dev_small}, which is missing; point "
             "$RAGPRUNE_DATA at the shared data folder"
         )
-    queries = [line.split("\t", 1)[1] for line in _lines(dev_small) if "\t" in line]
+    queries = list(read_topics(dev_small).values())
     retriever = BM25sRetriever()
     retriever.index({str(i): Document(str(i), text) for i, text in enumerate(pool)})
     hits = retriever.search({str(i): q for i, q in enumerate(queries)}, k=min(depth, len(pool)))
@@ -347,20 +360,14 @@ def msmarco_dev(
     ] + own
     rng = random.Random(f"{seed}:msmarco-dev")
     groups = []
-    for query, ranked in lists:
-        ranked = [text for text in ranked if _normal(text) not in banned_texts]
-        if _normal(query) in banned_queries or len(ranked) < candidates:
+    for query, ranked in lists:  # the pool holds no evaluation passage, nor does a DL22 list
+        if normalise_query(query) in banned_queries or len(ranked) < candidates:
             continue
         top = candidates // 2
         chosen = ranked[:top] + rng.sample(ranked[top:depth], candidates - top)
         passages = tuple(CalibrationPassage(text, relevant=False, gold_spans=None) for text in chosen)
         groups.append(CalibrationGroup(query, passages, "msmarco-dev"))
     return groups
-
-
-def _normal(text: str) -> str:
-    """Lower case, words only: the key of the evaluation-set exclusions."""
-    return " ".join(re.findall(r"\w+", text.lower()))
 
 
 def _fill_groups(

@@ -132,14 +132,15 @@ def score_pairs(
     pad_id: int = 0,
     ready: bool = False,
     graphs: EncoderGraphs | None = None,
+    cuda_graphs: bool = True,
 ) -> PairColumns:
     """Rank logits and sentence keep decisions of every pair (``PairColumns``, pair order), at ``threshold``
     (default: the model's). ``ready=True``: ``model`` is already an :func:`inference_copy` on ``device``.
-    On CUDA the encoder replays CUDA graphs as ``RerankPruner`` does: ``graphs`` of this ready model to
-    reuse across calls (captured shapes are kept), else new ones for this call."""
+    On CUDA the encoder replays CUDA graphs as ``RerankPruner`` does (``cuda_graphs=False``: eagerly):
+    ``graphs`` of this ready model to reuse across calls (captured shapes are kept), else new ones."""
     device = torch.device(device)
     runnable = model if ready else inference_copy(model, device)
-    if graphs is None and device.type == "cuda":
+    if graphs is None and cuda_graphs and device.type == "cuda":
         graphs = EncoderGraphs(runnable)
     if graphs is not None and graphs.model is not runnable:
         raise ValueError("graphs belong to another model: pass them with ready=True and that model")
