@@ -36,8 +36,26 @@ def test_cpu_inputs_run_eagerly_and_capture_nothing(tiny_model_dir):
     assert graphs.graphs == {} and graphs.disabled is None and (graphs.eager, graphs.replayed) == (1, 0)
 
 
-def test_row_buckets_make_shapes_repeat():
-    assert [row_bucket(n) for n in (1, 8, 9, 200, 256, 257)] == [8, 8, 16, 256, 256, 512]
+def test_row_buckets_make_shapes_repeat_and_pad_at_most_a_fifth():
+    assert [row_bucket(n) for n in (1, 8, 9, 13, 200, 256, 257)] == [8, 8, 10, 14, 224, 256, 320]
+    buckets = [row_bucket(n) for n in range(9, 4097)]
+    assert all(b >= n and (b - n) / b < 0.2 for n, b in zip(range(9, 4097), buckets))
+    assert len(set(buckets)) == 4 * 9  # four per doubling, from (8, 16] to (2048, 4096]
+
+
+def test_moved_or_replaced_weights_are_noticed(tiny_model_dir):
+    model = load_model(tiny_model_dir)[0].eval()
+    graphs = EncoderGraphs(model)
+    assert not graphs._weights_moved()
+    model.to(torch.float64)  # new storage for every parameter, the same Parameter objects
+    assert graphs._weights_moved()
+    graphs._watched, graphs._pointers = graphs._watch()
+    assert not graphs._weights_moved()
+    first_name = next(name for name, _ in model.named_parameters())
+    module_name, _, attribute = first_name.rpartition(".")
+    module = model.get_submodule(module_name)
+    setattr(module, attribute, torch.nn.Parameter(getattr(module, attribute).detach().clone()))
+    assert graphs._weights_moved()
 
 
 def test_graphs_of_another_model_are_refused(tiny_model_dir):

@@ -7,8 +7,9 @@ thread. A CUDA graph (``torch.cuda.CUDAGraph``; NVIDIA, "CUDA Graphs", CUDA C++ 
 every kernel of one forward once and replays them with one launch.
 
 A graph has fixed input buffers and a fixed output tensor, so each shape gets its own graph: the row count
-is padded up to a power of two (at least :data:`MIN_ROWS`; the runner already pads the width to a bucket),
-so shapes repeat across batches and calls. A shape is captured the second time it is seen (a one-off shape
+is padded up to the next of 1, 1.25, 1.5 or 1.75 times a power of two (at least :data:`MIN_ROWS`; the
+runner already pads the width to a bucket), so shapes repeat across batches and calls while padding rows
+cost at most a fifth of a batch's work. A shape is captured the second time it is seen (a one-off shape
 runs eagerly: capturing costs three forwards), and checked once against the eager forward on the batch
 that triggered it; every graph draws on one memory pool.
 
@@ -75,7 +76,7 @@ class EncoderGraphs:
         self.disabled: str | None = (
             None if model.takes_4d_mask else "the backbone is not BERT with SDPA attention"
         )
-        self._parameters = _parameter_pointers(model)
+        self._watched, self._pointers = self._watch()
         self._side: torch.cuda.Stream | None = None
         self._last_stream: torch.cuda.Stream | None = None
 
@@ -92,9 +93,9 @@ class EncoderGraphs:
     ) -> torch.Tensor:
         if self.disabled or not input_ids.is_cuda:
             return self._eager(input_ids, attention_mask, token_type_ids)
-        if _parameter_pointers(self.model) != self._parameters:  # weights moved: graphs read freed memory
+        if self._weights_moved():  # the graphs would read freed memory
             self.graphs, self.seen, self.pool = {}, {}, None
-            self._parameters = _parameter_pointers(self.model)
+            self._watched, self._pointers = self._watch()
         rows = input_ids.shape[0]
         key = (row_bucket(rows), input_ids.shape[1])
         entry = self.graphs.get(key)
@@ -121,6 +122,21 @@ class EncoderGraphs:
                 self._turn_off(f"its graph of shape {key} differed from the eager forward")
             return eager
         return self._replay(entry, input_ids, attention_mask, token_type_ids)
+
+    def _watch(self) -> tuple[list[torch.Tensor], list[int]]:
+        """The model's first and last parameters and where their data live now."""
+        parameters = list(self.model.parameters())
+        watched = parameters[:1] + parameters[-1:]
+        return watched, [p.data_ptr() for p in watched]
+
+    def _weights_moved(self) -> bool:
+        """Whether the weights moved, changed dtype or were replaced since the graphs were captured: the
+        first parameter is another tensor, or the watched ones live elsewhere (checked every batch, so it
+        does not list every parameter again: that walks every module, ~1 ms)."""
+        first = next(self.model.parameters(), None)
+        if first is not (self._watched[0] if self._watched else None):
+            return True
+        return [p.data_ptr() for p in self._watched] != self._pointers
 
     def _turn_off(self, reason: str) -> None:
         self.disabled = reason
@@ -175,15 +191,13 @@ class EncoderGraphs:
 
 
 def row_bucket(rows: int) -> int:
-    """The row count of the graph that serves a batch of ``rows`` rows: the next power of two, at least
-    :data:`MIN_ROWS`."""
-    return max(MIN_ROWS, 1 << (rows - 1).bit_length())
-
-
-def _parameter_pointers(model: RerankPruneModel) -> tuple[int, ...]:
-    """Where the first and last parameters live: they change when the weights move or change dtype."""
-    parameters = list(model.parameters())
-    return (parameters[0].data_ptr(), parameters[-1].data_ptr()) if parameters else ()
+    """The row count of the graph that serves a batch of ``rows`` rows: the next of 4, 5, 6 or 7 times a
+    power of two, at least :data:`MIN_ROWS` (8, 10, 12, 14, 16, 20, ..., 256, 320, ...): at most a fifth
+    of the graph's rows are padding beyond the smallest bucket."""
+    if rows <= MIN_ROWS:
+        return MIN_ROWS
+    step = 1 << max(0, (rows - 1).bit_length() - 3)  # a quarter of the power of two below rows
+    return -(-rows // step) * step
 
 
 def _room_for(shape: tuple[int, int], hidden_size: int, device: torch.device) -> bool:

@@ -66,10 +66,11 @@ class RerankPruner(Reranker):
 
     ``cuda_graphs`` (default ``True``; CUDA only): the encoder's forward is recorded once per batch shape
     and replayed (``ragprune.pipeline.graphs``): the same scores up to bf16 rounding (a batch's rows are
-    padded to a power of two, which can change the kernels chosen) at about twice the encoder's pairs/s on
-    an H200, where the host cannot launch kernels as fast as the GPU runs them. A graph reads the parameters
-    where they were at capture: when a model shared with the caller (already on the device, bf16, in eval
-    mode) moves or changes dtype, the graphs are captured again. ``False`` runs eagerly.
+    padded to a row bucket, ``graphs.row_bucket``, which can change the kernels chosen) at about 1.6-1.8x
+    the encoder's eager pairs/s on an H200, where the host cannot launch kernels as fast as the GPU runs
+    them. A graph reads the parameters where they were at capture: when a model shared with the caller
+    (already on the device, bf16, in eval mode) moves or changes dtype, the graphs are captured again.
+    ``False`` runs eagerly.
     """
 
     def __init__(

@@ -5,14 +5,16 @@ Stages, each with one job:
 1. **prepare** (pure, in worker processes: ``ragprune.pipeline.parallel``): tokens, rows, sentences, as
    flat arrays (``PreparedShard``);
 2. **encode**: rows of one padded width per batch (``pad_block``: array operations, no loop per row; on
-   CUDA copied from pinned memory without blocking), one encoder pass (on CUDA replayed from a graph per
-   batch shape when the runner has :class:`~ragprune.pipeline.graphs.EncoderGraphs`);
+   CUDA the batch's index arrays go in one copy from one pinned buffer, without blocking), one encoder
+   pass (on CUDA replayed from a graph per batch shape when the runner has
+   :class:`~ragprune.pipeline.graphs.EncoderGraphs`);
 3. **heads**: every ``"cls"`` head per row, the token head's sentence scores and keep flags per pair
    (the fused kernel when the head is a linear map, its probabilities and the reduction-only kernel
    otherwise);
 4. **collect** into :class:`PairColumns`: one entry per pair, sentences of all pairs in one flat array.
-   A batch's outputs are copied back while the next batch runs (on CUDA: asynchronous copies and an
-   event per batch), so the host prepares batch ``i + 1`` while the GPU computes batch ``i``.
+   A batch's outputs (all heads' values, sentence scores, keep flags) are copied back in one copy while the
+   next batch runs (on CUDA: an asynchronous copy and an event per batch), so the host prepares batch
+   ``i + 1`` while the GPU computes batch ``i``.
 
 The list stage (heads that read one query's candidates) and the assembly of result objects run on these
 columns (``ragprune.pipeline.list_stage``, ``ragprune.pipeline.process``).
@@ -195,56 +197,62 @@ class Runner:
         padded = pad_block(block.rows, rows, self.pad_id, width, sentence_offset[row_pair])
 
         timer = self.stage_timer or StageTimer.disabled
+        sentence_pair = np.repeat(np.arange(len(batch)), sentence_counts)
+        input_ids, attention_mask, token_type_ids, sentence_ids, sentence_pair_ids = self._to_device(
+            padded.input_ids, padded.attention_mask, padded.token_type_ids, padded.sentence_ids, sentence_pair
+        )
         # a graph's output is rewritten by its next replay: every reader is queued before another thread
         # sharing the graphs may encode
         with self.graphs.lock if self.graphs is not None else nullcontext():
             with timer("encoder"):
                 encode = self.graphs.encode if self.graphs is not None else self.model.encode
-                hidden = encode(
-                    self._to_device(padded.input_ids),
-                    self._to_device(padded.attention_mask),
-                    self._to_device(padded.token_type_ids),
-                )
+                hidden = encode(input_ids, attention_mask, token_type_ids)
             with timer("scoring"):
-                cls_outputs = {name: head(hidden[:, 0]).float() for name, head in self.cls_heads.items()}
-                scored = self._score_sentences(hidden, padded.sentence_ids, sentence_counts, threshold)
+                cls_outputs = [head(hidden[:, 0]).float() for head in self.cls_heads.values()]
+                scored = self._score_sentences(hidden, sentence_ids, sentence_pair_ids, len(batch), threshold)
+            # one copy back per batch: every head's row values, then sentence scores and keep flags
+            outputs = cls_outputs + [scored.scores.float(), scored.keep.float()]
             return _Launched(
                 pairs=first_pair + batch,
                 row_counts=row_counts,
                 sentence_counts=sentence_counts,
-                row_values={name: self._to_host(values) for name, values in cls_outputs.items()},
-                sentence_scores=self._to_host(scored.scores.float()),
-                sentence_kept=self._to_host(scored.keep),
+                heads=list(self.cls_heads),
+                outputs=self._to_host(torch.cat(outputs)),
                 vectors=hidden[:, 0].clone() if self.keep_vectors else None,
                 ready=_recorded_event(self.device),
             )
 
     def _score_sentences(
-        self, hidden: torch.Tensor, sentence_ids: np.ndarray, sentence_counts: np.ndarray, threshold: float
+        self,
+        hidden: torch.Tensor,
+        sentence_ids: torch.Tensor,
+        sentence_pair: torch.Tensor,
+        pairs: int,
+        threshold: float,
     ) -> SentenceScores:
-        """The token head's sentence scores and keep flags for every pair of the batch."""
-        sentence_pair = self._to_device(np.repeat(np.arange(len(sentence_counts)), sentence_counts))
+        """The token head's sentence scores and keep flags for the ``pairs`` pairs of the batch
+        (``sentence_ids``: ``[R, W]`` batch-wide sentence of each token; ``sentence_pair``: ``[S]`` pair of
+        each sentence)."""
         head = self.model.head("token")
         linear = head.linear_map()
-        options: dict[str, Any] = {
-            "reduce": self.reduce,
-            "num_pairs": len(sentence_counts),
-            "backend": self.scoring_backend,
-        }
+        options: dict[str, Any] = {"reduce": self.reduce, "num_pairs": pairs, "backend": self.scoring_backend}
+        ids = (sentence_ids, sentence_pair, threshold)
         if linear is None:  # any other token head: its probabilities, reduced per sentence
             probabilities = torch.sigmoid(head(hidden).float())
-            ids = self._to_device(sentence_ids)
-            return reduce_sentences(probabilities, ids, sentence_pair, threshold, **options, validate=False)
+            return reduce_sentences(probabilities, *ids, **options, validate=False)
         weight, bias = linear
-        ids = self._to_device(sentence_ids)
-        return score_sentences(hidden, weight, bias, ids, sentence_pair, threshold, **options, validate=False)
+        return score_sentences(hidden, weight, bias, *ids, **options, validate=False)
 
-    def _to_device(self, array: np.ndarray) -> torch.Tensor:
-        """``array`` on the device; on CUDA through pinned memory, so the copy does not block the host."""
-        tensor = torch.from_numpy(array)
-        if self.device.type == "cuda":
-            tensor = tensor.pin_memory()
-        return tensor.to(self.device, non_blocking=True)
+    def _to_device(self, *arrays: np.ndarray) -> list[torch.Tensor]:
+        """``arrays`` (int64) as tensors on the device, in one copy: on CUDA through one pinned buffer, so the
+        copy does not block the host; on the CPU they are the arrays' own memory."""
+        if self.device.type != "cuda":
+            return [torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)) for a in arrays]
+        sizes = [a.size for a in arrays]
+        staged = torch.empty(sum(sizes), dtype=torch.int64, pin_memory=True)
+        np.concatenate([a.reshape(-1) for a in arrays], out=staged.numpy())
+        flat = staged.to(self.device, non_blocking=True)
+        return [part.view(a.shape) for part, a in zip(flat.split(sizes), arrays)]
 
     def _to_host(self, tensor: torch.Tensor) -> torch.Tensor:
         """``tensor`` on the CPU; from CUDA an asynchronous copy into pinned memory (valid once the batch's
@@ -264,17 +272,26 @@ def _recorded_event(device: torch.device) -> torch.cuda.Event | None:
 @dataclass
 class _Launched:
     """One batch in flight: which pairs it holds (``[B]`` indices of the call, rows and sentences per pair)
-    and its outputs on the host (``row_values[name]``: ``[R]`` per row; sentence scores and keep flags
-    ``[S]``), complete once ``ready`` has completed; the ``[CLS]`` vectors ``[R, H]`` stay on the device."""
+    and its outputs on the host in one float32 array (``outputs``: ``[R]`` values of each of ``heads`` in
+    turn, then ``[S]`` sentence scores and ``[S]`` keep flags as 0/1), complete once ``ready`` has
+    completed; the ``[CLS]`` vectors ``[R, H]`` stay on the device."""
 
     pairs: np.ndarray
     row_counts: np.ndarray
     sentence_counts: np.ndarray
-    row_values: dict[str, torch.Tensor]
-    sentence_scores: torch.Tensor
-    sentence_kept: torch.Tensor
+    heads: list[str]
+    outputs: torch.Tensor
     vectors: torch.Tensor | None
     ready: torch.cuda.Event | None
+
+    def split(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """``outputs`` read back: row values per head, sentence scores, keep flags (bool)."""
+        rows, sentences = int(self.row_counts.sum()), int(self.sentence_counts.sum())
+        flat = self.outputs.numpy()
+        row_values = {name: flat[i * rows : (i + 1) * rows] for i, name in enumerate(self.heads)}
+        start = len(self.heads) * rows
+        scores = flat[start : start + sentences]
+        return row_values, scores, flat[start + sentences : start + 2 * sentences] > 0.5
 
 
 class _Collector:
@@ -307,7 +324,7 @@ class _Collector:
     def _read(self, batch: _Launched) -> None:
         if batch.ready is not None:
             batch.ready.synchronize()
-        row_values = {name: values.numpy() for name, values in batch.row_values.items()}
+        row_values, scores, kept = batch.split()
         row_start = offsets_of(batch.row_counts)
         best = row_start[:-1].copy()  # each pair's best chunk: the row with the highest rank logit
         for i in np.flatnonzero(batch.row_counts > 1).tolist():
@@ -316,7 +333,6 @@ class _Collector:
             self.values[name][batch.pairs] = values[best]
         self.chunks[batch.pairs] = batch.row_counts
         self.sentence_counts[batch.pairs] = batch.sentence_counts
-        scores, kept = batch.sentence_scores.numpy(), batch.sentence_kept.numpy()
         self.batches.append((batch.pairs, offsets_of(batch.sentence_counts)[:-1], scores, kept))
         if batch.vectors is not None:
             self.vectors.append((batch.pairs, batch.vectors[torch.from_numpy(best).to(batch.vectors.device)]))
