@@ -125,7 +125,7 @@ class EncoderGraphs:
 
     def _watch(self) -> tuple[list[torch.Tensor], list[int]]:
         """The model's first and last parameters and where their data live now."""
-        parameters = list(self.model.parameters())
+        parameters: list[torch.Tensor] = list(self.model.parameters())
         watched = parameters[:1] + parameters[-1:]
         return watched, [p.data_ptr() for p in watched]
 
