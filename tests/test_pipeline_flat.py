@@ -196,3 +196,40 @@ def test_a_sentence_view_reads_like_the_list_of_its_sentences():
     assert lazy.kept_spans == [Span(0, 65)] and lazy.pruned_text == text[:65]
     flipped = dataclasses.replace(lazy, sentences=[dataclasses.replace(s, kept=not s.kept) for s in view])
     assert flipped.kept_spans == [Span(67, 84)]
+
+
+def test_index_arrays_travel_to_the_device_in_one_packed_copy():
+    import torch
+
+    from ragprune.pipeline.runner import to_device_packed
+
+    arrays = [np.arange(12).reshape(3, 4), np.ones((3, 4), np.int32), np.zeros(0, np.int64), np.array([5, 6])]
+    tensors = to_device_packed(arrays, torch.device("cpu"), pin=False)
+    assert [t.dtype for t in tensors] == [torch.int64] * 4
+    for array, tensor in zip(arrays, tensors):
+        assert tensor.shape == array.shape and tensor.is_contiguous()
+        assert np.array_equal(tensor.numpy(), array)
+
+
+def test_a_batch_read_back_unpacks_every_head_the_scores_and_the_flags():
+    import torch
+
+    from ragprune.pipeline.runner import _Launched
+
+    rows, sentences = np.array([2, 1]), np.array([1, 2])  # pair 0: 2 rows, 1 sentence; pair 1: 1 row, 2
+    values = [10.0, 11.0, 12.0, 20.0, 21.0, 22.0, 0.25, 0.5, 0.75, 1.0, 0.0, 1.0]
+    launched = _Launched(
+        pairs=np.array([0, 1]),
+        row_counts=rows,
+        sentence_counts=sentences,
+        heads=["rank", "other"],
+        outputs=torch.tensor(values),
+        vectors=None,
+        ready=None,
+    )
+    row_values, scores, kept = launched.split()
+    assert {k: v.tolist() for k, v in row_values.items()} == {"rank": [10, 11, 12], "other": [20, 21, 22]}
+    assert scores.tolist() == [0.25, 0.5, 0.75] and kept.tolist() == [True, False, True]
+    short = dataclasses.replace(launched, outputs=torch.tensor(values[1:]))
+    with pytest.raises(ValueError, match="one value per row"):
+        short.split()

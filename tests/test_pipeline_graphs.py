@@ -47,15 +47,20 @@ def test_moved_or_replaced_weights_are_noticed(tiny_model_dir):
     model = load_model(tiny_model_dir)[0].eval()
     graphs = EncoderGraphs(model)
     assert not graphs._weights_moved()
+    model.heads.to(torch.float64)  # the graphs do not read the heads
+    assert not graphs._weights_moved()
+    model.load_state_dict(model.state_dict())  # copied in place: the graphs still read the right memory
+    assert not graphs._weights_moved()
     model.to(torch.float64)  # new storage for every parameter, the same Parameter objects
     assert graphs._weights_moved()
     graphs._watched, graphs._pointers = graphs._watch()
     assert not graphs._weights_moved()
-    first_name = next(name for name, _ in model.named_parameters())
-    module_name, _, attribute = first_name.rpartition(".")
-    module = model.get_submodule(module_name)
-    setattr(module, attribute, torch.nn.Parameter(getattr(module, attribute).detach().clone()))
-    assert graphs._weights_moved()
+    for name in (next(n for n, _ in model.encoder.named_parameters()), "encoder.layer.0.output.dense.weight"):
+        module_name, _, attribute = name.rpartition(".")  # the first parameter, then one in the middle
+        module = model.encoder.get_submodule(module_name)
+        setattr(module, attribute, torch.nn.Parameter(getattr(module, attribute).detach().clone()))
+        assert graphs._weights_moved()  # another first tensor, or the replaced one was freed
+        graphs._watched, graphs._pointers = graphs._watch()
 
 
 def test_graphs_of_another_model_are_refused(tiny_model_dir):

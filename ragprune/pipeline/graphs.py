@@ -9,9 +9,9 @@ every kernel of one forward once and replays them with one launch.
 A graph has fixed input buffers and a fixed output tensor, so each shape gets its own graph: the row count
 is padded up to the next of 1, 1.25, 1.5 or 1.75 times a power of two (at least :data:`MIN_ROWS`; the
 runner already pads the width to a bucket), so shapes repeat across batches and calls while padding rows
-cost at most a fifth of a batch's work. A shape is captured the second time it is seen (a one-off shape
-runs eagerly: capturing costs three forwards), and checked once against the eager forward on the batch
-that triggered it; every graph draws on one memory pool.
+cost under a fifth of a batch's work beyond :data:`MIN_ROWS` rows. A shape is captured the second time it
+is seen (a one-off shape runs eagerly: capturing costs three forwards), and checked once against the
+eager forward on the batch that triggered it; every graph draws on one memory pool.
 
 Rules for callers (``Runner`` follows them):
 
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+import weakref
 from typing import Any
 
 import torch
@@ -95,6 +96,7 @@ class EncoderGraphs:
             return self._eager(input_ids, attention_mask, token_type_ids)
         if self._weights_moved():  # the graphs would read freed memory
             self.graphs, self.seen, self.pool = {}, {}, None
+            self._side = self._last_stream = None  # the weights may be on another GPU now
             self._watched, self._pointers = self._watch()
         rows = input_ids.shape[0]
         key = (row_bucket(rows), input_ids.shape[1])
@@ -123,20 +125,23 @@ class EncoderGraphs:
             return eager
         return self._replay(entry, input_ids, attention_mask, token_type_ids)
 
-    def _watch(self) -> tuple[list[torch.Tensor], list[int]]:
-        """The model's first and last parameters and where their data live now."""
-        parameters: list[torch.Tensor] = list(self.model.parameters())
-        watched = parameters[:1] + parameters[-1:]
-        return watched, [p.data_ptr() for p in watched]
+    def _watch(self) -> tuple[list[weakref.ref], list[int]]:
+        """Weak references to the encoder's parameters and buffers (what a graph reads), and where their
+        data live now."""
+        tensors = [*self.model.encoder.parameters(), *self.model.encoder.buffers()]
+        return [weakref.ref(t) for t in tensors], [t.data_ptr() for t in tensors]
 
     def _weights_moved(self) -> bool:
-        """Whether the weights moved, changed dtype or were replaced since the graphs were captured: the
-        first parameter is another tensor, or the watched ones live elsewhere (checked every batch, so it
-        does not list every parameter again: that walks every module, ~1 ms)."""
-        first = next(self.model.parameters(), None)
-        if first is not (self._watched[0] if self._watched else None):
+        """Whether a tensor the graphs read moved (``.to()``: a new device or dtype) or was replaced since
+        the last :meth:`_watch`: the first parameter is another tensor, a watched tensor was freed, or one
+        lives at another address (every batch; ~20 µs for the MiniLM encoder's ~100 tensors). A Parameter
+        object other than the first replaced by hand while the old one stays alive is not seen: build new
+        graphs after such surgery."""
+        first = next(self.model.encoder.parameters(), None)
+        if not self._watched or first is not self._watched[0]():
             return True
-        return [p.data_ptr() for p in self._watched] != self._pointers
+        tensors = [ref() for ref in self._watched]
+        return any(t is None or t.data_ptr() != p for t, p in zip(tensors, self._pointers))
 
     def _turn_off(self, reason: str) -> None:
         self.disabled = reason

@@ -23,7 +23,7 @@ columns (``ragprune.pipeline.list_stage``, ``ragprune.pipeline.process``).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -227,37 +227,50 @@ class Runner:
         hidden: torch.Tensor,
         sentence_ids: torch.Tensor,
         sentence_pair: torch.Tensor,
-        pairs: int,
+        num_pairs: int,
         threshold: float,
     ) -> SentenceScores:
-        """The token head's sentence scores and keep flags for the ``pairs`` pairs of the batch
-        (``sentence_ids``: ``[R, W]`` batch-wide sentence of each token; ``sentence_pair``: ``[S]`` pair of
-        each sentence)."""
+        """The token head's sentence scores and keep flags for the ``num_pairs`` pairs of the batch
+        (``sentence_ids``: ``[R, W]`` batch-wide sentence of each token; ``sentence_pair``: ``[S]`` the
+        batch's pair of each sentence)."""
         head = self.model.head("token")
         linear = head.linear_map()
-        options: dict[str, Any] = {"reduce": self.reduce, "num_pairs": pairs, "backend": self.scoring_backend}
-        ids = (sentence_ids, sentence_pair, threshold)
+        options: dict[str, Any] = {
+            "reduce": self.reduce,
+            "num_pairs": num_pairs,
+            "backend": self.scoring_backend,
+        }
         if linear is None:  # any other token head: its probabilities, reduced per sentence
             probabilities = torch.sigmoid(head(hidden).float())
-            return reduce_sentences(probabilities, *ids, **options, validate=False)
+            return reduce_sentences(
+                probabilities, sentence_ids, sentence_pair, threshold, **options, validate=False
+            )
         weight, bias = linear
-        return score_sentences(hidden, weight, bias, *ids, **options, validate=False)
+        return score_sentences(
+            hidden, weight, bias, sentence_ids, sentence_pair, threshold, **options, validate=False
+        )
 
     def _to_device(self, *arrays: np.ndarray) -> list[torch.Tensor]:
-        """``arrays`` (int64) as tensors on the device, in one copy: on CUDA through one pinned buffer, so the
-        copy does not block the host; on the CPU they are the arrays' own memory."""
-        if self.device.type != "cuda":
+        """``arrays`` as int64 tensors on the device: on the CPU the arrays' own memory, elsewhere
+        :func:`to_device_packed` (one copy; on CUDA from pinned memory, so it does not block the host)."""
+        if self.device.type == "cpu":
             return [torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)) for a in arrays]
-        sizes = [a.size for a in arrays]
-        staged = torch.empty(sum(sizes), dtype=torch.int64, pin_memory=True)
-        np.concatenate([a.reshape(-1) for a in arrays], out=staged.numpy())
-        flat = staged.to(self.device, non_blocking=True)
-        return [part.view(a.shape) for part, a in zip(flat.split(sizes), arrays)]
+        return to_device_packed(arrays, self.device, pin=self.device.type == "cuda")
 
     def _to_host(self, tensor: torch.Tensor) -> torch.Tensor:
         """``tensor`` on the CPU; from CUDA an asynchronous copy into pinned memory (valid once the batch's
         ``ready`` event has completed)."""
         return tensor.to("cpu", non_blocking=self.device.type == "cuda")
+
+
+def to_device_packed(arrays: Sequence[np.ndarray], device: torch.device, pin: bool) -> list[torch.Tensor]:
+    """``arrays`` as int64 tensors of their shapes on ``device``, in one copy: laid end to end in one host
+    buffer (page-locked when ``pin``, so the copy is asynchronous), copied, then split into views."""
+    sizes = [a.size for a in arrays]
+    staged = torch.empty(sum(sizes), dtype=torch.int64, pin_memory=pin)
+    np.concatenate([np.asarray(a, dtype=np.int64).reshape(-1) for a in arrays], out=staged.numpy())
+    flat = staged.to(device, non_blocking=pin)
+    return [part.view(a.shape) for part, a in zip(flat.split(sizes), arrays)]
 
 
 def _recorded_event(device: torch.device) -> torch.cuda.Event | None:
@@ -272,9 +285,9 @@ def _recorded_event(device: torch.device) -> torch.cuda.Event | None:
 @dataclass
 class _Launched:
     """One batch in flight: which pairs it holds (``[B]`` indices of the call, rows and sentences per pair)
-    and its outputs on the host in one float32 array (``outputs``: ``[R]`` values of each of ``heads`` in
-    turn, then ``[S]`` sentence scores and ``[S]`` keep flags as 0/1), complete once ``ready`` has
-    completed; the ``[CLS]`` vectors ``[R, H]`` stay on the device."""
+    and its outputs in one float32 host tensor (``outputs``, ``[len(heads) * R + 2 * S]``: the ``[R]``
+    values of each of ``heads`` in turn, then ``[S]`` sentence scores and ``[S]`` keep flags as 0/1),
+    complete once ``ready`` has completed; the ``[CLS]`` vectors ``[R, H]`` stay on the device."""
 
     pairs: np.ndarray
     row_counts: np.ndarray
@@ -285,12 +298,19 @@ class _Launched:
     ready: torch.cuda.Event | None
 
     def split(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-        """``outputs`` read back: row values per head, sentence scores, keep flags (bool)."""
+        """``outputs`` read back: ``[R]`` row values per head, ``[S]`` sentence scores and keep flags (bool),
+        as arrays of their own (the pinned buffer is not kept). ``ValueError`` when a ``"cls"`` head did
+        not give one value per row."""
         rows, sentences = int(self.row_counts.sum()), int(self.sentence_counts.sum())
         flat = self.outputs.numpy()
-        row_values = {name: flat[i * rows : (i + 1) * rows] for i, name in enumerate(self.heads)}
+        if len(flat) != len(self.heads) * rows + 2 * sentences:
+            raise ValueError(
+                f"the heads {self.heads} gave {len(flat) - 2 * sentences} values for {rows} rows: a 'cls' "
+                "head must return one value per row ([R])"
+            )
+        row_values = {name: flat[i * rows : (i + 1) * rows].copy() for i, name in enumerate(self.heads)}
         start = len(self.heads) * rows
-        scores = flat[start : start + sentences]
+        scores = flat[start : start + sentences].copy()
         return row_values, scores, flat[start + sentences : start + 2 * sentences] > 0.5
 
 
