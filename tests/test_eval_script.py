@@ -5,7 +5,6 @@ Multi-hop is also checked with a stand-in pruner whose ``process`` takes ``hops`
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import json
 import sys
 from pathlib import Path
@@ -75,9 +74,8 @@ def test_evaluation_script_writes_all_tables(evaluate, tiny_model_dir, tmp_path)
     )  # 2 draws x 2 examples x 3 sets
     assert pooled["last_minus_first"] == pytest.approx(pooled["last"]["recall"] - pooled["first"]["recall"])
 
-    hops = "hops" in inspect.signature(evaluate.RerankPruner.process).parameters
     multi_hop = pruning["multi_hop"]
-    assert multi_hop["available"] is hops and (multi_hop["rows"]["hops=2"] is None) is not hops
+    assert list(multi_hop["rows"]) == ["hops=1", "hops=1, titles", "hops=2", "hops=2, no titles"]
     hotpot = pruning["sets"]["HotpotQA dev"]
     assert multi_hop["rows"]["hops=1"] == hotpot["rows"][hotpot["default_row"]]
     assert [s["text"] for s in pruning["readme_example"]["sentences"]] == [
@@ -97,7 +95,8 @@ def test_evaluation_script_writes_all_tables(evaluate, tiny_model_dir, tmp_path)
         gates["TREC DL19 nDCG@10 not below today's"]["value"]
         == results["reranking"]["TREC DL19"]["rows"]["ragprune"]["nDCG@10"]
     )
-    assert (gates["HotpotQA dev multi-hop: gold-sentence recall"]["passed"] is None) is not hops
+    hops_gate = gates["HotpotQA dev multi-hop: gold-sentence recall"]
+    assert hops_gate["value"] == multi_hop["rows"]["hops=2"]["recall"]
 
     assert (tmp_path / "pruning.png").stat().st_size > 0
     report = (tmp_path / "results.md").read_text()
@@ -121,23 +120,24 @@ def test_only_pruning_skips_reranking_and_reports_its_gates_as_not_run(evaluate,
 
 
 class _HopsPruner:
-    """Stands in for a pruner whose ``process`` has ``hops``: keeps everything, records its calls."""
+    """Stands in for a pruner: keeps everything, records its calls (hops, and the passages' titles)."""
 
     def __init__(self) -> None:
         self.calls: list[dict] = []
 
     def process(self, queries, passages, *, threshold=None, reorder=True, hops=1):
-        self.calls.append({"threshold": threshold, "reorder": reorder, "hops": hops})
+        titles = [[None if isinstance(passage, str) else passage.title for passage in p] for p in passages]
+        self.calls.append({"threshold": threshold, "reorder": reorder, "hops": hops, "titles": titles})
         return [
             [
-                SimpleNamespace(index=i, kept_spans=[Span(0, len(text))])
-                for i, text in reversed(list(enumerate(p)))
+                SimpleNamespace(index=i, kept_spans=[Span(0, len(getattr(passage, "text", passage)))])
+                for i, passage in reversed(list(enumerate(p)))
             ]
             for p in passages
         ]
 
 
-def test_multi_hop_calls_process_with_two_hops_when_it_is_offered(evaluate):
+def test_multi_hop_runs_one_and_two_hops_with_titles_and_two_without(evaluate):
     examples = [
         PruningExample(
             id="x",
@@ -145,8 +145,8 @@ def test_multi_hop_calls_process_with_two_hops_when_it_is_offered(evaluate):
             question="q?",
             answers=["one"],
             contexts=[
-                PruningContext(title="", sentences=["Gold one.", "Noise."], gold_sentence_ids=[0]),
-                PruningContext(title="", sentences=["Other."], gold_sentence_ids=[]),
+                PruningContext(title="One", sentences=["Gold one.", "Noise."], gold_sentence_ids=[0]),
+                PruningContext(title="Two", sentences=["Other."], gold_sentence_ids=[]),
             ],
         )
     ]
@@ -157,8 +157,13 @@ def test_multi_hop_calls_process_with_two_hops_when_it_is_offered(evaluate):
     }
     pruner = _HopsPruner()
     out = evaluate.evaluate_multi_hop(pruner, examples, single_hop)
-    assert pruner.calls == [{"threshold": None, "reorder": False, "hops": 2}]
-    assert out["available"] is True and out["rows"]["hops=1"] == {"recall": 0.5}
+    titled, plain = [["One", "Two"]], [[None, None]]
+    assert pruner.calls == [
+        {"threshold": None, "reorder": False, "hops": 1, "titles": titled},
+        {"threshold": None, "reorder": False, "hops": 2, "titles": titled},
+        {"threshold": None, "reorder": False, "hops": 2, "titles": plain},
+    ]
+    assert out["rows"]["hops=1"] == {"recall": 0.5}
     row = out["rows"]["hops=2"]  # keep everything: recall 1, nothing removed, cosine at compression 0 is 1
     assert (row["recall"], row["compression"], row["non_gold_dropped"], row["answer_retention"]) == (
         1.0,

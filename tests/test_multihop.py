@@ -6,7 +6,14 @@ import math
 
 import pytest
 
-from ragprune.pipeline.multihop import BRIDGE_PASSAGES, chain_of, evidence_of, expand_query, keep_chain
+from ragprune.pipeline.multihop import (
+    BRIDGE_PASSAGES,
+    chain_of,
+    evidence_of,
+    expand_query,
+    keep_chain,
+    linked_passages,
+)
 from ragprune.pipeline.results import PassageResult, QueryResult, SentenceScore
 from ragprune.types import Document, Query, Span
 
@@ -22,14 +29,47 @@ PASSAGES = [
     "Hamburg is a port city. The Elbe flows through it.",
     "Literary periodicals publish essays. Some also publish poems.",
 ]
+TITLES = [
+    "Arthur's Magazine",
+    "First for Women",
+    "Eiffel Tower",
+    "Bauer Media Group",
+    "",
+    "Philadelphia",
+    "Women's magazine",
+    "Hamburg",
+    "Literary periodical",
+]
 ENCODED = [i for i, text in enumerate(PASSAGES) if text.strip()]
 
 
-def _passage(index: int, logit: float, kept: list[bool]) -> PassageResult:
+def _passage(index: int, logit: float, kept: list[bool], title: str = "") -> PassageResult:
     sentences = [
         SentenceScore(Span(2 * k, 2 * k + 1), 0.5 if flag else 0.05, flag) for k, flag in enumerate(kept)
     ]
-    return PassageResult(Document(str(index), "a. b. c."), index, logit, 0.5, sentences, chunks=1)
+    return PassageResult(Document(str(index), "a. b. c.", title), index, logit, 0.5, sentences, chunks=1)
+
+
+def test_linked_passages_are_those_the_question_or_evidence_names_by_title():
+    titles = ["Bauer Media Group", "Mercury (planet)", "Art", "", "Hamburg", "Paris", "Bauer Media Group"]
+    passages = [_passage(i, 0.0, [True], title) for i, title in enumerate(titles)]
+    result = QueryResult(Query("q", "How far is MERCURY from the sun?"), passages)
+    evidence = ["It is an article about Bauer Media Group.", "Art-deco buildings line the port of Hamburg."]
+    # 0 and 4 are named but are the first hop's own passages; "Art" is a word of "Art-deco", not of
+    # "article"; the parenthesised qualifier is not needed; the untitled passage 3 is never linked
+    assert linked_passages(result, {0, 4}, evidence) == {1, 2, 6}
+    assert linked_passages(result, {0, 4}, []) == {1}  # the question alone
+    assert linked_passages(result, {0}, ["Parisian cafés."]) == {1}  # whole words only
+
+
+def test_linked_passages_come_first_in_the_chain_within_the_budget():
+    passages = [_passage(i, logit, [True]) for i, logit in enumerate([3.0, 2.0, 1.0, 0.5, -5.0, -6.0])]
+    result = QueryResult(Query("q", "question"), passages)
+    second = {2: 1.0, 3: 1.0, 4: -5.0, 5: -6.0}
+    assert chain_of(result, {0, 1}, second, bridges=1) == {0, 1, 2}
+    assert chain_of(result, {0, 1}, second, bridges=1, linked={5}) == {0, 1, 5}
+    assert chain_of(result, {0, 1}, second, bridges=2, linked={4, 5}) == {0, 1, 4, 5}
+    assert chain_of(result, {0, 1}, second, bridges=3, linked={5}) == {0, 1, 2, 3, 5}
 
 
 def test_chain_is_the_first_hop_and_the_best_others_by_summed_logits():
@@ -58,21 +98,25 @@ def test_keep_chain_drops_only_the_decisions_outside_the_chain():
         )
 
 
-def test_second_hop_prunes_outside_the_chain_and_keeps_the_first_pass_otherwise(pruner):
+@pytest.mark.parametrize("titled", [False, True])
+def test_second_hop_prunes_outside_the_chain_and_keeps_the_first_pass_otherwise(pruner, titled):
     threshold = 0.0  # everything kept by the first pass: the evidence is every sentence of the top two
-    one = pruner.process(QUESTION, PASSAGES, threshold=threshold, reorder=False)
-    two = pruner.process(QUESTION, PASSAGES, threshold=threshold, reorder=False, hops=2)
+    documents = [Document(str(i), text, TITLES[i] if titled else "") for i, text in enumerate(PASSAGES)]
+    one = pruner.process(QUESTION, documents, threshold=threshold, reorder=False)
+    two = pruner.process(QUESTION, documents, threshold=threshold, reorder=False, hops=2)
     evidence, sources = evidence_of(one, 2)
     others = [p for p in one if p.index not in sources and p.sentences]
     direct = pruner.process(
         expand_query(QUESTION, evidence),
-        [p.document.text for p in others],
+        [p.document for p in others],
         threshold=threshold,
         reorder=False,
         truncate=True,  # the hop query is cut to the query limit, as process does
     )
     second = {p.index: again.logit for p, again in zip(others, direct)}
-    by_chain = sorted(others, key=lambda p: (-(p.logit + second[p.index]), p.index))
+    linked = linked_passages(one, sources, evidence)
+    assert bool(linked) is titled  # some passage outside the first hop is named by the question or evidence
+    by_chain = sorted(others, key=lambda p: (p.index not in linked, -(p.logit + second[p.index]), p.index))
     chain = sources | {p.index for p in by_chain[:BRIDGE_PASSAGES]}
     assert len(ENCODED) > len(chain)  # some passage is outside the chain
     assert [p.logit for p in two] == [p.logit for p in one]
