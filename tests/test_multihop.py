@@ -52,11 +52,13 @@ def _passage(index: int, logit: float, kept: list[bool], title: str = "") -> Pas
 
 def test_linked_passages_are_those_the_question_or_evidence_names_by_title():
     titles = ["Bauer Media Group", "Mercury (planet)", "Art", "", "Hamburg", "Paris", "Bauer Media Group"]
+    titles.append("It")
     passages = [_passage(i, 0.0, [True], title) for i, title in enumerate(titles)]
     result = QueryResult(Query("q", "How far is MERCURY from the sun?"), passages)
     evidence = ["It is an article about Bauer Media Group.", "Art-deco buildings line the port of Hamburg."]
     # 0 and 4 are named but are the first hop's own passages; "Art" is a word of "Art-deco", not of
-    # "article"; the parenthesised qualifier is not needed; the untitled passage 3 is never linked
+    # "article"; the parenthesised qualifier is not needed; the untitled passage 3 and "It" (too short to
+    # be a name) are never linked
     assert linked_passages(result, {0, 4}, evidence) == {1, 2, 6}
     assert linked_passages(result, {0, 4}, []) == {1}  # the question alone
     assert linked_passages(result, {0}, ["Parisian cafés."]) == {1}  # whole words only

@@ -100,16 +100,24 @@ def second_hop_passages(result: QueryResult, sources: set[int]) -> list[PassageR
 def linked_passages(result: QueryResult, sources: set[int], evidence: list[str]) -> set[int]:
     """Input indices of the passages outside ``sources`` whose title the question (``result.query``) or
     an ``evidence`` sentence names: the title, without a trailing parenthesised qualifier ("Mercury
-    (planet)" → "mercury"), as whole words, ignoring case. Passages without a title are never linked."""
+    (planet)" → "mercury"), as whole words, ignoring case. Passages without a title, or whose title is
+    only :data:`FUNCTION_WORDS` ("It (novel)"), are never linked."""
     text = " ".join([result.query.text, *evidence]).casefold()
     linked = set()
     for passage in second_hop_passages(result, sources):
         name = _TITLE_QUALIFIER.sub("", passage.document.title).strip().casefold()
-        if name and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text):
+        if set(name.split()) - FUNCTION_WORDS and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text):
             linked.add(passage.index)
     return linked
 
 
+FUNCTION_WORDS = frozenset(
+    (  # noqa: SIM905 (a list literal of 38 words would take 40 lines here)
+        "a an the it its is are was be this that these those he she they we you i me my his her their our"
+        " of in on at to for from by with and or not no"
+    ).split()
+)
+"""English function words: a title made only of them ("It", "The") would link to almost any evidence."""
 _TITLE_QUALIFIER = re.compile(r"\s*\([^()]*\)\s*$")
 """A trailing "(qualifier)" of a title, as Wikipedia disambiguates pages."""
 
