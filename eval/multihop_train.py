@@ -1,4 +1,4 @@
-"""Choose the multi-hop pruning policy's passage budget on the HotpotQA *training* file (issue #10).
+"""Compare multi-hop pruning policies and passage budgets on the HotpotQA *training* file (issue #10).
 
 The shipped model scores the 100 training questions (10 paragraphs each, 2 supporting; each paragraph
 with its Wikipedia title as the document title) once with the question (the first pass, as ``process``
@@ -26,7 +26,8 @@ for a policy that ranks whole paragraphs of questions the model has seen. Sessio
 links at the same budget and did not choose the budget again; the table prints what the session-6 rule
 would now pick for the linked chain, which the library does not use.
 
-Only the training file is read; HotpotQA dev is an evaluation set and plays no part in this choice.
+Only the training file is read here. HotpotQA dev is an evaluation set; one decision above (keeping the
+budget) was informed by session 8's dev figure, as said there.
 Writes ``multihop_train.md`` to ``--out`` (default ``eval/results``). About 5 minutes on 2 CPU cores.
 
     .venv/bin/python eval/multihop_train.py --device cpu
@@ -242,14 +243,15 @@ def write_report(
     """``multihop_train.md``: the budget, the table and the diagnostics; returns its lines."""
     choice = f"{chosen[1]} bridge passages, {chosen[2]}-pass sentence decisions" if chosen else "none"
     lines = [
-        "# Multi-hop pruning policy, chosen on HotpotQA train (issue #10)\n",
+        "# Multi-hop pruning policies on HotpotQA train (issue #10)\n",
         f"`eval/multihop_train.py`: shipped model, `{TRAIN_FILE}` ({examples} questions, 10 paragraphs, "
         f"2 supporting), default threshold {threshold}, first hop = the {HOP_PASSAGES} best passages by "
         "first-pass logit. HotpotQA dev is not read.\n",
         "Every paragraph carries its Wikipedia title as the document title. Library policy "
         f"(`ragprune.pipeline.multihop`): the linked chain with first-pass sentences, "
         f"**`BRIDGE_PASSAGES = {BRIDGE_PASSAGES}`**: session 6's choice for the chain without links, not "
-        "chosen again (the script's docstring says why). Session 6's rule (the most tokens removed with "
+        "chosen again, a decision informed by session 8's dev figure (the script's docstring says why). "
+        "Session 6's rule (the most tokens removed with "
         f"recall >= {MIN_RECALL}; ties to more passages) would now pick: {choice}.\n",
         "Recall / tokens removed / answer kept; `bridges` = other passages kept besides the first hop "
         "(the rest keep nothing). Linked: passages whose title the question or the first hop's kept "

@@ -120,7 +120,8 @@ def test_only_pruning_skips_reranking_and_reports_its_gates_as_not_run(evaluate,
 
 
 class _HopsPruner:
-    """Stands in for a pruner: keeps everything, records its calls (hops, and the passages' titles)."""
+    """Stands in for a pruner: records its calls (hops, and the passages' titles); keeps everything of
+    passages with a title, nothing of bare texts, so the rows of the two can be told apart."""
 
     def __init__(self) -> None:
         self.calls: list[dict] = []
@@ -130,7 +131,9 @@ class _HopsPruner:
         self.calls.append({"threshold": threshold, "reorder": reorder, "hops": hops, "titles": titles})
         return [
             [
-                SimpleNamespace(index=i, kept_spans=[Span(0, len(getattr(passage, "text", passage)))])
+                SimpleNamespace(
+                    index=i, kept_spans=[] if isinstance(passage, str) else [Span(0, len(passage.text))]
+                )
                 for i, passage in reversed(list(enumerate(p)))
             ]
             for p in passages
@@ -164,7 +167,8 @@ def test_multi_hop_runs_one_and_two_hops_with_titles_and_two_without(evaluate):
         {"threshold": None, "reorder": False, "hops": 2, "titles": plain},
     ]
     assert out["rows"]["hops=1"] == {"recall": 0.5}
-    row = out["rows"]["hops=2"]  # keep everything: recall 1, nothing removed, cosine at compression 0 is 1
+    assert out["rows"]["hops=2, no titles"]["recall"] == 0.0  # the bare texts: the stand-in keeps nothing
+    row = out["rows"]["hops=2"]  # with titles, everything kept: recall 1, nothing removed, cosine 1 at 0
     assert (row["recall"], row["compression"], row["non_gold_dropped"], row["answer_retention"]) == (
         1.0,
         0.0,

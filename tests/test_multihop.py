@@ -64,6 +64,15 @@ def test_linked_passages_are_those_the_question_or_evidence_names_by_title():
     assert linked_passages(result, {0}, ["Parisian cafés."]) == {1}  # whole words only
 
 
+def test_a_title_links_one_passage_within_one_text_and_question_words_never_link():
+    titles = ["Elbe River", "Python", "Python", "Python (film)", "Who", "C++"]
+    passages = [_passage(i, logit, [True], t) for i, (t, logit) in enumerate(zip(titles, [0, 1, 3, 2, 0, 0]))]
+    result = QueryResult(Query("q", "Who wrote the Python code of the Elbe"), passages)
+    # "Elbe" ends the question and "River" starts the evidence: no link across two texts; of the two
+    # chunks titled "Python" the better-scored one (2) links, "Python (film)" is another document
+    assert linked_passages(result, set(), ["River traffic is heavy.", "It compiles C++."]) == {2, 3, 5}
+
+
 def test_linked_passages_come_first_in_the_chain_within_the_budget():
     passages = [_passage(i, logit, [True]) for i, logit in enumerate([3.0, 2.0, 1.0, 0.5, -5.0, -6.0])]
     result = QueryResult(Query("q", "question"), passages)
@@ -72,6 +81,7 @@ def test_linked_passages_come_first_in_the_chain_within_the_budget():
     assert chain_of(result, {0, 1}, second, bridges=1, linked={5}) == {0, 1, 5}
     assert chain_of(result, {0, 1}, second, bridges=2, linked={4, 5}) == {0, 1, 4, 5}
     assert chain_of(result, {0, 1}, second, bridges=3, linked={5}) == {0, 1, 2, 3, 5}
+    assert chain_of(result, {0, 1}, second, bridges=1, linked={4, 5}) == {0, 1, 4}  # by chain score
 
 
 def test_chain_is_the_first_hop_and_the_best_others_by_summed_logits():
@@ -120,6 +130,8 @@ def test_second_hop_prunes_outside_the_chain_and_keeps_the_first_pass_otherwise(
     assert bool(linked) is titled  # some passage outside the first hop is named by the question or evidence
     by_chain = sorted(others, key=lambda p: (p.index not in linked, -(p.logit + second[p.index]), p.index))
     chain = sources | {p.index for p in by_chain[:BRIDGE_PASSAGES]}
+    unlinked = sorted(others, key=lambda p: (-(p.logit + second[p.index]), p.index))[:BRIDGE_PASSAGES]
+    assert (chain != sources | {p.index for p in unlinked}) is titled  # the links change this chain
     assert len(ENCODED) > len(chain)  # some passage is outside the chain
     assert [p.logit for p in two] == [p.logit for p in one]
     assert [p.rank for p in two] == [p.rank for p in one]

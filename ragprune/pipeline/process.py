@@ -223,7 +223,8 @@ class RerankPruner(Reranker):
         probabilities and the ranking stay those of the first pass, so the kept text is a subset of
         ``hops=1``'s: more removed at a lower recall (HotpotQA dev at the default threshold, passages with
         their titles: 65% of tokens removed at gold recall 0.915, against 47% at 0.948 with ``hops=1``;
-        without titles 64% at 0.869; ``eval/results/multihop_dev_cpu.md``). The chain is chosen by
+        without titles 64% at 0.869; ``eval/results/multihop_dev_cpu.md``, with its caveats). Links need
+        titles that name distinct entities (Wikipedia-style). The chain is chosen by
         the pointwise logits whatever ``mode`` ranks the result. An expanded query longer than
         ``max_query_tokens`` is cut to it (its last evidence first).
 
