@@ -239,17 +239,21 @@ def prune(
     truncate: bool = False,
     first_stage_scores: Sequence[float] | None = None,
     fusion: Fusion | str | None = None,
+    hops: int = 1,
 ) -> RankedResults:
     """Rank ``docs`` for ``query`` and prune each to the sentences whose keep score is above ``threshold``
     (``None``: the model's threshold). Every document comes back unless ``top_k`` cuts the list.
-    ``doc_ids``, ``metadata``, ``truncate``, ``first_stage_scores`` and ``fusion`` as in :func:`rank`."""
+    ``doc_ids``, ``metadata``, ``truncate``, ``first_stage_scores`` and ``fusion`` as in :func:`rank`.
+    ``hops=2``: multi-hop pruning (``RerankPruner.process``'s ``hops``; titles matter there); another
+    backend raises ``ValueError``."""
     if isinstance(query, Sequence) and not isinstance(query, str):
         raise TypeError("rank/prune take one query; call pruner.process for a batch of queries")
     method = resolve_fusion(fusion, first_stage_scores is not None)
     docs = _with_ids_and_metadata(docs, doc_ids, metadata)
+    options = _hop_options(pruner, hops)
     if not method.needs_first_stage:
         result = pruner.process(
-            query, docs, threshold=threshold, top_k=top_k, reorder=True, truncate=truncate
+            query, docs, threshold=threshold, top_k=top_k, reorder=True, truncate=truncate, **options
         )
         return RankedResults(result.query, tuple(RankedDocument(passage) for passage in result.passages))
     if top_k is not None and top_k < 1:
@@ -258,7 +262,7 @@ def prune(
         raise ValueError(
             f"{len(first_stage_scores)} first_stage_scores for {len(docs)} docs; give one per document"
         )
-    result = pruner.process(query, docs, threshold=threshold, reorder=False, truncate=truncate)
+    result = pruner.process(query, docs, threshold=threshold, reorder=False, truncate=truncate, **options)
     fused = method.fuse([result.ranking_score(passage) for passage in result.passages], first_stage_scores)
     order = best_first(fused)[:top_k]
     for rank, i in enumerate(order, start=1):
@@ -292,6 +296,20 @@ def predict(
         dtype=np.float64,
     )
     return float(scores[0]) if single else scores
+
+
+def _hop_options(pruner: Reranker, hops: int) -> dict[str, int]:
+    """``process``'s keyword for ``hops`` (none for one hop, which every backend does); ``ValueError`` for
+    a value other than 1 or 2, or for 2 on a backend without multi-hop pruning."""
+    if hops == 1:
+        return {}
+    from ragprune.pipeline.process import RerankPruner
+
+    if hops != 2:
+        raise ValueError(f"hops={hops}; use 1 (one pass) or 2 (multi-hop pruning)")
+    if not isinstance(pruner, RerankPruner):
+        raise ValueError(f"hops=2 needs multi-hop pruning, which {type(pruner).__name__} does not offer")
+    return {"hops": hops}
 
 
 def _with_ids_and_metadata(

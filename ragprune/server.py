@@ -8,7 +8,8 @@
   ``{"start", "end", "score"}`` (code point offsets), most relevant first.
 - ``POST /rerank``: text-embeddings-inference's shape, ``{"query", "texts", "return_text", "raw_scores"}``
   -> ``[{"index", "score", "text"?}]``, best first.
-- ``POST /v1/prune``: the /v1/rerank request plus ``threshold`` -> per document the score, the kept
+- ``POST /v1/prune``: the /v1/rerank request plus ``threshold`` and ``hops`` (2: multi-hop pruning,
+  ``RerankPruner.process``'s ``hops``) -> per document the score, the kept
   character spans (Unicode code point offsets into the document text), the pruned text and the
   per-sentence scores.
 - ``GET /health``: model, device, limits (characters and tokens) and batching counters.
@@ -119,6 +120,10 @@ class PruneRequest(RerankRequest):
     threshold: float | None = Field(
         default=None, ge=0.0, le=1.0, description="sentence keep threshold (default: the model's)"
     )
+    hops: Literal[1, 2] = Field(
+        default=1,
+        description="2: multi-hop pruning, only the evidence chain keeps sentences (titles link it)",
+    )
 
 
 @dataclass
@@ -128,6 +133,7 @@ class _Job:
     threshold: float | None
     truncate: bool
     mode: str | None
+    hops: int
     future: asyncio.Future[QueryResult]
 
 
@@ -172,11 +178,12 @@ class MicroBatcher:
         threshold: float | None,
         truncate: bool = False,
         mode: str | None = None,
+        hops: int = 1,
     ) -> QueryResult:
         if len(self._pending) >= self.max_pending:
             raise ServerBusy
         future = asyncio.get_running_loop().create_future()
-        job = _Job(query, documents, threshold, truncate, mode, future)
+        job = _Job(query, documents, threshold, truncate, mode, hops, future)
         self._pending.append(job)
         self._wakeup.set()
         return await job.future
@@ -207,9 +214,9 @@ class MicroBatcher:
         self.stats.batches += 1
         self.stats.requests += len(live)
         self.stats.largest_batch = max(self.stats.largest_batch, len(live))
-        by_setting: dict[tuple[float | None, bool, str | None], list[_Job]] = {}
+        by_setting: dict[tuple[float | None, bool, str | None, int], list[_Job]] = {}
         for job in live:
-            by_setting.setdefault((job.threshold, job.truncate, job.mode), []).append(job)
+            by_setting.setdefault((job.threshold, job.truncate, job.mode, job.hops), []).append(job)
         for jobs in by_setting.values():
             try:
                 results = await self._process(jobs)
@@ -232,7 +239,7 @@ class MicroBatcher:
             _settle(job.future, result=result)
 
     async def _process(self, jobs: Sequence[_Job]) -> list[QueryResult]:
-        """One model call for jobs that share their threshold, truncation and ranking mode."""
+        """One model call for jobs that share their threshold, truncation, ranking mode and hops."""
         self.stats.model_calls += 1
         return await asyncio.to_thread(
             self.pruner.process,
@@ -242,6 +249,7 @@ class MicroBatcher:
             truncate=jobs[0].truncate,
             reorder=True,
             mode=jobs[0].mode,
+            hops=jobs[0].hops,
         )
 
 
@@ -323,10 +331,11 @@ def create_app(
         field: str,
         truncate: bool = False,
         mode: str | None = None,
+        hops: int = 1,
     ) -> QueryResult:
         query, documents = _checked(query_text, values, limits, field)
         try:
-            return await batcher.submit(query, documents, threshold, truncate, mode)
+            return await batcher.submit(query, documents, threshold, truncate, mode, hops)
         except ServerBusy:
             raise HTTPException(
                 429,
@@ -371,7 +380,9 @@ def create_app(
     async def prune(request: PruneRequest) -> JSONResponse:
         """Rerank and prune: scores, kept spans (code point offsets), pruned text, sentence scores."""
         threshold, mode = request.threshold, request.mode
-        result = await scored(request.query, request.documents, threshold, "documents", mode=mode)
+        result = await scored(
+            request.query, request.documents, threshold, "documents", mode=mode, hops=request.hops
+        )
         results = []
         for passage in result.passages[: request.top_n]:
             item = {"relevance_score": passage.probability, **passage.to_dict()}

@@ -196,3 +196,18 @@ def test_metadata_title_is_read_as_the_title(pruner):
     untitled = rank(pruner, QUERY, TEXTS[:2])
     assert [o.metadata["ragprune_score"] for o in out] != pytest.approx([d.score for d in untitled])
     assert all(o.metadata["title"] == "Fleas" for o in out)  # metadata untouched
+
+
+def test_two_hops_prune_outside_the_evidence_chain(pruner):
+    from sample_texts import MULTIHOP_PASSAGES, MULTIHOP_QUESTION, MULTIHOP_TITLES
+
+    texts = [text for text in MULTIHOP_PASSAGES if text.strip()]
+    titles = [title for text, title in zip(MULTIHOP_PASSAGES, MULTIHOP_TITLES) if text.strip()]
+    docs = [Document(page_content=text, metadata={"title": title}) for text, title in zip(texts, titles)]
+    out = RagpruneCompressor(pruner=pruner, prune_threshold=0.0, hops=2).compress_documents(
+        docs, MULTIHOP_QUESTION
+    )
+    documents = [{"text": text, "title": title} for text, title in zip(texts, titles)]
+    expected = prune(pruner, MULTIHOP_QUESTION, documents, threshold=0.0, hops=2)
+    assert [o.page_content for o in out] == [d.pruned_text for d in expected]
+    assert any(not o.page_content for o in out)

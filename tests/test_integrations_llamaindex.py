@@ -120,6 +120,7 @@ def test_serialises_without_the_model(pruner):
         "prune_threshold": None,
         "drop_empty": False,
         "truncate_query": False,
+        "hops": 1,
         "fusion": None,
         "class_name": "RagprunePostprocessor",
     }

@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
+from sample_texts import MULTIHOP_PASSAGES as PASSAGES
+from sample_texts import MULTIHOP_QUESTION as QUESTION
+from sample_texts import MULTIHOP_TITLES as TITLES
 
 from ragprune.pipeline.multihop import (
     BRIDGE_PASSAGES,
@@ -17,29 +20,6 @@ from ragprune.pipeline.multihop import (
 from ragprune.pipeline.results import PassageResult, QueryResult, SentenceScore
 from ragprune.types import Document, Query, Span
 
-QUESTION = "Which magazine was started first, Arthur's Magazine or First for Women?"
-PASSAGES = [
-    "Arthur's Magazine was an American literary periodical. It was published in Philadelphia from 1844.",
-    "First for Women is a woman's magazine published by Bauer Media Group. It was started in 1989.",
-    "The Eiffel Tower is in Paris. It was finished in 1889.",
-    "Bauer Media Group is a German company. It is based in Hamburg.",
-    "   ",
-    "Philadelphia is a city in Pennsylvania. It is the sixth-most populous city in the United States.",
-    "Women's magazines cover fashion and health. Many are published monthly.",
-    "Hamburg is a port city. The Elbe flows through it.",
-    "Literary periodicals publish essays. Some also publish poems.",
-]
-TITLES = [
-    "Arthur's Magazine",
-    "First for Women",
-    "Eiffel Tower",
-    "Bauer Media Group",
-    "",
-    "Philadelphia",
-    "Women's magazine",
-    "Hamburg",
-    "Literary periodical",
-]
 ENCODED = [i for i, text in enumerate(PASSAGES) if text.strip()]
 
 

@@ -167,3 +167,28 @@ def test_as_langchain_compressor_keeps_k(pruner):
 
     compressor = as_langchain_compressor(pruner, k=2, prune_threshold=0.0)
     assert compressor.top_n == 2 and compressor.pruner is pruner and compressor.prune_threshold == 0.0
+
+
+def test_prune_with_two_hops_is_process_with_two_hops(pruner):
+    from sample_texts import MULTIHOP_PASSAGES, MULTIHOP_QUESTION, MULTIHOP_TITLES
+
+    docs = [
+        Document(str(i), text, title)
+        for i, (text, title) in enumerate(zip(MULTIHOP_PASSAGES, MULTIHOP_TITLES))
+    ]
+    expected = pruner.process(MULTIHOP_QUESTION, docs, threshold=0.0, hops=2, reorder=False)
+    two = {d.index: d.kept_spans for d in prune(pruner, MULTIHOP_QUESTION, docs, threshold=0.0, hops=2)}
+    one = {d.index: d.kept_spans for d in prune(pruner, MULTIHOP_QUESTION, docs, threshold=0.0)}
+    assert two == {p.index: p.kept_spans for p in expected.passages}
+    assert two != one  # passages outside the evidence chain keep nothing with two hops
+
+
+def test_two_hops_need_a_pruner_with_multi_hop_pruning(pruner):
+    class OneHop:  # a backend whose process has no hops
+        def process(self, *args, **kwargs):
+            raise AssertionError("not reached")
+
+    with pytest.raises(ValueError, match="hops=2 needs multi-hop pruning, which OneHop"):
+        prune(OneHop(), QUERY, DOCS, hops=2)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="hops=3"):
+        prune(pruner, QUERY, DOCS, hops=3)

@@ -112,6 +112,24 @@ def test_prune_returns_scores_spans_and_pruned_text(client, pruner):
     assert first["pruned_text"] and first["pruned_text"] != TEXTS[0] and 0 < first["compression"] < 1
 
 
+def test_prune_with_two_hops_keeps_only_the_evidence_chain(client, pruner):
+    from sample_texts import MULTIHOP_PASSAGES, MULTIHOP_QUESTION, MULTIHOP_TITLES
+
+    documents = [
+        {"text": text, "title": title}
+        for text, title in zip(MULTIHOP_PASSAGES, MULTIHOP_TITLES)
+        if text.strip()
+    ]
+    payload = {"query": MULTIHOP_QUESTION, "documents": documents, "threshold": 0.0, "hops": 2}
+    body = client.post("/v1/prune", json=payload).json()
+    expected = prune(pruner, MULTIHOP_QUESTION, documents, threshold=0.0, hops=2)
+    assert [item["kept_spans"] for item in body["results"]] == [
+        [span.to_list() for span in ranked.kept_spans] for ranked in expected
+    ]
+    assert any(not item["kept_spans"] for item in body["results"])  # outside the chain: nothing kept
+    assert client.post("/v1/prune", json={**payload, "hops": 3}).status_code == 422
+
+
 def test_prune_threshold_bounds_and_return_documents(client):
     everything = client.post("/v1/prune", json={"query": QUERY, "documents": TEXTS, "threshold": 0.0}).json()
     assert all(item["pruned_text"] == TEXTS[item["index"]] for item in everything["results"])

@@ -55,6 +55,7 @@ def rank_texts(
     truncate_query: bool = False,
     first_stage_scores: Sequence[float] | None = None,
     fusion: Fusion | str | None = None,
+    hops: int = 1,
 ) -> RankedResults:
     """Rank and prune passage texts; keep the ``top_n`` best whose score is >= ``score_threshold`` and,
     with ``drop_empty``, whose pruning kept something.
@@ -64,7 +65,8 @@ def rank_texts(
     to its own objects by it, so nothing the caller attached to a passage has to travel through ragprune.
     ``top_n`` counts the passages that remain after ``drop_empty``. ``truncate_query`` cuts a query over
     the model's ``max_query_tokens`` to its first tokens instead of raising ``ValueError``.
-    ``first_stage_scores`` and ``fusion`` as in :func:`ragprune.ranking.rank` (see :func:`retriever_scores`).
+    ``first_stage_scores`` and ``fusion`` as in :func:`ragprune.ranking.rank` (see :func:`retriever_scores`),
+    ``hops`` as in :func:`ragprune.ranking.prune`.
     """
     from ragprune.ranking import RankedResults, prune
 
@@ -85,6 +87,7 @@ def rank_texts(
         truncate=truncate_query,
         first_stage_scores=first_stage_scores,
         fusion=fusion,
+        hops=hops,
     )
     if score_threshold is not None:
         results = results.above(score_threshold)

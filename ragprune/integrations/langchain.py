@@ -53,6 +53,10 @@ class RagpruneCompressor(BaseDocumentCompressor):
     """Leave out documents whose pruning kept nothing (``top_n`` then counts the non-empty ones)."""
     truncate_query: bool = False
     """Cut a query longer than the model's ``max_query_tokens`` to its first tokens (else ``ValueError``)."""
+    hops: int = Field(default=1, ge=1, le=2)
+    """2: multi-hop pruning (``RerankPruner.process``'s ``hops``): only the evidence chain of the two
+    best documents and four others keeps sentences; documents whose ``metadata["title"]`` the query or that
+    evidence names join the chain first. Needs a ``RerankPruner``."""
     fusion: str | None = None
     """Fuse the model's logit with the retriever's score (``metadata[score_key]``) to order the documents:
     ``"none"``, ``"interpolate[:alpha]"`` or ``"rrf[:k]"`` (``ragprune.fusion``). None: ``DEFAULT_FUSION``
@@ -93,6 +97,7 @@ class RagpruneCompressor(BaseDocumentCompressor):
                 f"metadata[{self.score_key!r}]",
             ),
             fusion=self.fusion,
+            hops=self.hops,
         )
         return [
             _pruned_copy(documents[ranked.index], ranked.pruned_text, metadata_for(ranked))

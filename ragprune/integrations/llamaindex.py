@@ -56,6 +56,10 @@ class RagprunePostprocessor(BaseNodePostprocessor):
     """Leave out nodes whose pruning kept nothing (``top_n`` then counts the non-empty ones)."""
     truncate_query: bool = False
     """Cut a query longer than the model's ``max_query_tokens`` to its first tokens (else ``ValueError``)."""
+    hops: int = Field(default=1, ge=1, le=2)
+    """2: multi-hop pruning (``RerankPruner.process``'s ``hops``): only the evidence chain of the two
+    best nodes and four others keeps sentences; nodes whose ``metadata["title"]`` the query or that
+    evidence names join the chain first. Needs a ``RerankPruner``."""
     fusion: str | None = None
     """Fuse the model's logit with the retriever's score (``NodeWithScore.score``) to order the nodes:
     ``"none"``, ``"interpolate[:alpha]"`` or ``"rrf[:k]"`` (``ragprune.fusion``). None: ``DEFAULT_FUSION``
@@ -94,6 +98,7 @@ class RagprunePostprocessor(BaseNodePostprocessor):
                 [scored.score for scored in nodes], self.fusion, "NodeWithScore.score"
             ),
             fusion=self.fusion,
+            hops=self.hops,
         )
         out = []
         for ranked in results:
