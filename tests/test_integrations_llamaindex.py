@@ -205,3 +205,18 @@ def test_top_n_cuts_after_the_score_threshold(pruner):
         out = post.postprocess_nodes(make_nodes(), query_str=QUERY)
         passing = [f"node-{d.index}" for d in ranked if d.score >= bound]
         assert [o.node.node_id for o in out] == passing[:2]
+
+
+def test_two_hops_prune_outside_the_evidence_chain(pruner):
+    from sample_texts import MULTIHOP_PASSAGES, MULTIHOP_QUESTION, MULTIHOP_TITLES
+
+    pairs = [(text, title) for text, title in zip(MULTIHOP_PASSAGES, MULTIHOP_TITLES) if text.strip()]
+    nodes = [NodeWithScore(node=TextNode(text=text, metadata={"title": title})) for text, title in pairs]
+    post = RagprunePostprocessor(pruner=pruner, prune_threshold=0.0, hops=2)
+    out = post.postprocess_nodes(nodes, query_str=MULTIHOP_QUESTION)
+    documents = [{"text": text, "title": title} for text, title in pairs]
+    expected = prune(pruner, MULTIHOP_QUESTION, documents, threshold=0.0, hops=2)
+    assert [o.node.get_content(metadata_mode=MetadataMode.NONE) for o in out] == [
+        d.pruned_text for d in expected
+    ]
+    assert any(not o.node.get_content(metadata_mode=MetadataMode.NONE) for o in out)
