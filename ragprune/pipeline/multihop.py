@@ -7,8 +7,8 @@ question. Appending the sentences kept from the top-ranked passages to the query
 see the bridge entity, and so choose which passages join the evidence chain. The second pass never
 adds a sentence: the kept text is a subset of the first pass's (a bridge passage the first pass dropped
 stays dropped), which trades recall for compression (HotpotQA dev at the default threshold, paragraphs
-with their titles: 65% of tokens removed at gold recall 0.915, against 45% at 0.956 in one pass; without
-titles 64% at 0.869; ``eval/results/multihop_dev_cpu.md``).
+with their titles: 65% of tokens removed at gold recall 0.915, against 47% at 0.948 in one pass; without
+titles 64% at 0.869, against 45% at 0.956; ``eval/results/multihop_dev_cpu.md``, with its caveats).
 The design follows the iterative-retrieval idea of multi-hop QA systems (Xiong et al., "Answering
 Complex Open-Domain Questions with Multi-Hop Dense Retrieval", ICLR 2021, Sec. 2: the second hop's query
 is the question plus the first hop's passage), applied to passage selection before sentence selection.
