@@ -34,7 +34,7 @@ from ragprune.data.pruning import PruningExample
 from ragprune.devices import default_device, describe_hardware
 from ragprune.evaluation import compare_runs, evaluate_run
 from ragprune.evaluation.gates import Gate
-from ragprune.evaluation.pruning import context_text, score_pruning
+from ragprune.evaluation.pruning import context_documents, context_text, score_pruning
 from ragprune.evaluation.splice import POSITIONS, spliced_position_examples
 from ragprune.evaluation.tradeoff import recall_at_compression
 from ragprune.fusion import DEFAULT_FUSION
@@ -295,11 +295,8 @@ def evaluate_multi_hop(pruner: RerankPruner, examples: list[PruningExample], sin
     ``hops=2`` without titles. The gate reads ``hops=2``."""
     points = [(compression, recall) for _, compression, recall in single_hop["cosine_curve"]]
     questions = [example.question for example in examples]
-    plain = [[context_text(c.sentences)[0] for c in example.contexts] for example in examples]
-    titled = [
-        [Document(str(i), text, c.title) for i, (text, c) in enumerate(zip(texts, example.contexts))]
-        for texts, example in zip(plain, examples)
-    ]
+    titled = [context_documents(example) for example in examples]
+    plain = [[document.text for document in documents] for documents in titled]
     rows = {"hops=1": single_hop["rows"][single_hop["default_row"]]}
     runs: list[tuple[str, list, int]] = [
         ("hops=1, titles", titled, 1),

@@ -43,7 +43,7 @@ from pathlib import Path
 
 from ragprune.data import data_root, read_pruning_jsonl
 from ragprune.data.pruning import PruningExample
-from ragprune.evaluation.pruning import PruningReport, context_text, score_pruning
+from ragprune.evaluation.pruning import PruningReport, context_documents, score_pruning
 from ragprune.pipeline import RerankPruner
 from ragprune.pipeline.multihop import (
     BRIDGE_PASSAGES,
@@ -55,7 +55,7 @@ from ragprune.pipeline.multihop import (
     second_hop_passages,
 )
 from ragprune.pipeline.results import PassageResult, QueryResult
-from ragprune.types import Document, Query
+from ragprune.types import Query
 
 TRAIN_FILE = "pruning/hotpotqa_train_distractor_100.jsonl"
 HOP_PASSAGES = 2  # process's default hop_passages: not tuned here
@@ -74,12 +74,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def titled_documents(example: PruningExample) -> list[Document]:
-    """The example's paragraphs as documents with their titles (the HotpotQA distractor setting gives
-    every paragraph's Wikipedia title)."""
-    return [Document(str(i), context_text(c.sentences)[0], c.title) for i, c in enumerate(example.contexts)]
-
-
 def two_passes(
     pruner: RerankPruner, examples: list[PruningExample]
 ) -> tuple[list[QueryResult], list[dict[int, PassageResult]], list[set[int]], list[set[int]], list[bool]]:
@@ -87,7 +81,7 @@ def two_passes(
     first hop's passage indices, the passages that the question or evidence names by title, and whether
     the second-hop query was cut to the query limit."""
     first = pruner.process(
-        [example.question for example in examples], [titled_documents(e) for e in examples], reorder=False
+        [example.question for example in examples], [context_documents(e) for e in examples], reorder=False
     )
     queries, documents, others_of, sources_of, links = [], [], [], [], []
     for result in first:

@@ -300,13 +300,11 @@ def predict(
 
 
 def _hop_options(pruner: Reranker, hops: int) -> dict[str, int]:
-    """``process``'s keyword for ``hops`` (none for one hop, which every backend does); ``ValueError`` for
-    a value other than 1 or 2, or for 2 on a backend whose ``process`` has no ``hops`` (multi-hop
+    """``process``'s keyword for ``hops`` (none for one hop, which every backend does; ``process`` checks
+    the value); ``ValueError`` for more hops on a backend whose ``process`` has no ``hops`` (multi-hop
     pruning: ``RerankPruner``)."""
     if hops == 1:
         return {}
-    if hops != 2:
-        raise ValueError(f"hops={hops}; use 1 (one pass) or 2 (multi-hop pruning)")
     if "hops" not in inspect.signature(pruner.process).parameters:
         raise ValueError(f"hops=2 needs multi-hop pruning, which {type(pruner).__name__} does not offer")
     return {"hops": hops}

@@ -36,7 +36,7 @@ from itertools import accumulate
 from typing import Any
 
 from ragprune.data.pruning import PruningExample
-from ragprune.types import Span, json_float
+from ragprune.types import Document, Span, json_float
 
 __all__ = [
     "PruningReport",
@@ -68,6 +68,12 @@ def context_text(sentences: Sequence[str]) -> tuple[str, list[Span]]:
         text += sentence
         spans.append(Span(start, start + len(stripped)))
     return text, spans
+
+
+def context_documents(example: PruningExample) -> list[Document]:
+    """The example's contexts as documents (id: the context's position) with their :func:`context_text`
+    and their titles (HotpotQA's distractor setting gives every paragraph's Wikipedia title)."""
+    return [Document(str(i), context_text(c.sentences)[0], c.title) for i, c in enumerate(example.contexts)]
 
 
 def kept_sentences(text: str, sentence_spans: Sequence[Span], kept_spans: Iterable[Span]) -> list[bool]:
