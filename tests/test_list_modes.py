@@ -168,3 +168,32 @@ def test_list_head_in_bf16_reads_float_vectors_and_returns_float_logits():
     out = head.to(torch.bfloat16)(vectors, logits)
     assert out.dtype == torch.float32 and out.shape == (5,)
     assert torch.allclose(out, expected, atol=0.1)
+
+
+def test_a_long_passage_gives_the_list_stage_its_best_chunks_vector(list_pruner):
+    """A passage cut into several encoder rows hands the list stage the ``[CLS]`` vector of its row with the
+    highest rank logit, also when short passages share its batch."""
+    from ragprune.pipeline.collate import pad_rows
+
+    long = " ".join(
+        f"Sentence {i} says fleas and dogs live for {i} weeks in a warm house." for i in range(12)
+    )
+    tokenizer, runner = list_pruner.tokenizer, list_pruner.runner
+    query = np.asarray(tokenizer("how long do fleas live", add_special_tokens=False)["input_ids"])
+    texts = [PASSAGES[0], long, PASSAGES[1]]
+    keep = runner.keep_vectors
+    runner.keep_vectors = True
+    try:
+        shard, columns = runner.run([query] * 3, texts, [""] * 3, threshold=0.5)
+    finally:
+        runner.keep_vectors = keep
+    rows = shard[1].rows
+    assert len(rows) > 1, "the long passage should need several encoder rows at max_length 64"
+    padded = pad_rows(rows, tokenizer.pad_token_id).tensors()
+    model = runner.model
+    with torch.inference_mode():
+        hidden = model.encode(padded["input_ids"], padded["attention_mask"], padded["token_type_ids"])
+        logits = model.head("rank")(hidden[:, 0]).float()
+    best = int(torch.argmax(logits))
+    torch.testing.assert_close(columns.vectors[1], hidden[best, 0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(columns.scores["rank"][1], float(logits[best]), atol=1e-5, rtol=1e-5)

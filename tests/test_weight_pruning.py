@@ -546,6 +546,13 @@ def test_cli_compress_end_to_end(tmp_path, tiny_model_dir, calibration, capsys):
     assert report["recovery_data"] == {"groups": 2, "batches": 1}
     vocabulary = report["vocabulary"]  # counted on the recovery groups' texts (fewer than 2,500 here)
     assert vocabulary["after"] <= 2500 < vocabulary["before"] and vocabulary["occurrences"] > 0
+    # another recovery seed: the same pruned structure and vocabulary (so the two can be averaged)
+    reseeded = tmp_path / "reseeded"
+    assert main(own[:-1] + [str(reseeded), "--recover-seed", "5"]) == 0, capsys.readouterr().err
+    again = json.loads((reseeded / "compression.json").read_text())
+    assert report["recovery"]["config"]["seed"] == 0 and again["recovery"]["config"]["seed"] == 5
+    assert again["vocabulary"] == vocabulary
+    assert load_model(reseeded)[1].get_vocab() == load_model(recovered)[1].get_vocab()
     assert main(argv[:-2] + ["--recover-data", str(general), "--recover-steps", "0", "--output", "x"]) == 2
     assert "--recover-data needs --recover-steps" in capsys.readouterr().err
     assert main(argv[:-2] + ["--recover-groups-per-step", "4", "--output", "x"]) == 2

@@ -125,6 +125,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "plain text, one per line; never evaluation data (default: the --recover-data groups' texts)",
     )
     parser.add_argument("--seed", type=int, default=0, help="sampling and recovery seed (default 0)")
+    parser.add_argument(
+        "--recover-seed",
+        type=int,
+        default=None,
+        help="recovery's own seed (the order of its steps; default: --seed): students that differ only in "
+        "it share the pruned structure and vocabulary, so their weights can be averaged (training/soup.py)",
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument(
         "--output",
@@ -221,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
             steps=args.recover_steps,
             lr=args.recover_lr,
             groups_per_step=args.recover_groups_per_step,
-            seed=args.seed,
+            seed=args.seed if args.recover_seed is None else args.recover_seed,
         ),
         recovery_groups=recovery_groups or None,
         dai=dai,

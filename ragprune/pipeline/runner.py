@@ -273,6 +273,15 @@ def to_device_packed(arrays: Sequence[np.ndarray], device: torch.device, pin: bo
     return [part.view(a.shape) for part, a in zip(flat.split(sizes), arrays)]
 
 
+def _index_on(device: torch.device, index: np.ndarray) -> torch.Tensor:
+    """``index`` as an int64 tensor on ``device``. From CUDA's view a copy out of pageable memory waits for
+    the work queued before it, which would stall the batch in flight: this one goes through pinned memory
+    without blocking the host."""
+    if device.type == "cpu":
+        return torch.from_numpy(np.ascontiguousarray(index, dtype=np.int64))
+    return to_device_packed([index], device, pin=device.type == "cuda")[0]
+
+
 def _recorded_event(device: torch.device) -> torch.cuda.Event | None:
     """An event recorded after the work queued so far on ``device``'s current stream (``None`` off CUDA)."""
     if device.type != "cuda":
@@ -355,7 +364,10 @@ class _Collector:
         self.sentence_counts[batch.pairs] = batch.sentence_counts
         self.batches.append((batch.pairs, offsets_of(batch.sentence_counts)[:-1], scores, kept))
         if batch.vectors is not None:
-            self.vectors.append((batch.pairs, batch.vectors[torch.from_numpy(best).to(batch.vectors.device)]))
+            vectors = batch.vectors
+            if len(best) != len(vectors):  # a pair of several chunks: keep its best chunk's row
+                vectors = vectors[_index_on(vectors.device, best)]
+            self.vectors.append((batch.pairs, vectors))
 
     def columns(self) -> PairColumns:
         """The outputs in pair order (sentences of all pairs back to back)."""
@@ -375,8 +387,10 @@ class _Collector:
         if self.vectors:
             like = self.vectors[0][1]
             vectors = torch.zeros((len(self.chunks), like.shape[-1]), dtype=like.dtype, device=like.device)
-            for pairs_of_batch, batch_vectors in self.vectors:
-                vectors[torch.from_numpy(pairs_of_batch).to(like.device)] = batch_vectors
+            where = _index_on(
+                like.device, np.concatenate([pairs_of_batch for pairs_of_batch, _ in self.vectors])
+            )
+            vectors[where] = torch.cat([batch_vectors for _, batch_vectors in self.vectors])
         return PairColumns(self.values, self.chunks, offsets, scores, kept, vectors)
 
 
