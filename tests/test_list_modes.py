@@ -172,7 +172,7 @@ def test_list_head_in_bf16_reads_float_vectors_and_returns_float_logits():
 
 def test_a_long_passage_gives_the_list_stage_its_best_chunks_vector(list_pruner):
     """A passage cut into several encoder rows hands the list stage the ``[CLS]`` vector of its row with the
-    highest rank logit, also when short passages share its batch."""
+    highest rank logit, among short passages of the same call."""
     from ragprune.pipeline.collate import pad_rows
 
     long = " ".join(

@@ -233,3 +233,38 @@ def test_a_batch_read_back_unpacks_every_head_the_scores_and_the_flags():
     short = dataclasses.replace(launched, outputs=torch.tensor(values[1:]))
     with pytest.raises(ValueError, match="one value per row"):
         short.split()
+
+
+def test_collector_keeps_each_pairs_best_chunk_vector_in_mixed_batches():
+    """Batches read back in length order, one mixing single-row and multi-row pairs: every pair's vector is
+    the row with its highest rank logit, in pair order; a pair never encoded gets zeros."""
+    import torch
+
+    from ragprune.pipeline.runner import _Collector, _Launched
+
+    def launched(pairs, row_counts, rank, vectors):
+        return _Launched(
+            pairs=np.array(pairs),
+            row_counts=np.array(row_counts),
+            sentence_counts=np.zeros(len(pairs), dtype=np.int64),
+            heads=["rank"],
+            outputs=torch.tensor(rank, dtype=torch.float32),
+            vectors=torch.tensor(vectors, dtype=torch.float32),
+            ready=None,
+        )
+
+    collector = _Collector(5, ["rank"], (2, torch.float32, torch.device("cpu")))
+    # pairs 3, 0, 4 with 1, 3 and 1 rows: pair 0's best row is its second (rank 0.9)
+    collector.add(
+        launched([3, 0, 4], [1, 3, 1], [0.5, 0.1, 0.9, 0.2, 0.3], [[3, 3], [0, 1], [0, 2], [0, 3], [4, 4]])
+    )
+    collector.add(launched([1], [1], [0.7], [[1, 1]]))  # single-row pairs only: kept as they are
+    collector.finish()
+    columns = collector.columns()
+    assert columns.vectors is not None
+    assert columns.vectors.tolist() == [[0, 2], [1, 1], [0, 0], [3, 3], [4, 4]]  # pair 2: not encoded
+    assert columns.scores["rank"].tolist()[:2] == pytest.approx([0.9, 0.7])
+    empty = _Collector(2, ["rank"], (3, torch.float32, torch.device("cpu")))
+    empty.finish()
+    assert empty.columns().vectors.tolist() == [[0, 0, 0], [0, 0, 0]]
+    assert _Collector(2, ["rank"]).columns().vectors is None

@@ -551,10 +551,13 @@ def test_cli_compress_end_to_end(tmp_path, tiny_model_dir, calibration, capsys):
     assert main(own[:-1] + [str(reseeded), "--recover-seed", "5"]) == 0, capsys.readouterr().err
     again = json.loads((reseeded / "compression.json").read_text())
     assert report["recovery"]["config"]["seed"] == 0 and again["recovery"]["config"]["seed"] == 5
+    assert report["sampling_seed"] == again["sampling_seed"] == 0
     assert again["vocabulary"] == vocabulary
     assert load_model(reseeded)[1].get_vocab() == load_model(recovered)[1].get_vocab()
     assert main(argv[:-2] + ["--recover-data", str(general), "--recover-steps", "0", "--output", "x"]) == 2
     assert "--recover-data needs --recover-steps" in capsys.readouterr().err
+    assert main(argv[:-2] + ["--recover-seed", "1", "--recover-steps", "0", "--output", "x"]) == 2
+    assert "--recover-seed needs --recover-steps" in capsys.readouterr().err
     assert main(argv[:-2] + ["--recover-groups-per-step", "4", "--output", "x"]) == 2
     assert "applies to --recover-data groups" in capsys.readouterr().err
     no_data = [a for a in argv if a not in (str(general),)]

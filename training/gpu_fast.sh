@@ -6,10 +6,10 @@
 # vocabulary trimmed to those groups' most frequent tokens. Needs no teacher scores and no training-data
 # build: every source is read from RAGPRUNE_DATA (eval/weight_pruning.py --pack-data .carry/wp).
 #
-# The variants train one after another in the background (setsid: a run outlives the 10-minute call
-# while the machine stays warm); each call waits up to WAIT seconds and prints their progress. Once all
-# are done it ranks them on DL21 (the validation split; nDCG@10 of reranking its BM25 top-100, every qrel) and runs
-# the gate (eval/weight_pruning.py --candidate: DL19, SciFact, WikiQA, pairs/s on the H200 and its CPU)
+# The variants train in the background, one after another or (PARALLEL=1) all at once (setsid: a run
+# outlives the 10-minute call while the machine stays warm); each call waits up to WAIT seconds and prints
+# their progress. Once all are done it ranks them on DL21 (the validation split; nDCG@10 of reranking its
+# BM25 top-100, every qrel) and runs the gate (eval/weight_pruning.py --candidate: DL19, SciFact, WikiQA, pairs/s on the H200 and its CPU)
 # for the best of each layer count only. Repeat the same command on the warm machine until it prints the
 # gate. Usage (carry .carry/wp and .whl):
 #   [VARIANTS="l4a:0.3334:1e-4 l4b:0.3334:2e-4 l3:0.5:2e-4"] [STEPS=5400] [VOCAB=20000] [WAIT=540] \
@@ -17,8 +17,8 @@
 # A variant is NAME:SPARSITY:LR[:RECOVER_SEED] (SPARSITY: share of the 6 layers removed; RECOVER_SEED:
 # compress --recover-seed, default 0). PARALLEL=1 trains every variant at once: on the H200 four took
 # 800 s together against 274 s for one alone (session 10), 1.4x the throughput of one after another.
-# Results in $OUT (8 files at
-# most come back): results.tar (the DL21 scores dl21.tsv, the gate tables gate-NAME/, the logs and
+# A variant that failed stops the call before the ranking; the next call trains it again once no job
+# runs. Results in $OUT (8 files at most come back): results.tar (the DL21 scores dl21.tsv, the gate tables gate-NAME/, the logs and
 # compression reports) and each gated model in fp16 (model-NAME.tar.part-*, 15 MB parts).
 set -euo pipefail
 VARIANTS="${VARIANTS:-l4a:0.3334:1e-4 l4b:0.3334:2e-4 l3:0.5:2e-4}"
@@ -78,6 +78,11 @@ while :; do
   fi
   sleep 15; waited=$((waited + 15))
 done
+failed=$(for variant in $VARIANTS; do name="${variant%%:*}"; [ ! -e "$WORK/$name/failed" ] || echo "$name"; done)
+if [ -n "$failed" ]; then  # rank only complete sets: dl21.tsv is written once
+  for name in $failed; do echo "== $name failed:"; tail -5 "$WORK/$name/log.txt"; done
+  echo "run the same command again to train the failed variants anew"; exit 1
+fi
 
 dl=.carry/wp/trec-dl/dl21
 score_dl21() {  # model folder, run file -> nDCG@10 of reranking DL21's BM25 top-100 (--fusion none)

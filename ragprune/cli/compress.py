@@ -124,7 +124,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="training text whose tokens are counted: JSONL(.gz) (fields text, query, question, title) or "
         "plain text, one per line; never evaluation data (default: the --recover-data groups' texts)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="sampling and recovery seed (default 0)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the calibration and recovery groups' sampling, and of recovery unless --recover-seed "
+        "(default 0)",
+    )
     parser.add_argument(
         "--recover-seed",
         type=int,
@@ -164,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--recover-steps needs data: pass --recover-data, or --domain-data / --general-data")
     if args.recover_data and not args.recover_steps:
         raise UserError("--recover-data needs --recover-steps N (the distillation steps, e.g. 2000)")
+    if args.recover_seed is not None and not args.recover_steps:
+        raise UserError("--recover-seed needs --recover-steps N (without recovery there is nothing to seed)")
     if args.recover_groups_per_step < 1:
         raise UserError("--recover-groups-per-step must be at least 1")
     if args.recover_groups_per_step != 1 and not args.recover_data:
@@ -237,6 +245,7 @@ def run(args: argparse.Namespace) -> int:
     if texts:
         result.trim_vocabulary(texts, args.vocabulary_size)
     result.model.to("cpu")
+    result.report["sampling_seed"] = args.seed  # recovery's own is in report["recovery"]["config"]
     result.save(output)
     report = result.report
     before, after = report["parameters_before"], report["parameters_after"]

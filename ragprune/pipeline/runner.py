@@ -130,7 +130,7 @@ class Runner:
         ``PROGRESS_MIN_BATCHES`` batches). Returns the prepared pairs (``shard[p]`` is pair ``p``) and the
         outputs.
         """
-        collector = _Collector(len(texts), list(self.cls_heads))
+        collector = _Collector(len(texts), list(self.cls_heads), self._vector_layout())
         share = -(-len(texts) // MIN_WINDOWS)
         window = min(ENCODE_WINDOW_BATCHES * self.batch_size, max(self.batch_size, share))
         shards = self.preparer.shards(query_ids, texts, titles)
@@ -150,6 +150,14 @@ class Runner:
                     waiting = []
             collector.finish()
         return PreparedShard.concat(done), collector.columns()
+
+    def _vector_layout(self) -> tuple[int, torch.dtype, torch.device] | None:
+        """Size, dtype and device of the ``[CLS]`` vectors :class:`PairColumns` carries, or ``None`` when
+        the runner keeps none."""
+        if not self.keep_vectors:
+            return None
+        first = next(self.model.parameters())
+        return self.model.backbone_config.hidden_size, first.dtype, first.device
 
     def _progress_bar(self, pairs: int, show: bool | None) -> AbstractContextManager:
         if show is None:
@@ -330,7 +338,11 @@ class _Collector:
     it back waits only for that batch while the next one is already queued on the device.
     """
 
-    def __init__(self, pairs: int, heads: list[str]) -> None:
+    def __init__(
+        self, pairs: int, heads: list[str], vectors: tuple[int, torch.dtype, torch.device] | None = None
+    ) -> None:
+        self.vector_layout = vectors
+        """``(size, dtype, device)`` of the vectors to collect (zeros for pairs not encoded), or ``None``."""
         self.values = {name: np.full(pairs, -np.inf) for name in heads}
         self.chunks = np.zeros(pairs, dtype=np.int64)
         self.sentence_counts = np.zeros(pairs, dtype=np.int64)
@@ -384,13 +396,17 @@ class _Collector:
         scores = np.concatenate([np.zeros(0, np.float32)] + [b[2] for b in self.batches])[index]
         kept = np.concatenate([np.zeros(0, bool)] + [b[3] for b in self.batches])[index]
         vectors = None
-        if self.vectors:
-            like = self.vectors[0][1]
-            vectors = torch.zeros((len(self.chunks), like.shape[-1]), dtype=like.dtype, device=like.device)
-            where = _index_on(
-                like.device, np.concatenate([pairs_of_batch for pairs_of_batch, _ in self.vectors])
-            )
-            vectors[where] = torch.cat([batch_vectors for _, batch_vectors in self.vectors])
+        if self.vector_layout is not None:
+            size, dtype, device = self.vector_layout
+            vectors = torch.zeros((len(self.chunks), size), dtype=dtype, device=device)
+            if self.vectors:  # one index copy for every batch, then each batch into its slice of it
+                where = _index_on(
+                    device, np.concatenate([pairs_of_batch for pairs_of_batch, _ in self.vectors])
+                )
+                start = 0
+                for pairs_of_batch, batch_vectors in self.vectors:
+                    vectors[where[start : start + len(pairs_of_batch)]] = batch_vectors.to(dtype)
+                    start += len(pairs_of_batch)
         return PairColumns(self.values, self.chunks, offsets, scores, kept, vectors)
 
 
