@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import pytest
@@ -87,3 +88,19 @@ def test_backends_share_the_interface() -> None:
     from ragprune.retrieval import DenseRetriever, LuceneRetriever
 
     assert all(issubclass(cls, Retriever) for cls in (BM25sRetriever, LuceneRetriever, DenseRetriever))
+
+
+def test_bm25s_is_imported_without_letting_jax_reserve_the_gpu(monkeypatch):
+    """bm25s starts JAX at import where JAX is installed; JAX must not reserve most of the GPU then, unless
+    the user asked for it."""
+    import sys
+
+    from ragprune.retrieval.bm25 import import_bm25s
+
+    monkeypatch.delitem(sys.modules, "jax", raising=False)
+    monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
+    assert import_bm25s().BM25 is not None
+    assert os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", "true")
+    import_bm25s()
+    assert os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "true"

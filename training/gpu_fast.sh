@@ -27,8 +27,8 @@ WORK="${WORK:-$HOME/fast}" OUT="${OUT:-runs/gpu-fast}"
 RECOVER_DATA="msmarco-dev nq-train wikiqa-train scifact-train hotpotqa-train msmarco-triples"
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl 2>/dev/null || true
 export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 RAGPRUNE_DATA="$PWD/.carry/wp"
-# the GPU image has JAX, which some import pulls in and which takes 75% of the GPU's memory at once: with
-# two processes on the GPU the second runs out of memory
+# the GPU image has JAX, which bm25s (the recovery data's BM25) starts at import and which would reserve
+# 75% of the GPU's memory; ragprune's BM25 now turns that reservation off, and here JAX keeps to the CPU
 export JAX_PLATFORMS=cpu XLA_PYTHON_CLIENT_PREALLOCATE=false
 gunzip -kf .carry/wp/beir/scifact/corpus.jsonl.gz .carry/wp/pruning/wikiqa_train_pairs.tsv.gz
 mkdir -p "$WORK" "$OUT"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,8 +31,7 @@ class BM25sRetriever(Retriever):
         self._doc_ids: list[str] = []
 
     def _tokenize(self, texts: list[str]) -> list[list[str]]:
-        import bm25s
-
+        bm25s = import_bm25s()
         return bm25s.tokenize(
             texts,
             lower=True,
@@ -41,8 +42,7 @@ class BM25sRetriever(Retriever):
         )
 
     def _build(self, corpus: Mapping[str, Document]) -> None:
-        import bm25s
-
+        bm25s = import_bm25s()
         self._doc_ids = list(corpus)
         self._model = bm25s.BM25(k1=self.k1, b=self.b, method="lucene")
         self._model.index(
@@ -52,7 +52,10 @@ class BM25sRetriever(Retriever):
     def _search(self, queries: Mapping[str, str], k: int) -> Run:
         qids = list(queries)
         indices, scores = self._model.retrieve(
-            self._tokenize([queries[qid] for qid in qids]), k=k, show_progress=False
+            self._tokenize([queries[qid] for qid in qids]),
+            k=k,
+            show_progress=False,
+            backend_selection="numpy",
         )
         run: Run = {}
         for qid, row_indices, row_scores in zip(qids, indices, scores, strict=True):
@@ -60,6 +63,22 @@ class BM25sRetriever(Retriever):
                 self._doc_ids[int(i)]: float(s) for i, s in zip(row_indices, row_scores, strict=True) if s > 0
             }
         return run
+
+
+def import_bm25s() -> Any:
+    """The ``bm25s`` module, imported so that it cannot take most of a GPU.
+
+    Where JAX is installed, bm25s's top-k module starts JAX at import, and JAX then reserves 75% of the
+    GPU's memory up front (XLA's default): a reranker in the same process runs out of memory (seen on an
+    H200 with two processes). Unless the caller set it or JAX already runs, JAX here allocates on demand
+    (``XLA_PYTHON_CLIENT_PREALLOCATE=false``), and retrieval asks bm25s for its NumPy top-k, as on machines
+    without JAX.
+    """
+    if "jax" not in sys.modules:
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    import bm25s
+
+    return bm25s
 
 
 def _load_stemmer(language: str | None) -> Any:
