@@ -136,7 +136,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="recovery's own seed (the order of its steps; default: --seed): students that differ only in "
-        "it share the pruned structure and vocabulary, so their weights can be averaged (training/soup.py)",
+        "it share the pruned structure and vocabulary, so their weights can be averaged",
     )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument(
