@@ -206,8 +206,13 @@ class Runner:
 
         timer = self.stage_timer or StageTimer.disabled
         sentence_pair = np.repeat(np.arange(len(batch)), sentence_counts)
-        input_ids, attention_mask, token_type_ids, sentence_ids, sentence_pair_ids = self._to_device(
-            padded.input_ids, padded.attention_mask, padded.token_type_ids, padded.sentence_ids, sentence_pair
+        input_ids, attention_mask, token_type_ids, sentence_ids, sentence_pair_ids = on_device(
+            self.device,
+            padded.input_ids,
+            padded.attention_mask,
+            padded.token_type_ids,
+            padded.sentence_ids,
+            sentence_pair,
         )
         # a graph's output is rewritten by its next replay: every reader is queued before another thread
         # sharing the graphs may encode
@@ -258,13 +263,6 @@ class Runner:
             hidden, weight, bias, sentence_ids, sentence_pair, threshold, **options, validate=False
         )
 
-    def _to_device(self, *arrays: np.ndarray) -> list[torch.Tensor]:
-        """``arrays`` as int64 tensors on the device: on the CPU the arrays' own memory, elsewhere
-        :func:`to_device_packed` (one copy; on CUDA from pinned memory, so it does not block the host)."""
-        if self.device.type == "cpu":
-            return [torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)) for a in arrays]
-        return to_device_packed(arrays, self.device, pin=self.device.type == "cuda")
-
     def _to_host(self, tensor: torch.Tensor) -> torch.Tensor:
         """``tensor`` on the CPU; from CUDA an asynchronous copy into pinned memory (valid once the batch's
         ``ready`` event has completed)."""
@@ -281,13 +279,13 @@ def to_device_packed(arrays: Sequence[np.ndarray], device: torch.device, pin: bo
     return [part.view(a.shape) for part, a in zip(flat.split(sizes), arrays)]
 
 
-def _index_on(device: torch.device, index: np.ndarray) -> torch.Tensor:
-    """``index`` as an int64 tensor on ``device``. From CUDA's view a copy out of pageable memory waits for
-    the work queued before it, which would stall the batch in flight: this one goes through pinned memory
-    without blocking the host."""
+def on_device(device: torch.device, *arrays: np.ndarray) -> list[torch.Tensor]:
+    """``arrays`` as int64 tensors on ``device``: on the CPU the arrays' own memory, elsewhere
+    :func:`to_device_packed` (one copy; on CUDA from pinned memory, so it does not block the host: a copy out
+    of pageable memory would wait for the work queued before it, the batch in flight included)."""
     if device.type == "cpu":
-        return torch.from_numpy(np.ascontiguousarray(index, dtype=np.int64))
-    return to_device_packed([index], device, pin=device.type == "cuda")[0]
+        return [torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)) for a in arrays]
+    return to_device_packed(arrays, device, pin=device.type == "cuda")
 
 
 def _recorded_event(device: torch.device) -> torch.cuda.Event | None:
@@ -378,7 +376,7 @@ class _Collector:
         if batch.vectors is not None:
             vectors = batch.vectors
             if len(best) != len(vectors):  # a pair of several chunks: keep its best chunk's row
-                vectors = vectors[_index_on(vectors.device, best)]
+                vectors = vectors[on_device(vectors.device, best)[0]]
             self.vectors.append((batch.pairs, vectors))
 
     def columns(self) -> PairColumns:
@@ -400,7 +398,7 @@ class _Collector:
             size, dtype, device = self.vector_layout
             vectors = torch.zeros((len(self.chunks), size), dtype=dtype, device=device)
             if self.vectors:  # one index copy for every batch, then each batch into its slice of it
-                where = _index_on(
+                (where,) = on_device(
                     device, np.concatenate([pairs_of_batch for pairs_of_batch, _ in self.vectors])
                 )
                 start = 0
