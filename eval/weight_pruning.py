@@ -180,7 +180,13 @@ PACKED = (
 )
 """Every data file the table, the sweep and ``training/gpu_fast.sh`` read: evaluation sets, calibration and
 recovery sources (``msmarco-dev`` reads DL19 / DL20 only to leave their queries and passages out)."""
-GZIPPED = ("beir/scifact/corpus.jsonl", "pruning/wikiqa_train_pairs.tsv")
+GZIPPED = (
+    "beir/scifact/corpus.jsonl",
+    "pruning/wikiqa_train_pairs.tsv",
+    "pruning/nq_oracle_silver_train.jsonl",
+    "pruning/scifact_rationales_train.jsonl",
+    "pruning/hotpotqa_train_distractor_100.jsonl",
+)
 """Packed gzipped; ``gunzip -kf`` them on the GPU machine."""
 
 

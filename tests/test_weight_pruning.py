@@ -3,7 +3,9 @@ removal that saves / loads / runs, exact slicing, masks, DAI's per-structure ali
 
 from __future__ import annotations
 
+import gzip
 import json
+import math
 
 import numpy as np
 import pytest
@@ -21,6 +23,8 @@ from ragprune.weight_pruning.calibration import (
     CalibrationSet,
     load_source,
     looks_biomedical,
+    with_teacher_scores,
+    write_teacher_scores,
 )
 from ragprune.weight_pruning.importance import (
     METHODS,
@@ -31,7 +35,7 @@ from ragprune.weight_pruning.importance import (
 )
 from ragprune.weight_pruning.loss import group_batches
 from ragprune.weight_pruning.measure import parameter_counts, prepare_pairs_once, score_pairs
-from ragprune.weight_pruning.recovery import RecoveryConfig, distill
+from ragprune.weight_pruning.recovery import RecoveryConfig, distill, mixed_rank_target
 from ragprune.weight_pruning.sampling import kmeans, nearest_members
 from ragprune.weight_pruning.statistics import CalibrationStatistics
 from ragprune.weight_pruning.structured import kept_count, prune_heads, prune_neurons
@@ -164,6 +168,50 @@ def test_batches_carry_gold_labels_and_weights(tokenizer):
     assert batch["gold"].tolist() == [[True, False, True]]
     assert batch["sentence_labels"].tolist() == [[1, 0], [0, 0], [-100, -100]]
     assert batch["passage_weight"].tolist() == [1.0, 0.25, 1.0]
+
+
+def test_teacher_scores_travel_by_group_key_into_the_batches(tmp_path, tokenizer):
+    groups = [
+        _group("fleas", TEXTS[0], TEXTS[1:4], "a"),
+        _group("nile", EXTRA[1], EXTRA[2:4] + [TEXTS[0]], "a"),
+    ]
+    path = tmp_path / "scores.tsv.gz"
+    write_teacher_scores(path, groups[:1], [[0.5, -1.0, 2.0, 0.0]])
+    scored, covered = with_teacher_scores(groups, path)
+    assert covered == 1 and [p.teacher for p in scored[0].passages] == [0.5, -1.0, 2.0, 0.0]
+    assert all(p.teacher is None for p in scored[1].passages)  # not in the file: unchanged
+    assert CalibrationGroup.from_dict(scored[0].to_dict()) == scored[0]  # the score survives a save
+    assert scored[0].key() == groups[0].key() != groups[1].key()  # scores do not change the key
+    (batch,) = group_batches(scored, tokenizer, 64, groups_per_batch=2)
+    assert batch["teacher"][0].tolist() == [0.5, -1.0, 2.0, 0.0] and batch["teacher"][1].isnan().all()
+    assert "teacher" not in group_batches(groups, tokenizer, 64)[0]
+    with pytest.raises(ValueError, match="scores none of these 1 groups"):
+        with_teacher_scores(groups[1:], path)
+    with pytest.raises(ValueError, match="4 scores for a group of 3"):
+        write_teacher_scores(path, [CalibrationGroup("q", groups[0].passages[:3])], [[1, 2, 3, 4]])
+    bad = tmp_path / "bad.tsv.gz"
+    with gzip.open(bad, "wt") as handle:
+        handle.write("only-a-key\n")
+    with pytest.raises(ValueError, match="bad.tsv.gz:1: expected"):
+        with_teacher_scores(groups, bad)
+    with pytest.raises(FileNotFoundError, match="recovery_teacher.py"):
+        with_teacher_scores(groups, tmp_path / "missing.tsv.gz")
+
+
+def test_mixed_rank_target_moves_the_dense_order_towards_the_teacher():
+    dense = torch.tensor([[3.0, 2.0, 1.0, 0.0], [1.0, 0.0, 2.0, 5.0]])
+    external = torch.tensor([[0.0, 1.0, 2.0, 3.0], [math.nan, 1.0, 1.0, 1.0]])
+    assert torch.equal(mixed_rank_target(dense, external, 0.0)[0], dense[0])
+    full = mixed_rank_target(dense, external, 1.0)
+    assert full[0].argsort().tolist() == [0, 1, 2, 3]  # the external order ...
+    assert full[0].mean() == pytest.approx(1.5) and full[0].std() == pytest.approx(
+        dense[0].std()
+    )  # dense scale
+    half = mixed_rank_target(dense, external, 0.5)
+    assert torch.allclose(half[0], torch.full((4,), 1.5))  # opposite orders cancel out
+    assert torch.equal(half[1], dense[1])  # a group with a missing score keeps the dense target
+    with pytest.raises(ValueError, match="teacher_weight must be in"):
+        RecoveryConfig(teacher_weight=1.5)
 
 
 def test_kmeans_sampling_takes_one_member_per_cluster():
@@ -383,7 +431,7 @@ def test_recovery_on_its_own_unlabelled_groups(model, tokenizer, calibration, st
     result = compress(
         model, tokenizer, **options, statistics=stats, recovery=recovery, recovery_groups=unlabelled
     )
-    assert result.report["recovery_data"] == {"groups": 3, "batches": 2}
+    assert result.report["recovery_data"] == {"groups": 3, "batches": 2, "teacher_scored_groups": 0}
     assert result.report["recovery"]["last_loss"] < result.report["recovery"]["first_loss"]
     zeros = [bool((linear.weight == 0).any()) for linear in prunable_linears(result.model).values()]
     assert all(zeros)  # the masks still hold after recovery
@@ -543,7 +591,7 @@ def test_cli_compress_end_to_end(tmp_path, tiny_model_dir, calibration, capsys):
     ]
     assert main(own) == 0, capsys.readouterr().err
     report = json.loads((recovered / "compression.json").read_text())
-    assert report["recovery_data"] == {"groups": 2, "batches": 1}
+    assert report["recovery_data"] == {"groups": 2, "batches": 1, "teacher_scored_groups": 0}
     vocabulary = report["vocabulary"]  # counted on the recovery groups' texts (fewer than 2,500 here)
     assert vocabulary["after"] <= 2500 < vocabulary["before"] and vocabulary["occurrences"] > 0
     # another recovery seed: the same pruned structure and vocabulary (so the two can be averaged)
@@ -554,6 +602,25 @@ def test_cli_compress_end_to_end(tmp_path, tiny_model_dir, calibration, capsys):
     assert report["sampling_seed"] == again["sampling_seed"] == 0
     assert again["vocabulary"] == vocabulary
     assert load_model(reseeded)[1].get_vocab() == load_model(recovered)[1].get_vocab()
+    # an external teacher mixed into recovery's rank target, scored for exactly these groups
+    groups = load_source(general, CANDIDATES)
+    scores = tmp_path / "teacher.tsv.gz"
+    write_teacher_scores(scores, groups, [[float(i) for i in range(CANDIDATES)] for _ in groups])
+    taught = own[:-1] + [str(tmp_path / "taught"), "--recover-teacher", str(scores)]
+    assert main(taught) == 0, capsys.readouterr().err
+    assert "--recover-teacher scores 2 of 2 recovery groups" in capsys.readouterr().err
+    report = json.loads((tmp_path / "taught" / "compression.json").read_text())
+    assert report["recovery_data"]["teacher_scored_groups"] == 2
+    assert report["recovery"]["config"]["teacher_weight"] == 0.5
+    other = tmp_path / "other.tsv.gz"
+    write_teacher_scores(other, [_group("q", EXTRA[0], EXTRA[1:4], "x")], [[1.0, 2.0, 3.0, 4.0]])
+    assert main(own[:-1] + [str(tmp_path / "t2"), "--recover-teacher", str(other)]) == 2
+    assert "scores none of these 2 groups" in capsys.readouterr().err
+    assert main(argv[:-2] + ["--recover-teacher", str(scores), "--output", "x"]) == 2
+    assert "pass --recover-data" in capsys.readouterr().err
+    heavy = ["--recover-teacher", str(scores), "--recover-teacher-weight", "1.5"]
+    assert main(own[:-1] + [str(tmp_path / "t3")] + heavy) == 2
+    assert "must be in [0, 1]" in capsys.readouterr().err
     assert main(argv[:-2] + ["--recover-data", str(general), "--recover-steps", "0", "--output", "x"]) == 2
     assert "--recover-data needs --recover-steps" in capsys.readouterr().err
     assert main(argv[:-2] + ["--recover-seed", "1", "--recover-steps", "0", "--output", "x"]) == 2

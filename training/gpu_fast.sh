@@ -14,8 +14,10 @@
 # gate. Usage (carry .carry/wp and .whl):
 #   [VARIANTS="l4a:0.3334:1e-4 l4b:0.3334:2e-4 l3:0.5:2e-4"] [STEPS=5400] [VOCAB=20000] [WAIT=540] \
 #     [PARALLEL=1] bash training/gpu_fast.sh
-# A variant is NAME:SPARSITY:LR[:RECOVER_SEED] (SPARSITY: share of the 6 layers removed; RECOVER_SEED:
-# compress --recover-seed, default 0). PARALLEL=1 trains every variant at once: on the H200 four took
+# A variant is NAME:SPARSITY:LR[:RECOVER_SEED[:TEACHER:WEIGHT]] (SPARSITY: share of the 6 layers removed;
+# RECOVER_SEED: compress --recover-seed, default 0; TEACHER: a teacher-score file in .carry/wp written by
+# training/recovery_teacher.py for these groups, mixed into the rank target with share WEIGHT:
+# compress --recover-teacher/--recover-teacher-weight). PARALLEL=1 trains every variant at once: on the H200 four took
 # 800 s together against 274 s for one alone (session 10), 1.4x the throughput of one after another.
 # A variant that failed stops the call before the ranking; the next call trains it again once no job
 # runs. Results in $OUT (8 files at most come back): results.tar (the DL21 scores dl21.tsv, the gate tables gate-NAME/, the logs and
@@ -30,7 +32,8 @@ export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 RAGPRUNE_DATA="$PWD/.carry
 # the GPU image has JAX, which bm25s (the recovery data's BM25) starts at import and which would reserve
 # 75% of the GPU's memory; ragprune's BM25 now turns that reservation off, and here JAX keeps to the CPU
 export JAX_PLATFORMS=cpu XLA_PYTHON_CLIENT_PREALLOCATE=false
-gunzip -kf .carry/wp/beir/scifact/corpus.jsonl.gz .carry/wp/pruning/wikiqa_train_pairs.tsv.gz
+# eval/weight_pruning.py --pack-data's GZIPPED files
+gunzip -kf .carry/wp/beir/scifact/corpus.jsonl.gz .carry/wp/pruning/{wikiqa_train_pairs.tsv,nq_oracle_silver_train.jsonl,scifact_rationales_train.jsonl,hotpotqa_train_distractor_100.jsonl}.gz
 mkdir -p "$WORK" "$OUT"
 cli='import sys; from ragprune.cli import main; sys.exit(main(sys.argv[1:]))'
 
@@ -39,7 +42,9 @@ cli='import sys; from ragprune.cli import main; sys.exit(main(sys.argv[1:]))'
 if ! pgrep -f "gpu_fast_chain" >/dev/null; then
   chain=""
   for variant in $VARIANTS; do
-    IFS=: read -r name sparsity lr seed <<<"$variant"
+    IFS=: read -r name sparsity lr seed teacher weight <<<"$variant"
+    taught=""
+    [ -n "${teacher:-}" ] && taught="--recover-teacher $RAGPRUNE_DATA/$teacher --recover-teacher-weight $weight"
     run="$WORK/$name"
     [ -e "$run/done" ] && continue
     rm -rf "$run" && mkdir -p "$run"
@@ -47,7 +52,7 @@ if ! pgrep -f "gpu_fast_chain" >/dev/null; then
     # (16 groups of 16 passages per step), then the vocabulary counted on those groups; fp16 copy last
     chain+="{ python3 -c '$cli' compress --method gaprune --structure layers --sparsity $sparsity \
       --domain-data domain --general-data general --candidates 16 --recover-data $RECOVER_DATA \
-      --recover-steps $STEPS --recover-groups-per-step 16 --recover-lr $lr --recover-seed ${seed:-0} \
+      --recover-steps $STEPS --recover-groups-per-step 16 --recover-lr $lr --recover-seed ${seed:-0} $taught \
       --vocabulary-size $VOCAB \
       --device cuda --output $run/model \
     && python3 -c 'import sys, torch; from ragprune.models.registry import load_model

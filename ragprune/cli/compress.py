@@ -93,6 +93,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--candidates 16 is 256 encoder rows a step)",
     )
     parser.add_argument(
+        "--recover-teacher",
+        default=None,
+        metavar="FILE",
+        help="external teacher scores of the --recover-data groups (written by training/recovery_teacher.py "
+        "for the same sources, --candidates and --seed), mixed into recovery's rank target",
+    )
+    parser.add_argument(
+        "--recover-teacher-weight",
+        type=float,
+        default=0.5,
+        help="share of --recover-teacher in the rank target, in [0, 1] (default %(default)s; the rest is "
+        "the dense model)",
+    )
+    parser.add_argument(
         "--dai-beta",
         type=float,
         default=0.25,
@@ -179,6 +193,10 @@ def run(args: argparse.Namespace) -> int:
             "--recover-groups-per-step applies to --recover-data groups (calibration batches hold one group "
             "each); pass --recover-data SRC ... or leave the option out"
         )
+    if args.recover_teacher and not args.recover_data:
+        raise UserError("--recover-teacher scores --recover-data groups: pass --recover-data SRC ... too")
+    if not 0.0 <= args.recover_teacher_weight <= 1.0:
+        raise UserError(f"--recover-teacher-weight must be in [0, 1], got {args.recover_teacher_weight}")
     if args.vocabulary_texts and not args.vocabulary_size:
         raise UserError("--vocabulary-texts needs --vocabulary-size N (the tokens to keep, e.g. 20000)")
     if args.vocabulary_size and not (args.vocabulary_texts or args.recover_data):
@@ -237,6 +255,7 @@ def run(args: argparse.Namespace) -> int:
             lr=args.recover_lr,
             groups_per_step=args.recover_groups_per_step,
             seed=args.seed if args.recover_seed is None else args.recover_seed,
+            teacher_weight=args.recover_teacher_weight if args.recover_teacher else 0.0,
         ),
         recovery_groups=recovery_groups or None,
         dai=dai,
@@ -279,6 +298,19 @@ def _recovery_groups(args: argparse.Namespace) -> list[Any]:
             raise UserError(f"--recover-data {source}: {error}") from None
     if not groups:
         raise UserError(f"--recover-data: no group read from {' '.join(args.recover_data)}")
+    if args.recover_teacher:
+        import sys
+
+        from ragprune.weight_pruning.calibration import with_teacher_scores
+
+        try:
+            groups, covered = with_teacher_scores(groups, args.recover_teacher)
+        except (OSError, ValueError) as error:
+            raise UserError(f"--recover-teacher: {error}") from None
+        print(
+            f"ragprune compress: --recover-teacher scores {covered:,} of {len(groups):,} recovery groups",
+            file=sys.stderr,
+        )
     return groups
 
 

@@ -225,7 +225,13 @@ def compress(
             batches = group_batches(
                 recovery_groups, tokenizer, model.config.max_length, groups_per_batch=config.groups_per_step
             )
-            report["recovery_data"] = {"groups": len(recovery_groups), "batches": len(batches)}
+            report["recovery_data"] = {
+                "groups": len(recovery_groups),
+                "batches": len(batches),
+                "teacher_scored_groups": sum(
+                    all(p.teacher is not None for p in g.passages) for g in recovery_groups
+                ),
+            }
         else:
             assert calibration is not None
             batches = calibration.all_batches()

@@ -27,11 +27,13 @@ MS MARCO triples or WikiQA pairs, or a TREC DL folder, all through :func:`load_s
 from __future__ import annotations
 
 import csv
+import gzip
+import hashlib
 import json
 import random
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +49,20 @@ PREFIX = 50
 @dataclass(frozen=True)
 class CalibrationPassage:
     """One candidate passage. ``gold_spans``: ``(start, end)`` character spans of its gold sentences in
-    ``text`` (empty: every sentence is "drop"); ``None``: no sentence labels (the token loss skips it)."""
+    ``text`` (empty: every sentence is "drop"); ``None``: no sentence labels (the token loss skips it).
+    ``teacher``: an external teacher's score of the (query, passage) pair for recovery distillation
+    (:func:`with_teacher_scores`; ``None``: none)."""
 
     text: str
     title: str = ""
     relevant: bool = False
     gold_spans: tuple[tuple[int, int], ...] | None = ()
+    teacher: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         spans = None if self.gold_spans is None else [list(span) for span in self.gold_spans]
-        return {"text": self.text, "title": self.title, "relevant": self.relevant, "gold_spans": spans}
+        data = {"text": self.text, "title": self.title, "relevant": self.relevant, "gold_spans": spans}
+        return data if self.teacher is None else {**data, "teacher": self.teacher}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CalibrationPassage:
@@ -66,6 +72,7 @@ class CalibrationPassage:
             title=str(data.get("title", "")),
             relevant=bool(data.get("relevant", False)),
             gold_spans=None if spans is None else tuple((int(a), int(b)) for a, b in spans),
+            teacher=None if data.get("teacher") is None else float(data["teacher"]),
         )
 
 
@@ -84,6 +91,12 @@ class CalibrationGroup:
     def texts(self) -> list[str]:
         """The query, then every passage's title (when it has one) and text."""
         return [self.query] + [t for p in self.passages for t in (p.title, p.text) if t]
+
+    def key(self) -> str:
+        """Stable key of the group's query and passages, in order (first 16 hex digits of a SHA-1): the
+        same sources, ``candidates`` and ``seed`` rebuild the same keys anywhere."""
+        parts = [self.query] + [f"{p.title}\x1f{p.text}" for p in self.passages]
+        return hashlib.sha1("\x1e".join(parts).encode("utf-8")).hexdigest()[:16]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CalibrationGroup:
@@ -490,6 +503,57 @@ def load_source(
         f"{path}: unknown calibration format; use a calibration or pruning JSONL, a 'query<TAB>positive"
         "<TAB>negative' or 'question<TAB>sentence<TAB>0|1' TSV, or a TREC DL folder"
     )
+
+
+def write_teacher_scores(
+    path: str | Path, groups: Sequence[CalibrationGroup], scores: Sequence[Sequence[float]]
+) -> None:
+    """Write an external teacher's scores of ``groups`` (``scores[i][j]``: group i, passage j) as a
+    gzipped TSV, one line per group: ``key<TAB>score,score,...`` (:meth:`CalibrationGroup.key`). The file
+    is small (no text), so it travels where the groups are rebuilt from the data folder."""
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        for group, row in zip(groups, scores, strict=True):
+            if len(row) != len(group.passages):
+                raise ValueError(f"{len(row)} scores for a group of {len(group.passages)} passages")
+            handle.write(f"{group.key()}\t{','.join(f'{float(x):.5g}' for x in row)}\n")
+
+
+def with_teacher_scores(
+    groups: Sequence[CalibrationGroup], path: str | Path
+) -> tuple[list[CalibrationGroup], int]:
+    """``groups`` with each passage's ``teacher`` score read from ``path`` (:func:`write_teacher_scores`),
+    and how many groups the file covered (groups it does not hold keep ``teacher=None``).
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for a malformed line or a file
+    that covers none of the groups (it was written for other sources, ``candidates`` or ``seed``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no teacher-score file (write one with training/recovery_teacher.py)"
+        )
+    table: dict[str, list[float]] = {}
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            try:
+                key, values = line.rstrip("\n").split("\t")
+                table[key] = [float(x) for x in values.split(",")]
+            except ValueError:
+                raise ValueError(f"{path}:{number}: expected 'key<TAB>score,score,...'") from None
+    out, covered = [], 0
+    for group in groups:
+        row = table.get(group.key())
+        if row is None or len(row) != len(group.passages):
+            out.append(group)
+            continue
+        covered += 1
+        passages = tuple(replace(p, teacher=x) for p, x in zip(group.passages, row, strict=True))
+        out.append(CalibrationGroup(group.query, passages, group.source))
+    if groups and not covered:
+        raise ValueError(
+            f"{path} scores none of these {len(groups)} groups: it was written for other sources, "
+            "--candidates or --seed; rebuild it with the same ones"
+        )
+    return out, covered
 
 
 def _first_line(path: Path) -> str:

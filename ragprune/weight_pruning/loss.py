@@ -16,6 +16,7 @@ Rows are built by the pipeline's own code (``ragprune.training.batching.collate_
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -33,7 +34,9 @@ from ragprune.weight_pruning.calibration import CalibrationGroup
 
 Batch = dict[str, torch.Tensor]
 """``input_ids``, ``token_type_ids``, ``attention_mask``, ``sentence_ids`` ``[Q*G, L]`` int64,
-``sentence_labels`` ``[Q*G, S]`` int64, ``passage_weight`` ``[Q*G]`` float32 and ``gold`` ``[Q, G]`` bool."""
+``sentence_labels`` ``[Q*G, S]`` int64, ``passage_weight`` ``[Q*G]`` float32 and ``gold`` ``[Q, G]`` bool;
+when a group's passages carry external teacher scores (``CalibrationPassage.teacher``), also ``teacher``
+``[Q, G]`` float32 (NaN where a passage has none)."""
 
 IRRELEVANT_WEIGHT = 0.25
 """Token-loss weight of a negative passage (all sentences "drop"), as ``TrainConfig.irrelevant_weight``."""
@@ -77,6 +80,11 @@ def group_batches(
                 examples.append(Example(query_ids, tokenized, labels, weight))
         batch = collate_examples(examples, template, max_length, pad_id)
         batch["gold"] = torch.tensor([[p.relevant for p in group.passages] for group in chunk])
+        if any(p.teacher is not None for group in chunk for p in group.passages):
+            batch["teacher"] = torch.tensor(
+                [[math.nan if p.teacher is None else p.teacher for p in group.passages] for group in chunk],
+                dtype=torch.float32,
+            )
         batches.append(batch)
     return batches
 

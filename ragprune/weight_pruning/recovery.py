@@ -4,7 +4,13 @@
 has, on the calibration batches (``ragprune.weight_pruning.loss.group_batches``):
 
 * rank: KL from the teacher's softmax over each group's candidates to the student's
-  (:class:`~ragprune.training.losses.ListwiseDistillationLoss`, ``gold_mix=0``, temperature ``tau``);
+  (:class:`~ragprune.training.losses.ListwiseDistillationLoss`, ``gold_mix=0``, temperature ``tau``). With
+  ``teacher_weight`` w > 0, a group whose passages carry external teacher scores (``batch["teacher"]``,
+  e.g. a bi-encoder + SPLADE ensemble: ``training/recovery_teacher.py``) is distilled towards
+  ``(1 - w) * dense + w * (mean(dense) + std(dense) * z(external))`` per group: the external order,
+  rescaled to the dense logits' location and spread, mixed in. This is the "teacher + student" mix
+  the shipped model was trained on (``training/mix_teacher.py``), here so the pruned model can learn what the
+  dense one missed;
 * token: the Bernoulli KL divergence from the teacher's token keep-probabilities to the student's (binary
   cross-entropy against the teacher's probabilities minus their entropy), on the passage tokens
   (``sentence_ids >= 0``);
@@ -44,6 +50,8 @@ class RecoveryConfig:
     rank_weight: float = 1.0
     token_weight: float = 1.0
     hidden_weight: float = 1.0
+    teacher_weight: float = 0.0
+    """Share of the external teacher in the rank target, in [0, 1] (0: the dense model alone)."""
     groups_per_step: int = 1
     """Groups per step when recovery has its own groups (``compress(recovery_groups=...)``); the calibration
     batches hold one group each."""
@@ -52,6 +60,8 @@ class RecoveryConfig:
     def __post_init__(self) -> None:
         if self.steps < 0 or self.lr <= 0 or self.tau <= 0 or self.groups_per_step < 1:
             raise ValueError("steps must be >= 0, lr and tau > 0, groups_per_step >= 1")
+        if not 0.0 <= self.teacher_weight <= 1.0:
+            raise ValueError(f"teacher_weight must be in [0, 1], got {self.teacher_weight}")
 
 
 def distill(
@@ -128,7 +138,10 @@ def _distillation_loss(
     config: RecoveryConfig,
 ) -> torch.Tensor:
     shape = batch["gold"].shape
-    rank = rank_loss(output["rank"].float().view(shape), target["rank"].float().view(shape))
+    rank_target = target["rank"].float().view(shape)
+    if config.teacher_weight > 0 and "teacher" in batch:
+        rank_target = mixed_rank_target(rank_target, batch["teacher"], config.teacher_weight)
+    rank = rank_loss(output["rank"].float().view(shape), rank_target)
     passage = batch["sentence_ids"] >= 0
     token_target = torch.sigmoid(target["token"].float())
     # Bernoulli KL(teacher || student) = BCE(student; teacher probabilities) - teacher entropy (0 when equal)
@@ -139,3 +152,13 @@ def _distillation_loss(
     student_hidden, teacher_hidden = output["hidden"].float()[real], target["hidden"].float()[real]
     hidden = F.mse_loss(student_hidden, teacher_hidden) / teacher_hidden.var().clamp(min=1e-6)
     return config.rank_weight * rank + config.token_weight * token + config.hidden_weight * hidden
+
+
+def mixed_rank_target(dense: torch.Tensor, external: torch.Tensor, weight: float) -> torch.Tensor:
+    """``(1 - weight) * dense + weight * (mean(dense) + std(dense) * z(external))`` per row (group) of the
+    ``[Q, G]`` logits; rows where ``external`` has a NaN keep ``dense``. ``z``: the row's z-score (0 for a
+    constant row)."""
+    mean, std = dense.mean(dim=1, keepdim=True), dense.std(dim=1, keepdim=True)
+    z = (external - external.mean(dim=1, keepdim=True)) / external.std(dim=1, keepdim=True).clamp(min=1e-6)
+    mixed = (1 - weight) * dense + weight * (mean + std * z)
+    return torch.where(torch.isnan(external).any(dim=1, keepdim=True), dense, mixed)

@@ -1,0 +1,81 @@
+"""Stage-runner pass time under CUDA graphs (H200, session 11): this checkout's host path (each batch padded
+straight into its pinned staging buffer, tokens scattered rather than the grid gathered) against the
+previous commit's runner.py + collate.py, alternated over the same graphs, for the default model and a
+4-layer model (DAI-free: magnitude layer pruning; only its shape matters for timing).
+
+    git show HEAD~1:ragprune/pipeline/runner.py > .carry/prof/runner_head.py
+    git show HEAD~1:ragprune/pipeline/collate.py > .carry/prof/collate_head.py
+    python training/experiments/session11/ab_host_h200.py .carry/prof/runner_head.py .carry/prof/collate_head.py
+"""
+
+import importlib.util
+import os
+import sys
+import time
+
+import torch
+
+import ragprune.weight_pruning.measure as measure
+from ragprune.data import load_trec_dl
+from ragprune.models.registry import load_model
+from ragprune.pipeline.graphs import EncoderGraphs
+from ragprune.weight_pruning.api import compress
+from ragprune.weight_pruning.measure import inference_copy, prepare_pairs_once, score_pairs
+
+
+def module(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[name] = loaded
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+old_runner, old_collate = module("runner_old", sys.argv[1]), module("collate_old", sys.argv[2])
+old_runner.pad_block = old_collate.pad_block
+runners = {"before": old_runner.Runner, "after": measure.Runner}
+dl = load_trec_dl("dl19")
+qids = sorted(dl.run)
+queries = [dl.topics[q] for q in qids]
+DEVICE = os.environ.get("AB_DEVICE", "cuda")  # AB_DEVICE=cpu AB_PAIRS=256: a smoke test of this script
+pairs = [(i, dl.passages[p], "") for i, q in enumerate(qids) for p in dl.run[q]][
+    : int(os.environ.get("AB_PAIRS", 4096))
+]
+model, tok = load_model(None)
+small = compress(model, tok, method="magnitude", structure="layers", sparsity=0.3334).model
+prepared = prepare_pairs_once(tok, model.config.max_length, queries, pairs)
+rates = {}
+sync = torch.cuda.synchronize if DEVICE == "cuda" else (lambda: None)
+print(torch.cuda.get_device_name() if DEVICE == "cuda" else DEVICE, flush=True)
+for name, m in (("default", model), ("4 layers", small)):
+    ready = inference_copy(m, DEVICE)
+    graphs = EncoderGraphs(ready) if DEVICE == "cuda" else None
+    for bs in (256, 1024):
+
+        def run(ready=ready, bs=bs, graphs=graphs):
+            return score_pairs(ready, prepared, DEVICE, batch_size=bs, ready=True, graphs=graphs)
+
+        outputs = {}
+        for k, r in runners.items():
+            measure.Runner = r
+            for _ in range(3):
+                outputs[k] = run()
+        assert (outputs["before"].scores["rank"] == outputs["after"].scores["rank"]).all()
+        assert (outputs["before"].sentence_kept == outputs["after"].sentence_kept).all()
+        best = {k: 1e9 for k in runners}
+        for _ in range(8 if DEVICE == "cuda" else 1):
+            for k, r in runners.items():
+                measure.Runner = r
+                sync()
+                t = time.perf_counter()
+                run()
+                sync()
+                best[k] = min(best[k], time.perf_counter() - t)
+        for k in runners:
+            rates[(name, bs, k)] = len(pairs) / best[k]
+            print(f"{name} bs={bs} {k}: {len(pairs) / best[k]:.0f} pairs/s", flush=True)
+for bs in (256, 1024):
+    for k in runners:
+        print(
+            f"bs={bs} {k}: 4 layers / default = {rates[('4 layers', bs, k)] / rates[('default', bs, k)]:.2f}"
+        )
