@@ -3,9 +3,9 @@ straight into its pinned staging buffer, tokens scattered rather than the grid g
 previous commit's runner.py + collate.py, alternated over the same graphs, for the default model and a
 4-layer model (DAI-free: magnitude layer pruning; only its shape matters for timing).
 
-    git show HEAD~1:ragprune/pipeline/runner.py > .carry/prof/runner_head.py
-    git show HEAD~1:ragprune/pipeline/collate.py > .carry/prof/collate_head.py
-    python training/experiments/session11/ab_host_h200.py .carry/prof/runner_head.py .carry/prof/collate_head.py
+    git show 7ec9492:ragprune/pipeline/runner.py > .carry/prof/runner_head.py
+    git show 7ec9492:ragprune/pipeline/collate.py > .carry/prof/collate_head.py
+    python training/experiments/session11/ab_host_h200.py .carry/prof/{runner,collate}_head.py
 """
 
 import importlib.util
