@@ -148,14 +148,6 @@ def test_pad_block_equals_padding_row_by_row():
     assert some.input_ids.shape == (2, 9) and some.input_ids[1].tolist() == padded.input_ids[0, :9].tolist()
     with pytest.raises(ValueError, match="row 2 has 9 tokens, more than the batch width 8"):
         pad_rows(rows, pad_id=0, width=8)
-    # written into a caller's buffer (a staging buffer for the device), over whatever it held before
-    out = np.full((4, 4, 16), 12345, dtype=np.int64)
-    into = pad_block(RowBlock.from_rows(rows), np.arange(4), 7, 16, offsets, out=out)
-    assert np.shares_memory(into.input_ids, out)
-    for name in ("input_ids", "token_type_ids", "attention_mask", "sentence_ids"):
-        assert np.array_equal(getattr(into, name), getattr(padded, name)), name
-    with pytest.raises(ValueError, match=r"C-contiguous int64 \[4, 4, 16\]"):
-        pad_block(RowBlock.from_rows(rows), np.arange(4), 7, 16, offsets, out=out[:, :, ::-1])
 
 
 def test_prepared_shards_round_trip_through_pairs_and_concatenate(tokenizer):
@@ -209,10 +201,10 @@ def test_a_sentence_view_reads_like_the_list_of_its_sentences():
 def test_index_arrays_travel_to_the_device_in_one_packed_copy():
     import torch
 
-    from ragprune.pipeline.runner import on_device
+    from ragprune.pipeline.runner import to_device_packed
 
     arrays = [np.arange(12).reshape(3, 4), np.ones((3, 4), np.int32), np.zeros(0, np.int64), np.array([5, 6])]
-    tensors = on_device(torch.device("cpu"), *arrays)
+    tensors = to_device_packed(arrays, torch.device("cpu"), pin=False)
     assert [t.dtype for t in tensors] == [torch.int64] * 4
     for array, tensor in zip(arrays, tensors):
         assert tensor.shape == array.shape and tensor.is_contiguous()

@@ -307,10 +307,9 @@ def _recovery_groups(args: argparse.Namespace) -> list[Any]:
             groups, covered = with_teacher_scores(groups, args.recover_teacher)
         except (OSError, ValueError) as error:
             raise UserError(f"--recover-teacher: {error}") from None
-        print(
-            f"ragprune compress: --recover-teacher scores {covered:,} of {len(groups):,} recovery groups",
-            file=sys.stderr,
-        )
+        note = "" if covered == len(groups) else " (the rest: the dense model's rank target alone)"
+        scored = f"{covered:,} of {len(groups):,} recovery groups{note}"
+        print(f"ragprune compress: --recover-teacher scores {scored}", file=sys.stderr)
     return groups
 
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ragprune.pipeline.ragged import segment_index
 from ragprune.pipeline.rows import NO_SENTENCE, Row, RowBlock
 
 
@@ -55,40 +54,24 @@ def pad_block(
     pad_id: int,
     width: int | None = None,
     sentence_offsets: Sequence[int] | np.ndarray | None = None,
-    out: np.ndarray | None = None,
 ) -> PaddedRows:
     """``pad_rows`` for rows ``rows`` (``[R]`` indices) of a ``RowBlock``, in array operations only (rows
-    hold at least one token, as every encoder row does: its special tokens).
-
-    ``out``: an int64 ``[4, R, W]`` array to write ``input_ids``, ``token_type_ids``, ``attention_mask`` and
-    ``sentence_ids`` into, in that order (e.g. a view of a page-locked buffer that goes to the GPU in one
-    copy); the result's arrays are its views. Each row's tokens are scattered into the padded grid, so the
-    work grows with the real tokens rather than ``R * W``.
-    """
+    hold at least one token, as every encoder row does: its special tokens)."""
     lengths = block.lengths[rows]
     width = int(lengths.max(initial=0)) if width is None else width
     if len(lengths) and lengths.max() > width:
         r = int(np.argmax(lengths > width))
         raise ValueError(f"row {r} has {lengths[r]} tokens, more than the batch width {width}")
-    if out is None:
-        out = np.empty((4, len(rows), width), dtype=np.int64)
-    elif out.shape != (4, len(rows), width) or out.dtype != np.int64 or not out.flags.c_contiguous:
-        raise ValueError(
-            f"out must be a C-contiguous int64 [4, {len(rows)}, {width}] array, got {out.dtype} "
-            f"{list(out.shape)}"
-        )
-    input_ids, token_type_ids, attention_mask, sentence_ids = out
-    source = segment_index(block.offsets[rows], lengths)  # every real token, row after row
-    target = segment_index(np.arange(len(rows), dtype=np.int64) * width, lengths)  # its cell in the grid
-    input_ids.fill(pad_id)
-    token_type_ids.fill(0)
-    sentence_ids.fill(NO_SENTENCE)
-    input_ids.reshape(-1)[target] = block.input_ids[source]
-    token_type_ids.reshape(-1)[target] = block.token_type_ids[source]
-    sentences = block.sentence_ids[source].astype(np.int64)
+    columns = np.arange(width, dtype=np.int64)
+    valid = columns < lengths[:, None]
+    index = np.where(valid, block.offsets[rows][:, None] + columns, 0)
+    sentences = block.sentence_ids[index].astype(np.int64)
     if sentence_offsets is not None:
-        shift = np.repeat(np.asarray(sentence_offsets, dtype=np.int64), lengths)
+        shift = np.asarray(sentence_offsets, dtype=np.int64)[:, None]
         sentences = np.where(sentences == NO_SENTENCE, NO_SENTENCE, sentences + shift)
-    sentence_ids.reshape(-1)[target] = sentences
-    np.less(np.arange(width), lengths[:, None], out=attention_mask, casting="unsafe")
-    return PaddedRows(input_ids, token_type_ids, attention_mask, sentence_ids)
+    return PaddedRows(
+        input_ids=np.where(valid, block.input_ids[index], pad_id).astype(np.int64),
+        token_type_ids=np.where(valid, block.token_type_ids[index], 0).astype(np.int64),
+        attention_mask=valid.astype(np.int64),
+        sentence_ids=np.where(valid, sentences, NO_SENTENCE),
+    )

@@ -4,9 +4,8 @@ Stages, each with one job:
 
 1. **prepare** (pure, in worker processes: ``ragprune.pipeline.parallel``): tokens, rows, sentences, as
    flat arrays (``PreparedShard``);
-2. **encode**: rows of one padded width per batch (``pad_block``: array operations, no loop per row,
-   written straight into one staging buffer, pinned on CUDA, that goes to the device in one copy without
-   blocking the host), one encoder
+2. **encode**: rows of one padded width per batch (``pad_block``: array operations, no loop per row; on
+   CUDA the batch's index arrays go in one copy from one pinned buffer, without blocking), one encoder
    pass (on CUDA replayed from a graph per batch shape when the runner has
    :class:`~ragprune.pipeline.graphs.EncoderGraphs`);
 3. **heads**: every ``"cls"`` head per row, the token head's sentence scores and keep flags per pair
@@ -24,7 +23,7 @@ columns (``ragprune.pipeline.list_stage``, ``ragprune.pipeline.process``).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -203,23 +202,18 @@ class Runner:
         sentence_offset = offsets_of(sentence_counts)
         rows = segment_index(block.pair_rows[batch], row_counts)
         row_pair = np.repeat(np.arange(len(batch)), row_counts)
-        # the padded rows and each sentence's pair, written straight into one staging buffer: one copy
-        grid = 4 * len(rows) * width
-        staged = host_buffer(grid + int(sentence_counts.sum()), self.device)
-        pad_block(
-            block.rows,
-            rows,
-            self.pad_id,
-            width,
-            sentence_offset[row_pair],
-            out=staged[:grid].numpy().reshape(4, len(rows), width),
-        )
-        staged[grid:].numpy()[:] = np.repeat(np.arange(len(batch)), sentence_counts)
-        flat = to_device(staged, self.device)
-        input_ids, token_type_ids, attention_mask, sentence_ids = flat[:grid].view(4, len(rows), width)
-        sentence_pair_ids = flat[grid:]
+        padded = pad_block(block.rows, rows, self.pad_id, width, sentence_offset[row_pair])
 
         timer = self.stage_timer or StageTimer.disabled
+        sentence_pair = np.repeat(np.arange(len(batch)), sentence_counts)
+        input_ids, attention_mask, token_type_ids, sentence_ids, sentence_pair_ids = on_device(
+            self.device,
+            padded.input_ids,
+            padded.attention_mask,
+            padded.token_type_ids,
+            padded.sentence_ids,
+            sentence_pair,
+        )
         # a graph's output is rewritten by its next replay: every reader is queued before another thread
         # sharing the graphs may encode
         with self.graphs.lock if self.graphs is not None else nullcontext():
@@ -275,27 +269,23 @@ class Runner:
         return tensor.to("cpu", non_blocking=self.device.type == "cuda")
 
 
-def host_buffer(size: int, device: torch.device) -> torch.Tensor:
-    """An uninitialised ``[size]`` int64 host tensor to stage inputs for ``device`` in: page-locked for CUDA
-    (from torch's caching host allocator), so :func:`to_device` copies it without blocking the host."""
-    return torch.empty(size, dtype=torch.int64, pin_memory=device.type == "cuda")
-
-
-def to_device(staged: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A :func:`host_buffer` on ``device``: the buffer itself on the CPU, else one copy (asynchronous from
-    pinned memory; a copy out of pageable memory would wait for the work queued before it, the batch in
-    flight included)."""
-    return staged if device.type == "cpu" else staged.to(device, non_blocking=device.type == "cuda")
+def to_device_packed(arrays: Sequence[np.ndarray], device: torch.device, pin: bool) -> list[torch.Tensor]:
+    """``arrays`` as int64 tensors of their shapes on ``device``, in one copy: laid end to end in one host
+    buffer (page-locked when ``pin``, so the copy is asynchronous), copied, then split into views."""
+    sizes = [a.size for a in arrays]
+    staged = torch.empty(sum(sizes), dtype=torch.int64, pin_memory=pin)
+    np.concatenate([np.asarray(a, dtype=np.int64).reshape(-1) for a in arrays], out=staged.numpy())
+    flat = staged.to(device, non_blocking=pin)
+    return [part.view(a.shape) for part, a in zip(flat.split(sizes), arrays)]
 
 
 def on_device(device: torch.device, *arrays: np.ndarray) -> list[torch.Tensor]:
-    """``arrays`` as int64 tensors of their shapes on ``device``, in one copy: laid end to end in one
-    :func:`host_buffer`, sent by :func:`to_device`, then split into views."""
-    sizes = [a.size for a in arrays]
-    staged = host_buffer(sum(sizes), device)
-    np.concatenate([np.asarray(a, dtype=np.int64).reshape(-1) for a in arrays], out=staged.numpy())
-    flat = to_device(staged, device)
-    return [part.view(a.shape) for part, a in zip(flat.split(sizes), arrays)]
+    """``arrays`` as int64 tensors on ``device``: on the CPU the arrays' own memory, elsewhere
+    :func:`to_device_packed` (one copy; on CUDA from pinned memory, so it does not block the host: a copy out
+    of pageable memory would wait for the work queued before it, the batch in flight included)."""
+    if device.type == "cpu":
+        return [torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)) for a in arrays]
+    return to_device_packed(arrays, device, pin=device.type == "cuda")
 
 
 def _recorded_event(device: torch.device) -> torch.cuda.Event | None:

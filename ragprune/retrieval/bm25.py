@@ -7,8 +7,13 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from ragprune.retrieval.base import Retriever, Run, retrieval_text
 from ragprune.types import Document
+
+TIE_MARGIN = 32
+"""Extra hits fetched beyond ``k`` so that documents tied at rank ``k`` are cut by corpus order."""
 
 
 class BM25sRetriever(Retriever):
@@ -50,17 +55,23 @@ class BM25sRetriever(Retriever):
         )
 
     def _search(self, queries: Mapping[str, str], k: int) -> Run:
+        """The top ``k`` per query, equal scores in corpus order: bm25s's top-k selection orders ties as
+        NumPy's partition happens to (it differed between an AMD and an Intel machine, so groups built from
+        one run did not match the other's), so ``TIE_MARGIN`` more are fetched and cut here."""
         qids = list(queries)
         indices, scores = self._model.retrieve(
             self._tokenize([queries[qid] for qid in qids]),
-            k=k,
+            k=min(k + TIE_MARGIN, len(self._doc_ids)),
             show_progress=False,
             backend_selection="numpy",
         )
         run: Run = {}
         for qid, row_indices, row_scores in zip(qids, indices, scores, strict=True):
+            order = np.lexsort((row_indices, -row_scores))[:k]  # score descending, then corpus order
             run[qid] = {
-                self._doc_ids[int(i)]: float(s) for i, s in zip(row_indices, row_scores, strict=True) if s > 0
+                self._doc_ids[int(i)]: float(s)
+                for i, s in zip(row_indices[order], row_scores[order], strict=True)
+                if s > 0
             }
         return run
 
