@@ -1,7 +1,8 @@
-"""Stage-runner pass time under CUDA graphs (H200, session 11): this checkout's host path (each batch padded
-straight into its pinned staging buffer, tokens scattered rather than the grid gathered) against the
-previous commit's runner.py + collate.py, alternated over the same graphs, for the default model and a
-4-layer model (DAI-free: magnitude layer pruning; only its shape matters for timing).
+"""Stage-runner pass time under CUDA graphs (H200, session 11): the checkout's host path against
+7ec9492's runner.py + collate.py, alternated over the same graphs, for the default model and a 4-layer model
+(magnitude layer pruning; only its shape matters for timing). Run from a checkout of 2155dc9 (each batch
+padded straight into its pinned staging buffer, tokens scattered rather than the grid gathered), which was
+2-4% slower and reverted (ab_host_h200.txt):
 
     git show 7ec9492:ragprune/pipeline/runner.py > .carry/prof/runner_head.py
     git show 7ec9492:ragprune/pipeline/collate.py > .carry/prof/collate_head.py
