@@ -103,6 +103,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--recover-teacher-weight",
         type=float,
         default=0.5,
+        metavar="W",
         help="share of --recover-teacher in the rank target, in [0, 1] (default %(default)s; the rest is "
         "the dense model)",
     )
