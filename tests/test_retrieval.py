@@ -116,3 +116,10 @@ def test_bm25s_breaks_ties_in_corpus_order_at_any_depth() -> None:
     for k in (1, 3, 6):
         hits = retriever.search({"q": "fleas"}, k=k)["q"]
         assert list(hits) == ["best", "d7", "d3", "d9", "d1", "d5"][:k]
+    # a tie far wider than the hits fetched beyond k, next to a query without one
+    many = {f"d{i}": Document(f"d{i}", "fleas live on cats") for i in range(300)}
+    many["dog"] = Document("dog", "dogs bark")
+    retriever.index(many)
+    run = retriever.search({"wide": "fleas", "narrow": "dogs"}, k=5)
+    assert list(run) == ["wide", "narrow"]
+    assert list(run["wide"]) == ["d0", "d1", "d2", "d3", "d4"] and list(run["narrow"]) == ["dog"]

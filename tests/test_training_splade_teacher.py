@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tiny_models import minilm_tokenizer_path, tiny_encoder_config
+from tiny_models import save_tiny_masked_lm
 
 _SCRIPT = Path(__file__).resolve().parents[1] / "training" / "splade_teacher.py"
 MAX_LENGTH = 64
@@ -37,14 +37,7 @@ def st():
 
 @pytest.fixture(scope="module")
 def tiny_mlm(tmp_path_factory) -> Path:
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
-
-    folder = tmp_path_factory.mktemp("splade")
-    torch.manual_seed(0)
-    BertForMaskedLM(tiny_encoder_config(BertConfig)).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(minilm_tokenizer_path()).save_pretrained(folder)
-    return folder
+    return save_tiny_masked_lm(tmp_path_factory.mktemp("splade"))
 
 
 def _dense_splade(folder: Path, texts: list[str]):

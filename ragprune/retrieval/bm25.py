@@ -55,25 +55,36 @@ class BM25sRetriever(Retriever):
         )
 
     def _search(self, queries: Mapping[str, str], k: int) -> Run:
-        """The top ``k`` per query, equal scores in corpus order: bm25s's top-k selection orders ties as
-        NumPy's partition happens to (it differed between an AMD and an Intel machine, so groups built from
-        one run did not match the other's), so ``TIE_MARGIN`` more are fetched and cut here."""
+        """The top ``k`` per query, equal scores in corpus order: bm25s's top-k selection leaves ties in
+        the order NumPy's partition happens to give (it differed between an AMD and an Intel machine, so
+        groups built from one run did not match the other's). ``TIE_MARGIN`` more hits are fetched and
+        cut here; a query whose tie at rank ``k`` runs past them is searched again over the whole corpus."""
         qids = list(queries)
-        indices, scores = self._model.retrieve(
-            self._tokenize([queries[qid] for qid in qids]),
-            k=min(k + TIE_MARGIN, len(self._doc_ids)),
-            show_progress=False,
-            backend_selection="numpy",
-        )
+        tokens = self._tokenize([queries[qid] for qid in qids])
+        total = len(self._doc_ids)
+        depth = min(k + TIE_MARGIN, total)
+        indices, scores = self._retrieve(tokens, depth)
         run: Run = {}
-        for qid, row_indices, row_scores in zip(qids, indices, scores, strict=True):
-            order = np.lexsort((row_indices, -row_scores))[:k]  # score descending, then corpus order
-            run[qid] = {
-                self._doc_ids[int(i)]: float(s)
-                for i, s in zip(row_indices[order], row_scores[order], strict=True)
-                if s > 0
-            }
-        return run
+        again: list[int] = []
+        for q, (row_indices, row_scores) in enumerate(zip(indices, scores, strict=True)):
+            order = np.lexsort((row_indices, -row_scores))  # score descending, then corpus order
+            tied = row_scores[order[k - 1]]
+            if depth < total and tied > 0 and tied == row_scores[order[-1]]:  # scores of 0 are left out
+                again.append(q)
+                continue
+            run[qids[q]] = self._hits(row_indices[order[:k]], row_scores[order[:k]])
+        if again:  # ties wider than the margin: every document's score, so the cut is by corpus order
+            indices, scores = self._retrieve([tokens[q] for q in again], total)
+            for q, row_indices, row_scores in zip(again, indices, scores, strict=True):
+                order = np.lexsort((row_indices, -row_scores))[:k]
+                run[qids[q]] = self._hits(row_indices[order], row_scores[order])
+        return {qid: run[qid] for qid in qids}
+
+    def _retrieve(self, tokens: list[list[str]], depth: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._model.retrieve(tokens, k=depth, show_progress=False, backend_selection="numpy")
+
+    def _hits(self, indices: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+        return {self._doc_ids[int(i)]: float(s) for i, s in zip(indices, scores, strict=True) if s > 0}
 
 
 def import_bm25s() -> Any:

@@ -30,6 +30,7 @@ import csv
 import gzip
 import hashlib
 import json
+import math
 import random
 import re
 from collections.abc import Callable, Sequence
@@ -508,14 +509,25 @@ def load_source(
 def write_teacher_scores(
     path: str | Path, groups: Sequence[CalibrationGroup], scores: Sequence[Sequence[float]]
 ) -> None:
-    """Write an external teacher's scores of ``groups`` (``scores[i][j]``: group i, passage j) as a
+    """Write an external teacher's scores of ``groups`` (``scores[i][j]``: group i, passage j; finite) as a
     gzipped TSV, one line per group: ``key<TAB>score,score,...`` (:meth:`CalibrationGroup.key`). The file
-    is small (no text), so it travels where the groups are rebuilt from the data folder."""
-    with gzip.open(path, "wt", encoding="utf-8") as handle:
-        for group, row in zip(groups, scores, strict=True):
-            if len(row) != len(group.passages):
-                raise ValueError(f"{len(row)} scores for a group of {len(group.passages)} passages")
-            handle.write(f"{group.key()}\t{','.join(f'{float(x):.5g}' for x in row)}\n")
+    is small (no text), so it travels where the groups are rebuilt from the data folder. Written to
+    ``path + ".tmp"`` and renamed, so an interrupted run leaves no truncated file. ``ValueError`` for a row
+    of another length than its group or a score that is not finite."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".tmp")
+    try:
+        with gzip.open(partial, "wt", encoding="utf-8") as handle:
+            for group, row in zip(groups, scores, strict=True):
+                if len(row) != len(group.passages):
+                    raise ValueError(f"{len(row)} scores for a group of {len(group.passages)} passages")
+                if not all(math.isfinite(x) for x in row):
+                    raise ValueError(f"scores of the group of query {group.query[:50]!r} not all finite")
+                handle.write(f"{group.key()}\t{','.join(f'{float(x):.5g}' for x in row)}\n")
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(path)
 
 
 def with_teacher_scores(
@@ -524,21 +536,32 @@ def with_teacher_scores(
     """``groups`` with each passage's ``teacher`` score read from ``path`` (:func:`write_teacher_scores`),
     and how many groups the file covered (groups it does not hold keep ``teacher=None``).
 
-    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for a malformed line or a file
-    that covers none of the groups (it was written for other sources, ``candidates`` or ``seed``)."""
+    Raises ``FileNotFoundError`` for a missing file and ``DataFormatError`` (a ``ValueError``) for a line
+    that is not ``key<TAB>finite,scores,...``, a file that is not gzip, or a file that covers none of the
+    groups (it was written for other sources, ``candidates`` or ``seed``)."""
+    from ragprune.data.errors import DataFormatError
+    from ragprune.data.files import numbered_lines
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: no teacher-score file (write one with training/recovery_teacher.py)"
         )
     table: dict[str, list[float]] = {}
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            try:
-                key, values = line.rstrip("\n").split("\t")
-                table[key] = [float(x) for x in values.split(",")]
-            except ValueError:
-                raise ValueError(f"{path}:{number}: expected 'key<TAB>score,score,...'") from None
+    for number, line in numbered_lines(path, "teacher scores"):
+        key, _, values = line.partition("\t")
+        try:
+            row = [float(x) for x in values.split(",")]
+        except ValueError:
+            row = []
+        if not key or not row or not all(math.isfinite(x) for x in row):
+            raise DataFormatError.at(
+                path,
+                number,
+                "expected 'key<TAB>score,score,...' with finite scores",
+                "rewrite the file with training/recovery_teacher.py",
+            )
+        table[key] = row
     out, covered = [], 0
     for group in groups:
         row = table.get(group.key())
@@ -549,9 +572,12 @@ def with_teacher_scores(
         passages = tuple(replace(p, teacher=x) for p, x in zip(group.passages, row, strict=True))
         out.append(CalibrationGroup(group.query, passages, group.source))
     if groups and not covered:
-        raise ValueError(
-            f"{path} scores none of these {len(groups)} groups: it was written for other sources, "
-            "--candidates or --seed; rebuild it with the same ones"
+        raise DataFormatError.at(
+            path,
+            None,
+            f"scores none of these {len(groups)} groups: it was written for other sources, "
+            "--candidates or --seed",
+            "rebuild it with the same ones",
         )
     return out, covered
 

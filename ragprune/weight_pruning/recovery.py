@@ -156,9 +156,13 @@ def _distillation_loss(
 
 def mixed_rank_target(dense: torch.Tensor, external: torch.Tensor, weight: float) -> torch.Tensor:
     """``(1 - weight) * dense + weight * (mean(dense) + std(dense) * z(external))`` per row (group) of the
-    ``[Q, G]`` logits; rows where ``external`` has a NaN keep ``dense``. ``z``: the row's z-score (0 for a
-    constant row)."""
-    mean, std = dense.mean(dim=1, keepdim=True), dense.std(dim=1, keepdim=True)
-    z = (external - external.mean(dim=1, keepdim=True)) / external.std(dim=1, keepdim=True).clamp(min=1e-6)
+    ``[Q, G]`` logits (population standard deviations); rows where ``external`` is not all finite keep
+    ``dense``. A constant ``external`` row (up to rounding) has ``z = 0``; a constant ``dense`` row stays
+    constant (its softmax, the target, is uniform either way)."""
+    mean, std = dense.mean(dim=1, keepdim=True), dense.std(dim=1, keepdim=True, correction=0)
+    centred = external - external.mean(dim=1, keepdim=True)
+    spread = external.std(dim=1, keepdim=True, correction=0)
+    flat = spread <= 1e-6 * external.abs().amax(dim=1, keepdim=True)  # constant up to rounding
+    z = torch.where(flat, 0.0, centred / spread.clamp(min=torch.finfo(spread.dtype).tiny))
     mixed = (1 - weight) * dense + weight * (mean + std * z)
-    return torch.where(torch.isnan(external).any(dim=1, keepdim=True), dense, mixed)
+    return torch.where(torch.isfinite(external).all(dim=1, keepdim=True), mixed, dense)
