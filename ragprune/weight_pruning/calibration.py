@@ -564,12 +564,12 @@ def with_teacher_scores(
         table[key] = row
     out, covered = [], 0
     for group in groups:
-        row = table.get(group.key())
-        if row is None or len(row) != len(group.passages):
+        scores = table.get(group.key())
+        if scores is None or len(scores) != len(group.passages):
             out.append(group)
             continue
         covered += 1
-        passages = tuple(replace(p, teacher=x) for p, x in zip(group.passages, row, strict=True))
+        passages = tuple(replace(p, teacher=x) for p, x in zip(group.passages, scores, strict=True))
         out.append(CalibrationGroup(group.query, passages, group.source))
     if groups and not covered:
         raise DataFormatError.at(
