@@ -13,11 +13,14 @@ from tiny_models import minilm_tokenizer_path
 
 from ragprune.pipeline.collate import pad_block, pad_rows
 from ragprune.pipeline.encoding import (
+    CUDA_WIDTH_STEP,
     NO_SENTENCE,
+    WIDTH_STEP,
     PairTemplate,
     Row,
     chunk_ranges,
     layout_rows,
+    padded_width,
     tokenize_pairs,
     tokenize_texts,
 )
@@ -268,3 +271,32 @@ def test_collector_keeps_each_pairs_best_chunk_vector_in_mixed_batches():
     empty.finish()
     assert empty.columns().vectors.tolist() == [[0, 0, 0], [0, 0, 0]]
     assert _Collector(2, ["rank"]).columns().vectors is None
+
+
+def test_rows_are_padded_in_coarser_steps_on_cuda_with_the_same_scores(tiny_model_dir, monkeypatch):
+    import ragprune.pipeline.runner as runner
+    from ragprune.pipeline import RerankPruner
+
+    widths: list[int] = []
+    padding = runner.pad_block
+    monkeypatch.setattr(
+        runner,
+        "pad_block",
+        lambda block, rows, pad, width, offsets: (
+            widths.append(width) or padding(block, rows, pad, width, offsets)
+        ),
+    )
+
+    assert padded_width(np.array([5, 33, 64, 300]), 256, CUDA_WIDTH_STEP).tolist() == [32, 64, 64, 300]
+    assert padded_width(np.array([5, 33, 64, 300]), 256).tolist() == [8, 40, 64, 300]
+    texts = ["Fleas live up to a year. " * n + "Cats sleep." for n in range(1, 12)]
+    with RerankPruner.load(tiny_model_dir, device="cpu") as pruner:
+        assert pruner.runner.width_step == WIDTH_STEP  # the CPU pays padding in compute
+        fine = pruner.process("how long do fleas live", texts, reorder=False)
+        fine_widths, widths[:] = sorted(widths), []
+        pruner.runner.width_step = CUDA_WIDTH_STEP  # what a CUDA runner uses: fewer, fuller batches
+        coarse = pruner.process("how long do fleas live", texts, reorder=False)
+    assert all(w % 32 == 0 for w in widths) and len(widths) < len(fine_widths)
+    assert any(w % 32 for w in fine_widths)
+    assert [p.logit for p in coarse] == pytest.approx([p.logit for p in fine], abs=1e-4)
+    assert [[s.kept for s in p.sentences] for p in coarse] == [[s.kept for s in p.sentences] for p in fine]

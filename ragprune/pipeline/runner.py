@@ -34,7 +34,7 @@ import torch
 from ragprune.kernels import SentenceScores, reduce_sentences, score_sentences
 from ragprune.models.encoder import RerankPruneModel
 from ragprune.pipeline.collate import pad_block
-from ragprune.pipeline.encoding import padded_width
+from ragprune.pipeline.encoding import CUDA_WIDTH_STEP, WIDTH_STEP, padded_width
 from ragprune.pipeline.graphs import EncoderGraphs
 from ragprune.pipeline.parallel import RowPreparer
 from ragprune.pipeline.prepared import PreparedShard
@@ -79,9 +79,10 @@ class PairColumns:
 class Runner:
     """Encodes prepared pairs in width-bucketed batches and collects every pointwise head's output.
 
-    A pair's rows are padded to the width its longest row sets (``padded_width``) and batched only with rows
-    of that width; the rank head reduces each row on its own, so a pair's outputs do not depend on the other
-    pairs of the call (bit-identical on CPU).
+    A pair's rows are padded to the width its longest row sets (``padded_width``, in steps of
+    ``width_step`` tokens: by default 8 on the CPU and 32 on CUDA) and batched only with rows of that width;
+    the rank head reduces each row on its own, so a pair's outputs do not depend on the other pairs of the
+    call (bit-identical on CPU).
     """
 
     def __init__(
@@ -98,8 +99,11 @@ class Runner:
         stage_timer: StageTimer | None = None,
         keep_vectors: bool | None = None,
         graphs: EncoderGraphs | None = None,
+        width_step: int | None = None,
     ) -> None:
         self.model = model
+        self.width_step = width_step or (CUDA_WIDTH_STEP if device.type == "cuda" else WIDTH_STEP)
+        """Rows are padded to a multiple of this many tokens (``padded_width``)."""
         self.preparer = preparer
         self.device = device
         self.pad_id = pad_id
@@ -185,7 +189,7 @@ class Runner:
         if not len(encoded):
             return
         longest = np.maximum.reduceat(block.rows.lengths, block.pair_rows[encoded])
-        widths = padded_width(longest, self.max_length)
+        widths = padded_width(longest, self.max_length, self.width_step)
         order = encoded[np.lexsort((encoded, row_counts[encoded], widths))]
         width_of = dict(zip(encoded.tolist(), widths.tolist()))
         for batch in width_batches(order, row_counts, width_of, self.batch_size):
