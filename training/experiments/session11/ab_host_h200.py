@@ -15,12 +15,11 @@ import sys
 import time
 
 import torch
+from timing_setup import dl19_pairs, four_layers
 
 import ragprune.weight_pruning.measure as measure
-from ragprune.data import load_trec_dl
 from ragprune.models.registry import load_model
 from ragprune.pipeline.graphs import EncoderGraphs
-from ragprune.weight_pruning.api import compress
 from ragprune.weight_pruning.measure import inference_copy, prepare_pairs_once, score_pairs
 
 
@@ -35,15 +34,10 @@ def module(name, path):
 old_runner, old_collate = module("runner_old", sys.argv[1]), module("collate_old", sys.argv[2])
 old_runner.pad_block = old_collate.pad_block
 runners = {"before": old_runner.Runner, "after": measure.Runner}
-dl = load_trec_dl("dl19")
-qids = sorted(dl.run)
-queries = [dl.topics[q] for q in qids]
 DEVICE = os.environ.get("AB_DEVICE", "cuda")  # AB_DEVICE=cpu AB_PAIRS=256: a smoke test of this script
-pairs = [(i, dl.passages[p], "") for i, q in enumerate(qids) for p in dl.run[q]][
-    : int(os.environ.get("AB_PAIRS", 4096))
-]
+queries, pairs = dl19_pairs(int(os.environ.get("AB_PAIRS", 4096)))
 model, tok = load_model(None)
-small = compress(model, tok, method="magnitude", structure="layers", sparsity=0.3334).model
+small = four_layers(model, tok)
 prepared = prepare_pairs_once(tok, model.config.max_length, queries, pairs)
 rates = {}
 sync = torch.cuda.synchronize if DEVICE == "cuda" else (lambda: None)

@@ -6,15 +6,12 @@ RAGPRUNE_DATA=<DL19 folder> python training/experiments/session11/gate_speed_h20
 import sys
 
 import numpy as np
+from timing_setup import dl19_pairs
 
-from ragprune.data import load_trec_dl
 from ragprune.models.registry import load_model
 from ragprune.weight_pruning.measure import inference_copy, prepare_pairs_once, throughput
 
-dl = load_trec_dl("dl19")
-qids = sorted(dl.run)
-queries = [dl.topics[q] for q in qids]
-pairs = [(i, dl.passages[p], "") for i, q in enumerate(qids) for p in dl.run[q]][:4096]
+queries, pairs = dl19_pairs()
 models, prepared = {}, {}
 for name, path in (("default", None), ("cand", sys.argv[1])):
     model, tokenizer = load_model(path)

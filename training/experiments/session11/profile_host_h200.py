@@ -12,20 +12,16 @@ import pstats
 import time
 
 import torch
+from timing_setup import dl19_pairs, four_layers
 from torch.profiler import ProfilerActivity, profile
 
-from ragprune.data import load_trec_dl
 from ragprune.models.registry import load_model
 from ragprune.pipeline.graphs import EncoderGraphs
-from ragprune.weight_pruning.api import compress
 from ragprune.weight_pruning.measure import inference_copy, prepare_pairs_once, score_pairs
 
-dl = load_trec_dl("dl19")
-qids = sorted(dl.run)
-queries = [dl.topics[q] for q in qids]
-pairs = [(i, dl.passages[p], "") for i, q in enumerate(qids) for p in dl.run[q]][:4096]
+queries, pairs = dl19_pairs()
 model, tokenizer = load_model(None)
-small = compress(model, tokenizer, method="magnitude", structure="layers", sparsity=0.3334).model
+small = four_layers(model, tokenizer)
 prepared = prepare_pairs_once(tokenizer, model.config.max_length, queries, pairs)
 print(torch.cuda.get_device_name(), flush=True)
 for name, m in (("default", model), ("4 layers", small)):
