@@ -274,6 +274,8 @@ def test_collector_keeps_each_pairs_best_chunk_vector_in_mixed_batches():
 
 
 def test_rows_are_padded_in_coarser_steps_on_cuda_with_the_same_scores(tiny_model_dir, monkeypatch):
+    import torch
+
     import ragprune.pipeline.runner as runner
     from ragprune.pipeline import RerankPruner
 
@@ -299,4 +301,11 @@ def test_rows_are_padded_in_coarser_steps_on_cuda_with_the_same_scores(tiny_mode
     assert all(w % 32 == 0 for w in widths) and len(widths) < len(fine_widths)
     assert any(w % 32 for w in fine_widths)
     assert [p.logit for p in coarse] == pytest.approx([p.logit for p in fine], abs=1e-4)
+    # the CUDA default is chosen by the device's type (no GPU needed to build a runner)
+    options = dict(pad_id=0, batch_size=8, max_length=64, reduce="mean", scoring_backend="torch")
+    model = pruner.model
+    assert runner.Runner(model, None, device=torch.device("cuda:1"), **options).width_step == CUDA_WIDTH_STEP
+    for bad in (0, -8, 12):
+        with pytest.raises(ValueError, match="positive multiple of 8"):
+            runner.Runner(model, None, device=torch.device("cpu"), width_step=bad, **options)
     assert [[s.kept for s in p.sentences] for p in coarse] == [[s.kept for s in p.sentences] for p in fine]

@@ -45,10 +45,11 @@ __all__ = [
 WIDTH_STEP = 8
 """Rows are padded to a multiple of this many tokens on the CPU (see ``padded_width``)."""
 CUDA_WIDTH_STEP = 32
-"""The padding step on CUDA, where a batch costs ~1.6 ms of host work whatever its size: coarser widths
-give fewer, fuller batches (4,096 DL19 pairs in 256-row batches: 21 instead of 35) for 12% more padded
-tokens, +10-14% pairs/s for the default model and +19-22% for a 4-layer one on an H200
-(``training/experiments/session11/ab_width_step_h200.txt``). On the CPU the padding is paid in compute."""
+"""The padding step on CUDA. Measured on an H200 (``training/experiments/session11/profile_host_h200.txt``,
+``ab_width_step_h200.txt``): a batch cost ~1.6 ms of host work whatever its size, so coarser widths, giving
+fewer and fuller batches (4,096 DL19 pairs in 256-row batches: 21 instead of 35) for 12% more tokens after
+padding, raised pairs/s by 10-14% for the default model and 19-22% for a 4-layer one. On the CPU the
+padding is paid in compute, and :data:`WIDTH_STEP` stays."""
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,11 @@ class Runner:
         width_step: int | None = None,
     ) -> None:
         self.model = model
-        self.width_step = width_step or (CUDA_WIDTH_STEP if device.type == "cuda" else WIDTH_STEP)
+        if width_step is None:
+            width_step = CUDA_WIDTH_STEP if device.type == "cuda" else WIDTH_STEP
+        if width_step < WIDTH_STEP or width_step % WIDTH_STEP:
+            raise ValueError(f"width_step must be a positive multiple of {WIDTH_STEP}, got {width_step}")
+        self.width_step = width_step
         """Rows are padded to a multiple of this many tokens (``padded_width``)."""
         self.preparer = preparer
         self.device = device
