@@ -67,24 +67,24 @@ class BM25sRetriever(Retriever):
         run: Run = {}
         again: list[int] = []
         for q, (row_indices, row_scores) in enumerate(zip(indices, scores, strict=True)):
-            order = np.lexsort((row_indices, -row_scores))  # score descending, then corpus order
-            tied = row_scores[order[k - 1]]
-            if depth < total and tied > 0 and tied == row_scores[order[-1]]:  # scores of 0 are left out
+            kth = np.sort(row_scores)[-k]
+            if depth < total and kth > 0 and kth == row_scores.min():  # scores of 0 are left out anyway
                 again.append(q)
-                continue
-            run[qids[q]] = self._hits(row_indices[order[:k]], row_scores[order[:k]])
+            else:
+                run[qids[q]] = self._top(row_indices, row_scores, k)
         if again:  # ties wider than the margin: every document's score, so the cut is by corpus order
             indices, scores = self._retrieve([tokens[q] for q in again], total)
             for q, row_indices, row_scores in zip(again, indices, scores, strict=True):
-                order = np.lexsort((row_indices, -row_scores))[:k]
-                run[qids[q]] = self._hits(row_indices[order], row_scores[order])
+                run[qids[q]] = self._top(row_indices, row_scores, k)
         return {qid: run[qid] for qid in qids}
 
     def _retrieve(self, tokens: list[list[str]], depth: int) -> tuple[np.ndarray, np.ndarray]:
         return self._model.retrieve(tokens, k=depth, show_progress=False, backend_selection="numpy")
 
-    def _hits(self, indices: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-        return {self._doc_ids[int(i)]: float(s) for i, s in zip(indices, scores, strict=True) if s > 0}
+    def _top(self, indices: np.ndarray, scores: np.ndarray, k: int) -> dict[str, float]:
+        """The ``k`` best hits by score, then corpus order, as doc id -> score (scores of 0 left out)."""
+        order = np.lexsort((indices, -scores))[:k]
+        return {self._doc_ids[int(i)]: float(s) for i, s in zip(indices[order], scores[order]) if s > 0}
 
 
 def import_bm25s() -> Any:

@@ -12,10 +12,9 @@ padded straight into its pinned staging buffer, tokens scattered rather than the
 import importlib.util
 import os
 import sys
-import time
 
 import torch
-from timing_setup import dl19_pairs, four_layers
+from timing_setup import alternated_best, dl19_pairs, four_layers
 
 import ragprune.weight_pruning.measure as measure
 from ragprune.models.registry import load_model
@@ -50,22 +49,10 @@ for name, m in (("default", model), ("4 layers", small)):
         def run(ready=ready, bs=bs, graphs=graphs):
             return score_pairs(ready, prepared, DEVICE, batch_size=bs, ready=True, graphs=graphs)
 
-        outputs = {}
-        for k, r in runners.items():
-            measure.Runner = r
-            for _ in range(3):
-                outputs[k] = run()
+        switches = {k: (lambda r=r: setattr(measure, "Runner", r)) for k, r in runners.items()}
+        best, outputs = alternated_best(switches, run, rounds=8 if DEVICE == "cuda" else 1, sync=sync)
         assert (outputs["before"].scores["rank"] == outputs["after"].scores["rank"]).all()
         assert (outputs["before"].sentence_kept == outputs["after"].sentence_kept).all()
-        best = {k: 1e9 for k in runners}
-        for _ in range(8 if DEVICE == "cuda" else 1):
-            for k, r in runners.items():
-                measure.Runner = r
-                sync()
-                t = time.perf_counter()
-                run()
-                sync()
-                best[k] = min(best[k], time.perf_counter() - t)
         for k in runners:
             rates[(name, bs, k)] = len(pairs) / best[k]
             print(f"{name} bs={bs} {k}: {len(pairs) / best[k]:.0f} pairs/s", flush=True)

@@ -8,11 +8,9 @@ passes per step; the default model and a 4-layer one (magnitude layer pruning; o
     RAGPRUNE_DATA=<DL19 folder> python training/experiments/session11/ab_width_step_h200.py
 """
 
-import time
-
 import numpy as np
 import torch
-from timing_setup import dl19_pairs, four_layers
+from timing_setup import alternated_best, dl19_pairs, four_layers
 
 import ragprune.pipeline.runner as runner
 from ragprune.models.registry import load_model
@@ -34,21 +32,10 @@ for name, m in (("default", model), ("4 layers", small)):
         def run(ready=ready, graphs=graphs, rows=rows):
             return score_pairs(ready, prepared, "cuda", batch_size=rows, ready=True, graphs=graphs)
 
-        outputs = {}
-        for step in STEPS:
-            runner.CUDA_WIDTH_STEP = step  # read by every new Runner on CUDA
-            for _ in range(3):
-                outputs[step] = run()
+        # each new Runner on CUDA reads runner.CUDA_WIDTH_STEP
+        switches = {s: (lambda s=s: setattr(runner, "CUDA_WIDTH_STEP", s)) for s in STEPS}
+        best, outputs = alternated_best(switches, run, sync=torch.cuda.synchronize)
         drift = max(float(np.abs(outputs[s].scores["rank"] - outputs[8].scores["rank"]).max()) for s in STEPS)
-        best = dict.fromkeys(STEPS, 1e9)
-        for _ in range(8):
-            for step in STEPS:
-                runner.CUDA_WIDTH_STEP = step  # read by every new Runner on CUDA
-                torch.cuda.synchronize()
-                start = time.perf_counter()
-                run()
-                torch.cuda.synchronize()
-                best[step] = min(best[step], time.perf_counter() - start)
         for step in STEPS:
             rates[(name, rows, step)] = len(pairs) / best[step]
         line = ", ".join(f"step {s}: {len(pairs) / best[s]:.0f}" for s in STEPS)
