@@ -35,7 +35,7 @@ from ragprune.weight_pruning.importance import (
 )
 from ragprune.weight_pruning.loss import group_batches
 from ragprune.weight_pruning.measure import parameter_counts, prepare_pairs_once, score_pairs
-from ragprune.weight_pruning.recovery import RecoveryConfig, distill, mixed_rank_target
+from ragprune.weight_pruning.recovery import RecoveryConfig, distill, layer_map, mixed_rank_target
 from ragprune.weight_pruning.sampling import kmeans, nearest_members
 from ragprune.weight_pruning.statistics import CalibrationStatistics
 from ragprune.weight_pruning.structured import kept_count, prune_heads, prune_neurons
@@ -457,6 +457,61 @@ def test_recovery_on_its_own_unlabelled_groups(model, tokenizer, calibration, st
         CalibrationSet("general", unlabelled)  # calibration's rank loss needs labels: refused
 
 
+def test_layer_map_is_tinybert_uniform_and_ends_on_the_last_layer():
+    assert layer_map(4, 6) == [1, 2, 4, 5]
+    assert layer_map(3, 6) == [1, 3, 5] and layer_map(2, 6) == [2, 5] and layer_map(6, 6) == list(range(6))
+    assert layer_map(1, 3) == [2] and layer_map(5, 6)[-1] == 5
+    with pytest.raises(ValueError, match="more layers than the teacher|1 <= student layers"):
+        layer_map(4, 3)
+
+
+def test_kept_layers_chosen_by_the_caller_and_layer_wise_recovery(model, tokenizer, calibration):
+    outputs = model(**{k: v for k, v in _batch(tokenizer).items()}, layers=True)
+    assert outputs["layers"].shape[0] == 3 and torch.equal(outputs["layers"][-1], outputs["hidden"])
+    plain = dict(method=None, structure="layers", sparsity=0.34, calibration=calibration)
+    result = compress(model, tokenizer, **plain, keep_layers=[2, 0])  # no statistics are needed
+    assert result.report["kept"] == {"layers": [0, 2]} and result.report["keep_layers"] == [0, 2]
+    assert result.report["method"] is None and result.model.backbone_config.num_hidden_layers == 2
+    dense_layers = [layer.attention.self.query.weight for layer in model.encoder.encoder.layer]
+    kept_layers = [layer.attention.self.query.weight for layer in result.model.encoder.encoder.layer]
+    assert torch.equal(kept_layers[1], dense_layers[2]) and torch.equal(kept_layers[0], dense_layers[0])
+    for bad, message in (
+        ([0, 1, 2], "keeps 2 of 3 layers, but keep_layers lists 3: use sparsity 0.0000"),
+        ([0, 3], r"distinct layers within 0..2"),
+        ([1, 1], r"distinct layers within 0..2"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            compress(model, tokenizer, **plain, keep_layers=bad)
+    with pytest.raises(ValueError, match="applies to structure 'layers'"):
+        compress(model, tokenizer, **{**plain, "structure": "heads"}, keep_layers=[0, 1])
+    with pytest.raises(ValueError, match="not both"):
+        compress(model, tokenizer, **{**plain, "method": "magnitude"}, keep_layers=[0, 1])
+    with pytest.raises(ValueError, match="not both"):
+        compress(model, tokenizer, **plain)
+    # the layer-wise term: the student's first layer learns from the dense model's layer 1 (of 0..2), so
+    # it ends closer to that layer's output than after the same recovery without the term
+    batch, errors = _batch(tokenizer), {}
+    real = batch["attention_mask"].bool()
+    with torch.no_grad():
+        dense = model(**batch, layers=True)["layers"]
+    for weight in (0.0, 100.0):
+        student = compress(model, tokenizer, **plain, keep_layers=[0, 2]).model
+        config = RecoveryConfig(steps=25, lr=1e-3, layer_weight=weight)
+        report = distill(student, model, calibration.all_batches(), config, device="cpu")
+        assert report["last_loss"] < report["first_loss"] and report["config"]["layer_weight"] == weight
+        with torch.no_grad():
+            first = student(**batch, layers=True)["layers"][0]
+        errors[weight] = float((first[real] - dense[1][real]).pow(2).mean())
+    assert errors[100.0] < 0.5 * errors[0.0], errors
+    with pytest.raises(ValueError, match="layer_weight must be >= 0"):
+        RecoveryConfig(layer_weight=-1.0)
+
+
+def _batch(tokenizer) -> dict[str, torch.Tensor]:
+    batch = tokenizer([QUERY] * len(TEXTS), TEXTS, return_tensors="pt", padding=True)
+    return {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+
+
 def test_msmarco_dev_groups_leave_out_the_evaluation_sets(tmp_path, monkeypatch):
     import gzip
 
@@ -647,6 +702,41 @@ def test_cli_compress_end_to_end(tmp_path, tiny_model_dir, calibration, capsys):
     assert "--recover-seed needs --recover-steps" in capsys.readouterr().err
     assert main(argv[:-2] + ["--recover-groups-per-step", "4", "--output", "x"]) == 2
     assert "applies to --recover-data groups" in capsys.readouterr().err
+    # layers chosen by the caller, with layer-wise recovery: no --method, no calibration data
+    chosen = tmp_path / "chosen"
+    keep = ["--structure", "layers", "--sparsity", "0.5", "--keep-layers", "1", "--recover-layer-weight", "1"]
+    layered = [
+        "compress",
+        "--model",
+        str(tiny_model_dir),
+        *keep,
+        "--recover-steps",
+        "2",
+        "--recover-data",
+        str(general),
+        "--candidates",
+        str(CANDIDATES),
+        "--device",
+        "cpu",
+        "--output",
+        str(chosen),
+    ]
+    assert main(layered) == 0, capsys.readouterr().err
+    report = json.loads((chosen / "compression.json").read_text())
+    assert report["keep_layers"] == [1] and report["recovery"]["config"]["layer_weight"] == 1.0
+    assert "layers [1]" in capsys.readouterr().out
+    assert load_model(chosen)[0].backbone_config.num_hidden_layers == 1
+    assert main(layered[:-1] + [str(tmp_path / "k2"), "--method", "magnitude"]) == 2
+    assert "leave out --method" in capsys.readouterr().err
+    wrong = [a if a != "1" or i != layered.index("--keep-layers") + 1 else "0" for i, a in enumerate(layered)]
+    assert main(wrong[:-1] + [str(tmp_path / "k3"), "--keep-layers", "0", "1"]) == 2
+    assert "--keep-layers: sparsity 0.5 keeps 1 of 2 layers" in capsys.readouterr().err
+    no_method = [a for a in layered if a not in ("--keep-layers",)]
+    no_method.remove("1")  # the kept layer's index (the first "1" in the list)
+    assert main(no_method[:-1] + [str(tmp_path / "k4")]) == 2
+    assert "--method is required" in capsys.readouterr().err
+    assert main(argv[:-2] + ["--recover-layer-weight", "-1", "--output", "x"]) == 2
+    assert "must be >= 0" in capsys.readouterr().err
     no_data = [a for a in argv if a not in (str(general),)]
     no_data = no_data[: no_data.index("--general-data")] + no_data[no_data.index("--general-data") + 1 :]
     assert main(no_data[:-1] + [str(tmp_path / "third")]) == 2

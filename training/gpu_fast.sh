@@ -17,7 +17,9 @@
 # A variant is NAME:SPARSITY:LR[:RECOVER_SEED[:TEACHER:WEIGHT]] (SPARSITY: share of the 6 layers removed;
 # RECOVER_SEED: compress --recover-seed, default 0; TEACHER: a teacher-score file in .carry/wp written by
 # training/recovery_teacher.py for these groups, mixed into the rank target with share WEIGHT:
-# compress --recover-teacher/--recover-teacher-weight). PARALLEL=1 trains every variant at once: on the H200 four took
+# compress --recover-teacher/--recover-teacher-weight). ARGS_NAME (an environment variable per variant) adds
+# compress options to variant NAME, e.g. ARGS_k5="--keep-layers 0 1 2 5 --recover-layer-weight 1"; with
+# --keep-layers the layers are the caller's, not DAI's (no --method). PARALLEL=1 trains every variant at once: on the H200 four took
 # 800 s together against 274 s for one alone (session 10), 1.4x the throughput of one after another.
 # A variant that failed stops the call before the ranking; the next call trains it again once no job
 # runs. Results in $OUT (8 files at most come back): results.tar (the DL21 scores dl21.tsv, the gate tables gate-NAME/, the logs and
@@ -44,13 +46,16 @@ if ! pgrep -f "gpu_fast_chain" >/dev/null; then
     IFS=: read -r name sparsity lr seed teacher weight <<<"$variant"
     taught=""
     [ -n "${teacher:-}" ] && taught="--recover-teacher $RAGPRUNE_DATA/$teacher --recover-teacher-weight ${weight:-0.5}"
+    extra_name="ARGS_$name"; extra="${!extra_name:-}"
+    choice="--method gaprune --domain-data domain --general-data general"
+    [[ "$extra" == *--keep-layers* ]] && choice=""
     run="$WORK/$name"
     [ -e "$run/done" ] && continue
     rm -rf "$run" && mkdir -p "$run"
     # DAI layer choice on the built-in calibration recipes, then recovery on every group of RECOVER_DATA
     # (16 groups of 16 passages per step), then the vocabulary counted on those groups; fp16 copy last
-    chain+="{ python3 -c '$cli' compress --method gaprune --structure layers --sparsity $sparsity \
-      --domain-data domain --general-data general --candidates 16 --recover-data $RECOVER_DATA \
+    chain+="{ python3 -c '$cli' compress $choice --structure layers --sparsity $sparsity $extra \
+      --candidates 16 --recover-data $RECOVER_DATA \
       --recover-steps $STEPS --recover-groups-per-step 16 --recover-lr $lr --recover-seed ${seed:-0} $taught \
       --vocabulary-size $VOCAB \
       --device cuda --output $run/model \

@@ -51,8 +51,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--model", default=None, help="model folder (default: the model shipped with ragprune)"
     )
-    parser.add_argument("--method", required=True, choices=METHODS, help="importance score")
+    parser.add_argument(
+        "--method", default=None, choices=METHODS, help="importance score (required unless --keep-layers)"
+    )
     parser.add_argument("--structure", required=True, help=STRUCTURES_HELP)
+    parser.add_argument(
+        "--keep-layers",
+        nargs="+",
+        type=int,
+        default=None,
+        metavar="I",
+        help="with --structure layers: the layers to keep (0-based, e.g. 0 1 2 5), instead of the ones an "
+        "importance --method scores highest; as many as --sparsity keeps",
+    )
     parser.add_argument(
         "--sparsity", required=True, type=_sparsity, help="share removed, in [0, 1), e.g. 0.5"
     )
@@ -106,6 +117,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="W",
         help="share of --recover-teacher in the rank target, in [0, 1] (default 0.5; the rest is the "
         "dense model)",
+    )
+    parser.add_argument(
+        "--recover-layer-weight",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="weight of layer-wise distillation: each earlier layer of the pruned model also matches the "
+        "dense layer TinyBERT's uniform mapping pairs it with (default 0: only the last hidden states)",
     )
     parser.add_argument(
         "--dai-beta",
@@ -174,6 +193,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--output {output} exists and is not an empty folder; choose a new folder")
     if not output.parent.is_dir():
         raise UserError(f"--output {output}: the folder {output.parent} does not exist; create it first")
+    if args.method is None and args.keep_layers is None:
+        raise UserError("--method is required: magnitude, wanda, fisher or gaprune (or --keep-layers I ...)")
+    if args.method is not None and args.keep_layers is not None:
+        raise UserError("--keep-layers chooses the layers itself: leave out --method, or --keep-layers")
     needs = {"fisher": ["general"], "gaprune": ["domain", "general"], "wanda": ["any"]}.get(args.method, [])
     given = {"domain": bool(args.domain_data), "general": bool(args.general_data)}
     for side in needs:
@@ -198,6 +221,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--recover-teacher scores --recover-data groups: pass --recover-data SRC ... too")
     if args.recover_teacher_weight is not None and not args.recover_teacher:
         raise UserError("--recover-teacher-weight applies to --recover-teacher FILE: pass one, or neither")
+    if args.recover_layer_weight < 0:
+        raise UserError(f"--recover-layer-weight must be >= 0, got {args.recover_layer_weight}")
+    if args.recover_layer_weight and not args.recover_steps:
+        raise UserError("--recover-layer-weight needs --recover-steps N (it weighs a recovery loss term)")
     if args.recover_teacher_weight is None:
         args.recover_teacher_weight = 0.5
     if not 0.0 <= args.recover_teacher_weight <= 1.0:
@@ -228,6 +255,15 @@ def run(args: argparse.Namespace) -> int:
 
     device = torch.device(checked_device(args.device) or default_device())
     model, tokenizer = load_model(args.model)
+    if args.keep_layers is not None:
+        from ragprune.weight_pruning.api import check_keep_layers
+
+        try:  # before the (long) data reading
+            check_keep_layers(
+                args.keep_layers, args.structure, args.sparsity, model.backbone_config.num_hidden_layers
+            )
+        except ValueError as error:
+            raise UserError(f"--keep-layers: {error}") from None
     texts = _vocabulary_texts(args, tokenizer)  # checked before the (long) pruning and recovery
     recovery_groups = _recovery_groups(args)
     if args.vocabulary_size and not texts:  # count the recovery data's queries and passages
@@ -261,9 +297,11 @@ def run(args: argparse.Namespace) -> int:
             groups_per_step=args.recover_groups_per_step,
             seed=args.seed if args.recover_seed is None else args.recover_seed,
             teacher_weight=args.recover_teacher_weight if args.recover_teacher else 0.0,
+            layer_weight=args.recover_layer_weight,
         ),
         recovery_groups=recovery_groups or None,
         dai=dai,
+        keep_layers=args.keep_layers,
         device=device,
     )
     if texts:
@@ -274,7 +312,8 @@ def run(args: argparse.Namespace) -> int:
     report = result.report
     before, after = report["parameters_before"], report["parameters_after"]
     print(
-        f"ragprune compress: wrote {output} ({args.method}, {args.structure}, sparsity {args.sparsity}): "
+        f"ragprune compress: wrote {output} ({args.method or 'layers ' + str(args.keep_layers)}, "
+        f"{args.structure}, sparsity {args.sparsity}): "
         f"encoder parameters {before['encoder']:,} -> {after['encoder']:,}, layer weights nonzero "
         f"{before['nonzero_layers']:,} -> {after['nonzero_layers']:,}, {report['seconds']:.1f}s"
     )

@@ -65,8 +65,11 @@ class RerankPruneModel(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
+        *,
+        layers: bool = False,
     ) -> torch.Tensor:
-        """Last hidden states ``[B, L, H]`` for token ids ``[B, L]`` (``attention_mask`` 1 = real token).
+        """Last hidden states ``[B, L, H]`` for token ids ``[B, L]`` (``attention_mask`` 1 = real token);
+        with ``layers=True`` every layer's output, ``[num_layers, B, L, H]`` (the last is the same states).
 
         On CUDA a BERT backbone with SDPA attention gets the mask as a 4-D boolean ``[B, 1, 1, L]`` (True
         = attend), which transformers passes on as it is: its own mask building checks the mask's values
@@ -77,17 +80,27 @@ class RerankPruneModel(nn.Module):
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None and getattr(self.backbone_config, "type_vocab_size", 0) > 1:
             kwargs["token_type_ids"] = token_type_ids
-        return self.encoder(**kwargs).last_hidden_state
+        if not layers:
+            return self.encoder(**kwargs).last_hidden_state
+        states = self.encoder(**kwargs, output_hidden_states=True).hidden_states
+        return torch.stack(states[1:])  # the embeddings' output, states[0], is not a layer's
 
     def forward(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
+        *,
+        layers: bool = False,
     ) -> dict[str, torch.Tensor]:
-        """``{"hidden": [B, L, H], <cls head>: [B], <token head>: [B, L]}`` for every pointwise head."""
-        hidden = self.encode(input_ids, attention_mask, token_type_ids)
+        """``{"hidden": [B, L, H], <cls head>: [B], <token head>: [B, L]}`` for every pointwise head; with
+        ``layers=True`` also ``"layers"``: every layer's output ``[num_layers, B, L, H]`` (layer-wise
+        distillation, ``weight_pruning.recovery``)."""
+        encoded = self.encode(input_ids, attention_mask, token_type_ids, layers=layers)
+        hidden = encoded[-1] if layers else encoded
         outputs = {"hidden": hidden}
+        if layers:
+            outputs["layers"] = encoded
         for name, head in self.heads_reading("cls").items():
             outputs[name] = head(hidden[:, 0])
         for name, head in self.heads_reading("tokens").items():

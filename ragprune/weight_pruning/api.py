@@ -40,7 +40,7 @@ from ragprune.weight_pruning.measure import fp16_megabytes, parameter_counts
 from ragprune.weight_pruning.recovery import RecoveryConfig, distill
 from ragprune.weight_pruning.sampling import kmeans_sample
 from ragprune.weight_pruning.statistics import CalibrationStatistics, collect_statistics
-from ragprune.weight_pruning.structured import STRUCTURES, prune_structures
+from ragprune.weight_pruning.structured import STRUCTURES, kept_count, prune_layers, prune_structures
 from ragprune.weight_pruning.unstructured import (
     Masks,
     apply_masks,
@@ -140,7 +140,7 @@ def compress(
     model: RerankPruneModel,
     tokenizer: PreTrainedTokenizerBase | None = None,
     *,
-    method: str,
+    method: str | None,
     structure: str,
     sparsity: float,
     calibration: Calibration | None = None,
@@ -149,12 +149,14 @@ def compress(
     recovery: RecoveryConfig | None = None,
     recovery_groups: Sequence[CalibrationGroup] | None = None,
     dai: DAIConfig | None = None,
+    keep_layers: Sequence[int] | None = None,
     device: torch.device | str | None = None,
 ) -> CompressionResult:
     """Prune a copy of ``model`` (``model`` itself is not changed) and optionally recover it by distillation.
 
     Args:
-        method: ``magnitude``, ``wanda``, ``fisher`` (general data) or ``gaprune`` (domain + general data).
+        method: ``magnitude``, ``wanda``, ``fisher`` (general data) or ``gaprune`` (domain + general data);
+            ``None`` only with ``keep_layers``.
         structure: ``unstructured``, ``N:M`` (``2:4``), ``heads``, ``ffn``, ``layers`` or ``heads+ffn``.
         sparsity: share removed, in [0, 1): of each row's weights (unstructured), of each layer's heads /
             FFN neurons, of the layers; ``N:M`` requires ``1 - N/M``.
@@ -169,12 +171,20 @@ def compress(
             bring the pruned model back to the dense one's quality needs many more (Minitron's distillation
             runs over a training set, not the calibration sample).
         dai: GAPrune's DAI parameters (``importance.DAIConfig``).
+        keep_layers: with ``structure="layers"``, the layers to keep (0-based), chosen by the caller instead
+            of by a ``method`` (pass ``method=None``), e.g. ``[0, 1, 2, 5]`` to keep the last layer; as many
+            as ``sparsity`` keeps.
         device: where statistics and recovery run (default: the model's device).
 
-    Raises ``ValueError`` for an unknown method or structure, a sparsity out of range, or missing data.
+    Raises ``ValueError`` for an unknown method or structure, a sparsity out of range, missing data, or
+    neither or both of ``method`` and ``keep_layers``.
     """
+    if (method is None) == (keep_layers is None):
+        raise ValueError("pass an importance method=, or keep_layers= with method=None (not both)")
     check_options(method, structure, sparsity)
-    needs_data = method != "magnitude" and statistics is None
+    if keep_layers is not None:
+        check_keep_layers(keep_layers, structure, sparsity, model.backbone_config.num_hidden_layers)
+    needs_data = method not in (None, "magnitude") and statistics is None
     steps = recover_steps or (recovery.steps if recovery is not None else 0)
     has_calibration = calibration is not None and bool(calibration.batches)
     if needs_data and not has_calibration:
@@ -197,7 +207,12 @@ def compress(
     masks: Masks | None = None
     kept: dict[str, Any] = {}
     nm = parse_nm(structure)
-    if structure == "unstructured" or nm:
+    if keep_layers is not None:
+        prune_layers(pruned, sorted(keep_layers))
+        kept["layers"] = sorted(keep_layers)
+    elif method is None:
+        raise AssertionError("unreachable: checked above")
+    elif structure == "unstructured" or nm:
         scores = weight_scores(pruned, method, statistics, dai)
         masks = unstructured_masks(scores, sparsity) if nm is None else nm_masks(scores, *nm)
         apply_masks(pruned, masks)
@@ -211,6 +226,7 @@ def compress(
         "structure": structure,
         "sparsity": sparsity,
         "dai": asdict(dai) if method == "gaprune" else None,
+        "keep_layers": None if keep_layers is None else sorted(keep_layers),
         "parameters_before": before,
         "kept": {k: v for k, v in kept.items()},
         "calibration": calibration.summary() if calibration is not None else None,
@@ -256,9 +272,25 @@ def compress(
     return CompressionResult(pruned, tokenizer, report, masks)
 
 
-def check_options(method: str, structure: str, sparsity: float) -> None:
-    """``ValueError`` naming the fix for an unknown method or structure or a sparsity it cannot take."""
-    if method not in METHODS:
+def check_keep_layers(keep: Sequence[int], structure: str, sparsity: float, layers: int) -> None:
+    """``ValueError`` naming the fix unless ``keep`` lists distinct layers of ``layers`` for ``structure``
+    ``layers``, as many as ``sparsity`` keeps."""
+    if structure != "layers":
+        raise ValueError(f"keep_layers applies to structure 'layers', not {structure!r}")
+    if len(set(keep)) != len(keep) or not all(0 <= i < layers for i in keep):
+        raise ValueError(f"keep_layers {list(keep)} must be distinct layers within 0..{layers - 1}")
+    wanted = kept_count(layers, sparsity)
+    if len(keep) != wanted:
+        raise ValueError(
+            f"sparsity {sparsity} keeps {wanted} of {layers} layers, but keep_layers lists {len(keep)}: "
+            f"use sparsity {1 - len(keep) / layers:.4f}"
+        )
+
+
+def check_options(method: str | None, structure: str, sparsity: float) -> None:
+    """``ValueError`` naming the fix for an unknown method or structure or a sparsity it cannot take
+    (``method=None``: no method, the caller chooses what to keep)."""
+    if method is not None and method not in METHODS:
         raise ValueError(f"unknown method {method!r}; use one of {METHODS}")
     nm = parse_nm(structure)
     parts = structure.split("+")

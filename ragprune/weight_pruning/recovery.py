@@ -15,11 +15,17 @@ has, on the calibration batches (``ragprune.weight_pruning.loss.group_batches``)
   cross-entropy against the teacher's probabilities minus their entropy), on the passage tokens
   (``sentence_ids >= 0``);
 * hidden: mean squared error between the last hidden states on real tokens, divided by the teacher's
-  hidden-state variance (so the weight is scale-free); the heads read these states.
+  hidden-state variance (so the weight is scale-free); the heads read these states;
+* layers (``layer_weight`` > 0): the same scaled error between each earlier student layer's output and the
+  output of the teacher layer :func:`layer_map` pairs it with, averaged over those layers: TinyBERT's
+  uniform layer mapping (Jiao et al., 2020, section 3.1: student layer m learns from teacher layer
+  m * N / M), so a shortened encoder is taught what the removed layers computed on the way, not only at
+  the end.
 
-``loss = rank_weight * rank + token_weight * token + hidden_weight * hidden``. AdamW, linear warm-up over
-the first 10% of steps then linear decay, gradient-norm clip 1.0, model in eval mode (no dropout:
-deterministic). Masks (unstructured / N:M) are re-applied after every step, so zeros stay zero.
+``loss = rank_weight * rank + token_weight * token + hidden_weight * hidden + layer_weight * layers``.
+AdamW, linear warm-up over the first 10% of steps then linear decay, gradient-norm clip 1.0, model in eval
+mode (no dropout: deterministic). Masks (unstructured / N:M) are re-applied after every step, so zeros
+stay zero.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ class RecoveryConfig:
     rank_weight: float = 1.0
     token_weight: float = 1.0
     hidden_weight: float = 1.0
+    layer_weight: float = 0.0
+    """Weight of the intermediate-layer term (0: only the last hidden states are matched)."""
     teacher_weight: float = 0.0
     """Share of the external teacher in the rank target, in [0, 1] (0: the dense model alone)."""
     groups_per_step: int = 1
@@ -60,6 +68,8 @@ class RecoveryConfig:
     def __post_init__(self) -> None:
         if self.steps < 0 or self.lr <= 0 or self.tau <= 0 or self.groups_per_step < 1:
             raise ValueError("steps must be >= 0, lr and tau > 0, groups_per_step >= 1")
+        if self.layer_weight < 0:
+            raise ValueError(f"layer_weight must be >= 0, got {self.layer_weight}")
         if not 0.0 <= self.teacher_weight <= 1.0:
             raise ValueError(f"teacher_weight must be in [0, 1], got {self.teacher_weight}")
 
@@ -106,10 +116,11 @@ def distill(
             rng.shuffle(order)
         batch = to_device(batches[order.pop()], device)
         inputs = model_inputs(batch, device)
+        layers = config.layer_weight > 0
         with torch.no_grad(), autocast:
-            target = teacher(**inputs)
+            target = teacher(**inputs, layers=layers)
         with autocast:
-            output = student(**inputs)
+            output = student(**inputs, layers=layers)
         loss = _distillation_loss(output, target, batch, rank_loss, config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -149,9 +160,34 @@ def _distillation_loss(
     token = token - F.binary_cross_entropy(token_target, token_target, reduction="none")
     token = (token * passage).sum() / passage.sum().clamp(min=1)
     real = batch["attention_mask"].bool()
-    student_hidden, teacher_hidden = output["hidden"].float()[real], target["hidden"].float()[real]
-    hidden = F.mse_loss(student_hidden, teacher_hidden) / teacher_hidden.var().clamp(min=1e-6)
-    return config.rank_weight * rank + config.token_weight * token + config.hidden_weight * hidden
+    hidden = _scaled_error(output["hidden"], target["hidden"], real)
+    loss = config.rank_weight * rank + config.token_weight * token + config.hidden_weight * hidden
+    if config.layer_weight > 0:
+        student_layers, teacher_layers = output["layers"], target["layers"]
+        pairs = list(enumerate(layer_map(len(student_layers), len(teacher_layers))))[:-1]
+        if pairs:  # the last student layer is the hidden term's
+            errors = [_scaled_error(student_layers[s], teacher_layers[t], real) for s, t in pairs]
+            loss = loss + config.layer_weight * torch.stack(errors).mean()
+    return loss
+
+
+def _scaled_error(student: torch.Tensor, teacher: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the real tokens of ``[B, L, H]`` states, divided by the teacher's variance."""
+    student, teacher = student.float()[real], teacher.float()[real]
+    return F.mse_loss(student, teacher) / teacher.var().clamp(min=1e-6)
+
+
+def layer_map(student_layers: int, teacher_layers: int) -> list[int]:
+    """The teacher layer (0-based) each student layer learns from: ``ceil-half((m + 1) * N / M) - 1`` for
+    student layer m of M and N teacher layers (TinyBERT's uniform mapping, Jiao et al. 2020, section
+    3.1); the last student layer always maps to the last teacher layer. 4 of 6 layers: ``[1, 2, 4, 5]``.
+    ``ValueError`` for a student with no layers or more layers than the teacher."""
+    if not 1 <= student_layers <= teacher_layers:
+        raise ValueError(
+            "layer mapping needs 1 <= student layers <= teacher layers, "
+            f"got {student_layers} and {teacher_layers}"
+        )
+    return [int((m + 1) * teacher_layers / student_layers + 0.5) - 1 for m in range(student_layers)]
 
 
 def mixed_rank_target(dense: torch.Tensor, external: torch.Tensor, weight: float) -> torch.Tensor:
