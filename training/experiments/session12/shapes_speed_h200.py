@@ -1,6 +1,7 @@
 """Which pruned shapes reach issue 12's speed gate (>= 1.3x the default on the H200 and the CPU)? Times the
 default against one-shot magnitude-pruned copies of it (only their shapes matter here, not their quality):
-4 layers (the session-12 k5 shape), FFN 50% and 60% in all 6 layers, and 5 layers with FFN 40%, with the
+4 layers (the session-12 k5 shape), FFN 50% and 60% in all 6 layers, and 5 layers with FFN 40, 50 or 60%
+(the second run, ``--five-only``, times only the 5-layer shapes beside the default and l4), with the
 ship gate's own measure (``weight_pruning.measure.throughput``: encoder + heads + sentence scoring on
 pre-tokenized DL19 pairs, the models in alternation, median of 10 rounds). Output: shapes_speed_h200.txt.
 
@@ -36,7 +37,12 @@ for sparsity in (0.5, 0.6):
         dense, method="magnitude", structure="ffn", sparsity=sparsity
     ).model
 five = compress(dense, method=None, structure="layers", sparsity=1 / 6, keep_layers=[0, 1, 2, 3, 5]).model
-shapes["l5-ffn40"] = compress(five, method="magnitude", structure="ffn", sparsity=0.4).model
+for sparsity in (0.4, 0.5, 0.6):
+    shapes[f"l5-ffn{round(sparsity * 100)}"] = compress(
+        five, method="magnitude", structure="ffn", sparsity=sparsity
+    ).model
+if len(sys.argv) > 1 and sys.argv[1] == "--five-only":  # the second run: the 5-layer shapes against l4
+    shapes = {k: v for k, v in shapes.items() if k in ("default", "l4") or k.startswith("l5")}
 
 hidden = dense.backbone_config.hidden_size
 full = parameter_counts(dense)["encoder"]
