@@ -16,6 +16,7 @@ from transformers import BertConfig
 
 from ragprune.models import RerankPruneConfig, RerankPruneModel, load_model, load_tokenizer
 from ragprune.models.structure import structure_of
+from ragprune.training.losses import ListwiseDistillationLoss
 from ragprune.weight_pruning.api import Calibration, build_calibration, compress, measure
 from ragprune.weight_pruning.calibration import (
     CalibrationGroup,
@@ -33,9 +34,16 @@ from ragprune.weight_pruning.importance import (
     structure_scores,
     weight_scores,
 )
-from ragprune.weight_pruning.loss import group_batches
+from ragprune.weight_pruning.loss import group_batches, model_inputs
 from ragprune.weight_pruning.measure import parameter_counts, prepare_pairs_once, score_pairs
-from ragprune.weight_pruning.recovery import RecoveryConfig, distill, layer_map, mixed_rank_target
+from ragprune.weight_pruning.recovery import (
+    RecoveryConfig,
+    _distillation_loss,
+    distill,
+    kept_layer_map,
+    layer_map,
+    mixed_rank_target,
+)
 from ragprune.weight_pruning.sampling import kmeans, nearest_members
 from ragprune.weight_pruning.statistics import CalibrationStatistics
 from ragprune.weight_pruning.structured import kept_count, prune_heads, prune_neurons
@@ -457,17 +465,37 @@ def test_recovery_on_its_own_unlabelled_groups(model, tokenizer, calibration, st
         CalibrationSet("general", unlabelled)  # calibration's rank loss needs labels: refused
 
 
-def test_layer_map_is_tinybert_uniform_and_ends_on_the_last_layer():
-    assert layer_map(4, 6) == [1, 2, 4, 5]
+def test_layer_maps_pair_student_and_teacher_layers():
+    assert layer_map(4, 6) == [1, 2, 4, 5]  # TinyBERT's uniform mapping
     assert layer_map(3, 6) == [1, 3, 5] and layer_map(2, 6) == [2, 5] and layer_map(6, 6) == list(range(6))
     assert layer_map(1, 3) == [2] and layer_map(5, 6)[-1] == 5
-    with pytest.raises(ValueError, match="more layers than the teacher|1 <= student layers"):
+    with pytest.raises(ValueError, match="1 <= student layers <= teacher layers"):
         layer_map(4, 3)
+    # a kept layer learns the output of the last teacher layer it stands for
+    assert kept_layer_map([0, 1, 2, 5], 6) == [0, 1, 4, 5] and kept_layer_map([0, 1, 2, 3], 6) == [0, 1, 2, 5]
+    assert kept_layer_map([2, 0], 3) == [1, 2] and kept_layer_map([1], 2) == [1]
+    assert kept_layer_map(range(6), 6) == list(range(6))
+    for bad in ([], [0, 0], [0, 6]):
+        with pytest.raises(ValueError, match="distinct layers within 0..5"):
+            kept_layer_map(bad, 6)
 
 
-def test_kept_layers_chosen_by_the_caller_and_layer_wise_recovery(model, tokenizer, calibration):
-    outputs = model(**{k: v for k, v in _batch(tokenizer).items()}, layers=True)
-    assert outputs["layers"].shape[0] == 3 and torch.equal(outputs["layers"][-1], outputs["hidden"])
+def test_forward_returns_every_layer_on_request(model, tokenizer):
+    batch = _batch(tokenizer)
+    with torch.no_grad():
+        plain = model(**batch)
+        layered = model(**batch, layers=True)
+        states = model.encoder(**batch, output_hidden_states=True).hidden_states
+    assert "layers" not in plain
+    assert layered["layers"].shape[0] == model.backbone_config.num_hidden_layers == 3
+    assert torch.equal(layered["layers"][-1], plain["hidden"]) and torch.equal(
+        layered["hidden"], plain["hidden"]
+    )
+    assert torch.equal(layered["layers"][0], states[1])  # the first layer's output, not the embeddings'
+    assert torch.equal(layered["rank"], plain["rank"])
+
+
+def test_kept_layers_chosen_by_the_caller(model, tokenizer, calibration):
     plain = dict(method=None, structure="layers", sparsity=0.34, calibration=calibration)
     result = compress(model, tokenizer, **plain, keep_layers=[2, 0])  # no statistics are needed
     assert result.report["kept"] == {"layers": [0, 2]} and result.report["keep_layers"] == [0, 2]
@@ -476,35 +504,77 @@ def test_kept_layers_chosen_by_the_caller_and_layer_wise_recovery(model, tokeniz
     kept_layers = [layer.attention.self.query.weight for layer in result.model.encoder.encoder.layer]
     assert torch.equal(kept_layers[1], dense_layers[2]) and torch.equal(kept_layers[0], dense_layers[0])
     for bad, message in (
-        ([0, 1, 2], "keeps 2 of 3 layers, but keep_layers lists 3: use sparsity 0.0000"),
+        ([0, 1, 2], r"keeps 2 of 3 layers, but 3 are listed: use sparsity 0.0000 \(--sparsity\)"),
         ([0, 3], r"distinct layers within 0..2"),
         ([1, 1], r"distinct layers within 0..2"),
     ):
         with pytest.raises(ValueError, match=message):
             compress(model, tokenizer, **plain, keep_layers=bad)
-    with pytest.raises(ValueError, match="applies to structure 'layers'"):
+    with pytest.raises(ValueError, match=r"apply to structure layers \(--structure layers\), not 'heads'"):
         compress(model, tokenizer, **{**plain, "structure": "heads"}, keep_layers=[0, 1])
     with pytest.raises(ValueError, match="not both"):
         compress(model, tokenizer, **{**plain, "method": "magnitude"}, keep_layers=[0, 1])
     with pytest.raises(ValueError, match="not both"):
         compress(model, tokenizer, **plain)
-    # the layer-wise term: the student's first layer learns from the dense model's layer 1 (of 0..2), so
-    # it ends closer to that layer's output than after the same recovery without the term
+
+
+def test_layer_wise_recovery_pairs_layers_and_moves_them(model, tokenizer, calibration):
+    plain = dict(method=None, structure="layers", sparsity=0.34, keep_layers=[0, 1])
+    targets = {}
+    for mapping in ("kept", "uniform"):  # keeping 0 and 1 of 3: [0, 2] by the kept layers, [1, 2] uniform
+        recovery = RecoveryConfig(steps=2, lr=1e-3, layer_weight=1.0, layer_map=mapping)
+        result = compress(model, tokenizer, **plain, calibration=calibration, recovery=recovery)
+        targets[mapping] = result.report["recovery"]["layer_targets"]
+    assert targets == {"kept": [0, 2], "uniform": [1, 2]}
+    # with the uniform pairing the first layer (a copy of dense layer 0) learns dense layer 1's output: it
+    # ends closer to it than after the same recovery without the term
     batch, errors = _batch(tokenizer), {}
     real = batch["attention_mask"].bool()
     with torch.no_grad():
         dense = model(**batch, layers=True)["layers"]
     for weight in (0.0, 100.0):
-        student = compress(model, tokenizer, **plain, keep_layers=[0, 2]).model
+        student = compress(model, tokenizer, **plain).model
         config = RecoveryConfig(steps=25, lr=1e-3, layer_weight=weight)
         report = distill(student, model, calibration.all_batches(), config, device="cpu")
         assert report["last_loss"] < report["first_loss"] and report["config"]["layer_weight"] == weight
+        assert report.get("layer_targets") == ([1, 2] if weight else None)
         with torch.no_grad():
             first = student(**batch, layers=True)["layers"][0]
         errors[weight] = float((first[real] - dense[1][real]).pow(2).mean())
     assert errors[100.0] < 0.5 * errors[0.0], errors
-    with pytest.raises(ValueError, match="layer_weight must be >= 0"):
-        RecoveryConfig(layer_weight=-1.0)
+    # the term reads real tokens only, and every pair but the last (the hidden term's)
+    config = RecoveryConfig(layer_weight=1.0)
+    group = calibration.all_batches()[0]
+    inputs = model_inputs(group, "cpu")
+    with torch.no_grad():
+        target, output = model(**inputs, layers=True), student(**inputs, layers=True)
+    rank_loss = ListwiseDistillationLoss(temperature=1.0, gold_mix=0.0)
+    loss = _distillation_loss(output, target, group, rank_loss, config, [1, 2])
+    padding = ~group["attention_mask"].bool()
+    assert padding.any()
+    moved = output["layers"].clone()
+    moved[:, padding] += 5.0
+    same = _distillation_loss({**output, "layers": moved}, target, group, rank_loss, config, [1, 2])
+    assert torch.allclose(loss, same)
+    shifted = output["layers"].clone()
+    shifted[0][~padding] += 1.0
+    assert _distillation_loss({**output, "layers": shifted}, target, group, rank_loss, config, [1, 2]) > loss
+    assert torch.allclose(  # a change in the last layer's entry is not a layer-term change
+        _distillation_loss({**output, "layers": shifted.flip(0)}, target, group, rank_loss, config, [0, 2]),
+        _distillation_loss({**output, "layers": shifted.flip(0)}, target, group, rank_loss, config, [0, 1]),
+    )
+    one_layer = compress(
+        model, tokenizer, method=None, structure="layers", sparsity=0.7, keep_layers=[2]
+    ).model
+    with pytest.raises(ValueError, match="the student has one layer"):
+        distill(one_layer, model, calibration.all_batches(), RecoveryConfig(steps=1, layer_weight=1.0))
+    with pytest.raises(ValueError, match=r"one teacher layer \(0..2\) per student layer \(2\)"):
+        distill(student, model, calibration.all_batches(), config, layer_targets=[0, 3])
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="layer_weight must be >= 0"):
+            RecoveryConfig(layer_weight=bad)
+    with pytest.raises(ValueError, match="layer_map must be one of"):
+        RecoveryConfig(layer_map="nearest")
 
 
 def _batch(tokenizer) -> dict[str, torch.Tensor]:
@@ -702,14 +772,11 @@ def test_cli_compress_end_to_end(tmp_path, tiny_model_dir, calibration, capsys):
     assert "--recover-seed needs --recover-steps" in capsys.readouterr().err
     assert main(argv[:-2] + ["--recover-groups-per-step", "4", "--output", "x"]) == 2
     assert "applies to --recover-data groups" in capsys.readouterr().err
-    # layers chosen by the caller, with layer-wise recovery: no --method, no calibration data
-    chosen = tmp_path / "chosen"
-    keep = ["--structure", "layers", "--sparsity", "0.5", "--keep-layers", "1", "--recover-layer-weight", "1"]
-    layered = [
+    # layer-wise recovery (a 2-layer student of the 2-layer model: FFN pruning keeps the layers)
+    common = [
         "compress",
         "--model",
         str(tiny_model_dir),
-        *keep,
         "--recover-steps",
         "2",
         "--recover-data",
@@ -718,25 +785,40 @@ def test_cli_compress_end_to_end(tmp_path, tiny_model_dir, calibration, capsys):
         str(CANDIDATES),
         "--device",
         "cpu",
+    ]
+    layered = common + [
+        "--method",
+        "magnitude",
+        "--structure",
+        "ffn",
+        "--sparsity",
+        "0.5",
+        "--recover-layer-weight",
+        "1",
         "--output",
-        str(chosen),
+        str(tmp_path / "layered"),
     ]
     assert main(layered) == 0, capsys.readouterr().err
-    report = json.loads((chosen / "compression.json").read_text())
-    assert report["keep_layers"] == [1] and report["recovery"]["config"]["layer_weight"] == 1.0
-    assert "layers [1]" in capsys.readouterr().out
-    assert load_model(chosen)[0].backbone_config.num_hidden_layers == 1
-    assert main(layered[:-1] + [str(tmp_path / "k2"), "--method", "magnitude"]) == 2
-    assert "leave out --method" in capsys.readouterr().err
-    wrong = [a if a != "1" or i != layered.index("--keep-layers") + 1 else "0" for i, a in enumerate(layered)]
-    assert main(wrong[:-1] + [str(tmp_path / "k3"), "--keep-layers", "0", "1"]) == 2
-    assert "--keep-layers: sparsity 0.5 keeps 1 of 2 layers" in capsys.readouterr().err
-    no_method = [a for a in layered if a not in ("--keep-layers",)]
-    no_method.remove("1")  # the kept layer's index (the first "1" in the list)
-    assert main(no_method[:-1] + [str(tmp_path / "k4")]) == 2
-    assert "--method is required" in capsys.readouterr().err
-    assert main(argv[:-2] + ["--recover-layer-weight", "-1", "--output", "x"]) == 2
-    assert "must be >= 0" in capsys.readouterr().err
+    report = json.loads((tmp_path / "layered" / "compression.json").read_text())
+    assert report["recovery"]["layer_targets"] == [0, 1] and report["recovery"]["config"]["layer_weight"] == 1
+    # layers chosen by the caller: no --method, no calibration data
+    keep = ["--structure", "layers", "--sparsity", "0.5", "--keep-layers", "1"]
+    assert main(common + keep + ["--output", str(tmp_path / "chosen")]) == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "chosen" / "compression.json").read_text())
+    assert report["keep_layers"] == [1] and report["method"] is None
+    assert "(layers [1], layers, sparsity 0.5)" in capsys.readouterr().out
+    assert load_model(tmp_path / "chosen")[0].backbone_config.num_hidden_layers == 1
+    refused = {
+        "leave out --method": keep + ["--method", "magnitude"],
+        "--keep-layers 0 1: sparsity 0.5 keeps 1 of 2 layers, but 2 are listed": keep[:-1] + ["0", "1"],
+        "--method is required": keep[:-2],
+        "and --keep-layers keeps one": keep + ["--recover-layer-weight", "1"],
+        "--recover-layer-weight must be >= 0, got nan": keep + ["--recover-layer-weight", "nan"],
+        "apply to structure layers (--structure layers), not 'heads'": ["--structure", "heads"] + keep[2:],
+    }
+    for message, options in refused.items():
+        assert main(common + options + ["--output", str(tmp_path / "refused")]) == 2, message
+        assert message in capsys.readouterr().err
     no_data = [a for a in argv if a not in (str(general),)]
     no_data = no_data[: no_data.index("--general-data")] + no_data[no_data.index("--general-data") + 1 :]
     assert main(no_data[:-1] + [str(tmp_path / "third")]) == 2

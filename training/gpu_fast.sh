@@ -19,7 +19,8 @@
 # training/recovery_teacher.py for these groups, mixed into the rank target with share WEIGHT:
 # compress --recover-teacher/--recover-teacher-weight). ARGS_NAME (an environment variable per variant) adds
 # compress options to variant NAME, e.g. ARGS_k5="--keep-layers 0 1 2 5 --recover-layer-weight 1"; with
-# --keep-layers the layers are the caller's, not DAI's (no --method). PARALLEL=1 trains every variant at once: on the H200 four took
+# --keep-layers the layers are the caller's, not DAI's (no --method; ARGS_NAME is parsed by bash twice, so
+# keep quotes out of it). PARALLEL=1 trains every variant at once: on the H200 four took
 # 800 s together against 274 s for one alone (session 10), 1.4x the throughput of one after another.
 # A variant that failed stops the call before the ranking; the next call trains it again once no job
 # runs. Results in $OUT (8 files at most come back): results.tar (the DL21 scores dl21.tsv, the gate tables gate-NAME/, the logs and
@@ -29,6 +30,13 @@ VARIANTS="${VARIANTS:-l4a:0.3334:1e-4 l4b:0.3334:2e-4 l3:0.5:2e-4}"
 STEPS="${STEPS:-5400}" VOCAB="${VOCAB:-20000}" WAIT="${WAIT:-540}"
 WORK="${WORK:-$HOME/fast}" OUT="${OUT:-runs/gpu-fast}"
 RECOVER_DATA="msmarco-dev nq-train wikiqa-train scifact-train hotpotqa-train msmarco-triples"
+for variant in $VARIANTS; do  # a name is also part of the ARGS_NAME variable: a shell identifier
+  name="${variant%%:*}"
+  if [[ ! "$name" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then
+    echo "variant name '$name' must be letters, digits and _ (not starting with a digit): ARGS_$name is a variable" >&2
+    exit 2
+  fi
+done
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl 2>/dev/null || true
 export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 RAGPRUNE_DATA="$PWD/.carry/wp"
 # the GPU image has JAX, which bm25s (the recovery data's BM25) starts at import and which would reserve
@@ -52,7 +60,8 @@ if ! pgrep -f "gpu_fast_chain" >/dev/null; then
     run="$WORK/$name"
     [ -e "$run/done" ] && continue
     rm -rf "$run" && mkdir -p "$run"
-    # DAI layer choice on the built-in calibration recipes, then recovery on every group of RECOVER_DATA
+    # DAI layer choice on the built-in calibration recipes (or the ARGS_NAME --keep-layers), then recovery
+    # on every group of RECOVER_DATA
     # (16 groups of 16 passages per step), then the vocabulary counted on those groups; fp16 copy last
     chain+="{ python3 -c '$cli' compress $choice --structure layers --sparsity $sparsity $extra \
       --candidates 16 --recover-data $RECOVER_DATA \

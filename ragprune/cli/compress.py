@@ -44,7 +44,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "compress",
         help="weight-prune the encoder (GAPrune, Wanda, Fisher, magnitude) and save the smaller model",
         description="Score the encoder's weights or structures on calibration data with the model's own "
-        "rank + token loss, prune them, optionally recover by distillation from the dense model, and save "
+        "rank + token loss (or keep the layers --keep-layers names), prune them, optionally recover by "
+        "distillation from the dense model, and save "
         "a model folder that loads everywhere (RerankPruner.load, --model). Writes compression.json beside "
         "the weights.",
     )
@@ -124,7 +125,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=0.0,
         metavar="W",
         help="weight of layer-wise distillation: each earlier layer of the pruned model also matches the "
-        "dense layer TinyBERT's uniform mapping pairs it with (default 0: only the last hidden states)",
+        "output of the dense layer it is paired with (default 0: only the last hidden states)",
+    )
+    parser.add_argument(
+        "--recover-layer-map",
+        choices=("kept", "uniform"),
+        default="kept",
+        help="pairing for --recover-layer-weight when layers were removed: kept (default: each kept layer "
+        "learns the output of the last dense layer it stands for) or uniform (TinyBERT's m*N/M)",
     )
     parser.add_argument(
         "--dai-beta",
@@ -221,10 +229,15 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--recover-teacher scores --recover-data groups: pass --recover-data SRC ... too")
     if args.recover_teacher_weight is not None and not args.recover_teacher:
         raise UserError("--recover-teacher-weight applies to --recover-teacher FILE: pass one, or neither")
-    if args.recover_layer_weight < 0:
+    if not args.recover_layer_weight >= 0:  # also refuses nan
         raise UserError(f"--recover-layer-weight must be >= 0, got {args.recover_layer_weight}")
     if args.recover_layer_weight and not args.recover_steps:
         raise UserError("--recover-layer-weight needs --recover-steps N (it weighs a recovery loss term)")
+    if args.recover_layer_weight and args.keep_layers is not None and len(args.keep_layers) < 2:
+        raise UserError(
+            "--recover-layer-weight pairs the layers before the last one, and --keep-layers keeps one: "
+            "keep two or more layers, or leave out --recover-layer-weight"
+        )
     if args.recover_teacher_weight is None:
         args.recover_teacher_weight = 0.5
     if not 0.0 <= args.recover_teacher_weight <= 1.0:
@@ -263,7 +276,7 @@ def run(args: argparse.Namespace) -> int:
                 args.keep_layers, args.structure, args.sparsity, model.backbone_config.num_hidden_layers
             )
         except ValueError as error:
-            raise UserError(f"--keep-layers: {error}") from None
+            raise UserError(f"--keep-layers {' '.join(map(str, args.keep_layers))}: {error}") from None
     texts = _vocabulary_texts(args, tokenizer)  # checked before the (long) pruning and recovery
     recovery_groups = _recovery_groups(args)
     if args.vocabulary_size and not texts:  # count the recovery data's queries and passages
@@ -298,6 +311,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed if args.recover_seed is None else args.recover_seed,
             teacher_weight=args.recover_teacher_weight if args.recover_teacher else 0.0,
             layer_weight=args.recover_layer_weight,
+            layer_map=args.recover_layer_map,
         ),
         recovery_groups=recovery_groups or None,
         dai=dai,

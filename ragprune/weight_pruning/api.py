@@ -37,7 +37,7 @@ from ragprune.weight_pruning.calibration import (
 from ragprune.weight_pruning.importance import METHODS, DAIConfig, structure_scores, weight_scores
 from ragprune.weight_pruning.loss import Batch, JointLoss, group_batches
 from ragprune.weight_pruning.measure import fp16_megabytes, parameter_counts
-from ragprune.weight_pruning.recovery import RecoveryConfig, distill
+from ragprune.weight_pruning.recovery import RecoveryConfig, distill, kept_layer_map
 from ragprune.weight_pruning.sampling import kmeans_sample
 from ragprune.weight_pruning.statistics import CalibrationStatistics, collect_statistics
 from ragprune.weight_pruning.structured import STRUCTURES, kept_count, prune_layers, prune_structures
@@ -252,7 +252,10 @@ def compress(
             assert calibration is not None
             batches = calibration.all_batches()
         teacher = copy.deepcopy(model).eval()
-        report["recovery"] = distill(pruned, teacher, batches, config, masks, device)
+        targets = None
+        if "layers" in kept and config.layer_map == "kept":
+            targets = kept_layer_map(kept["layers"], model.backbone_config.num_hidden_layers)
+        report["recovery"] = distill(pruned, teacher, batches, config, masks, device, targets)
         del teacher
     pruned.eval()
     report["parameters_after"] = parameter_counts(pruned)
@@ -276,14 +279,14 @@ def check_keep_layers(keep: Sequence[int], structure: str, sparsity: float, laye
     """``ValueError`` naming the fix unless ``keep`` lists distinct layers of ``layers`` for ``structure``
     ``layers``, as many as ``sparsity`` keeps."""
     if structure != "layers":
-        raise ValueError(f"keep_layers applies to structure 'layers', not {structure!r}")
+        raise ValueError(f"kept layers apply to structure layers (--structure layers), not {structure!r}")
     if len(set(keep)) != len(keep) or not all(0 <= i < layers for i in keep):
-        raise ValueError(f"keep_layers {list(keep)} must be distinct layers within 0..{layers - 1}")
+        raise ValueError(f"kept layers {list(keep)} must be distinct layers within 0..{layers - 1}")
     wanted = kept_count(layers, sparsity)
     if len(keep) != wanted:
         raise ValueError(
-            f"sparsity {sparsity} keeps {wanted} of {layers} layers, but keep_layers lists {len(keep)}: "
-            f"use sparsity {1 - len(keep) / layers:.4f}"
+            f"sparsity {sparsity} keeps {wanted} of {layers} layers, but {len(keep)} are listed: use "
+            f"sparsity {1 - len(keep) / layers:.4f} (--sparsity)"
         )
 
 

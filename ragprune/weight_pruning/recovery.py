@@ -17,10 +17,11 @@ has, on the calibration batches (``ragprune.weight_pruning.loss.group_batches``)
 * hidden: mean squared error between the last hidden states on real tokens, divided by the teacher's
   hidden-state variance (so the weight is scale-free); the heads read these states;
 * layers (``layer_weight`` > 0): the same scaled error between each earlier student layer's output and the
-  output of the teacher layer :func:`layer_map` pairs it with, averaged over those layers: TinyBERT's
-  uniform layer mapping (Jiao et al., 2020, section 3.1: student layer m learns from teacher layer
-  m * N / M), so a shortened encoder is taught what the removed layers computed on the way, not only at
-  the end.
+  output of the teacher layer it is paired with, averaged over those layers (hidden states only; TinyBERT,
+  Jiao et al. 2020, section 3.1, also distils embeddings and attention maps). A student made by removing
+  layers is paired by the layers it kept (:func:`kept_layer_map`: each kept layer learns the output of the
+  block of teacher layers it now stands for); otherwise by TinyBERT's uniform mapping (:func:`layer_map`).
+  So a shortened encoder is taught what the removed layers computed on the way, not only at the end.
 
 ``loss = rank_weight * rank + token_weight * token + hidden_weight * hidden + layer_weight * layers``.
 AdamW, linear warm-up over the first 10% of steps then linear decay, gradient-norm clip 1.0, model in eval
@@ -58,6 +59,9 @@ class RecoveryConfig:
     hidden_weight: float = 1.0
     layer_weight: float = 0.0
     """Weight of the intermediate-layer term (0: only the last hidden states are matched)."""
+    layer_map: str = "kept"
+    """How student layers are paired with teacher layers when layers were removed: ``"kept"``
+    (:func:`kept_layer_map`) or ``"uniform"`` (:func:`layer_map`, TinyBERT's)."""
     teacher_weight: float = 0.0
     """Share of the external teacher in the rank target, in [0, 1] (0: the dense model alone)."""
     groups_per_step: int = 1
@@ -68,8 +72,10 @@ class RecoveryConfig:
     def __post_init__(self) -> None:
         if self.steps < 0 or self.lr <= 0 or self.tau <= 0 or self.groups_per_step < 1:
             raise ValueError("steps must be >= 0, lr and tau > 0, groups_per_step >= 1")
-        if self.layer_weight < 0:
+        if not self.layer_weight >= 0:  # also refuses NaN
             raise ValueError(f"layer_weight must be >= 0, got {self.layer_weight}")
+        if self.layer_map not in LAYER_MAPS:
+            raise ValueError(f"layer_map must be one of {LAYER_MAPS}, got {self.layer_map!r}")
         if not 0.0 <= self.teacher_weight <= 1.0:
             raise ValueError(f"teacher_weight must be in [0, 1], got {self.teacher_weight}")
 
@@ -81,14 +87,22 @@ def distill(
     config: RecoveryConfig | None = None,
     masks: Masks | None = None,
     device: torch.device | str | None = None,
+    layer_targets: Sequence[int] | None = None,
 ) -> dict:
     """Train ``student`` in place for ``config.steps`` steps on ``batches`` (cycled in a seeded shuffled
-    order); ``teacher`` is only read. Returns ``{"steps", "seconds", "first_loss", "last_loss", "config"}``
-    (losses averaged over the first / last 10% of steps). ``ValueError`` without batches.
+    order); ``teacher`` is only read. ``layer_targets``: the teacher layer (0-based) each student layer
+    learns from when ``config.layer_weight`` > 0 (default: :func:`layer_map`; ``compress`` passes
+    :func:`kept_layer_map` for a student made by removing layers). Returns ``{"steps", "seconds",
+    "first_loss", "last_loss", "config"}`` (losses averaged over the first / last 10% of steps), and
+    ``"layer_targets"`` with the layer term. ``ValueError`` without batches, or for a layer term with a
+    one-layer student (nothing to pair before the last layer) or ``layer_targets`` that do not fit.
     """
     config = config or RecoveryConfig()
     if not batches:
         raise ValueError("recovery needs batches (--recover-data, or --domain-data / --general-data)")
+    targets: list[int] | None = None
+    if config.layer_weight > 0:
+        targets = _checked_targets(student, teacher, layer_targets)
     device = torch.device(device) if device is not None else next(student.parameters()).device
     student.to(device).eval()
     teacher.to(device).eval()
@@ -121,7 +135,7 @@ def distill(
             target = teacher(**inputs, layers=layers)
         with autocast:
             output = student(**inputs, layers=layers)
-        loss = _distillation_loss(output, target, batch, rank_loss, config)
+        loss = _distillation_loss(output, target, batch, rank_loss, config, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
@@ -138,7 +152,26 @@ def distill(
         "first_loss": sum(losses[:tenth]) / tenth if losses else None,
         "last_loss": sum(losses[-tenth:]) / tenth if losses else None,
         "config": asdict(config),
+        **({"layer_targets": targets} if targets is not None else {}),
     }
+
+
+def _checked_targets(
+    student: RerankPruneModel, teacher: RerankPruneModel, targets: Sequence[int] | None
+) -> list[int]:
+    count = student.backbone_config.num_hidden_layers
+    total = teacher.backbone_config.num_hidden_layers
+    if count < 2:
+        raise ValueError(
+            "the layer term pairs the layers before the last one, and the student has one layer: "
+            "set layer_weight 0 (--recover-layer-weight 0)"
+        )
+    chosen = list(targets) if targets is not None else layer_map(count, total)
+    if len(chosen) != count or not all(0 <= t < total for t in chosen):
+        raise ValueError(
+            f"layer_targets {chosen} must name one teacher layer (0..{total - 1}) per student layer ({count})"
+        )
+    return chosen
 
 
 def _distillation_loss(
@@ -147,6 +180,7 @@ def _distillation_loss(
     batch: Batch,
     rank_loss: ListwiseDistillationLoss,
     config: RecoveryConfig,
+    layer_targets: Sequence[int] | None = None,
 ) -> torch.Tensor:
     shape = batch["gold"].shape
     rank_target = target["rank"].float().view(shape)
@@ -162,12 +196,11 @@ def _distillation_loss(
     real = batch["attention_mask"].bool()
     hidden = _scaled_error(output["hidden"], target["hidden"], real)
     loss = config.rank_weight * rank + config.token_weight * token + config.hidden_weight * hidden
-    if config.layer_weight > 0:
+    if config.layer_weight > 0 and layer_targets:
         student_layers, teacher_layers = output["layers"], target["layers"]
-        pairs = list(enumerate(layer_map(len(student_layers), len(teacher_layers))))[:-1]
-        if pairs:  # the last student layer is the hidden term's
-            errors = [_scaled_error(student_layers[s], teacher_layers[t], real) for s, t in pairs]
-            loss = loss + config.layer_weight * torch.stack(errors).mean()
+        pairs = list(enumerate(layer_targets))[:-1]  # the last student layer is the hidden term's
+        errors = [_scaled_error(student_layers[s], teacher_layers[t], real) for s, t in pairs]
+        loss = loss + config.layer_weight * torch.stack(errors).mean()
     return loss
 
 
@@ -177,10 +210,26 @@ def _scaled_error(student: torch.Tensor, teacher: torch.Tensor, real: torch.Tens
     return F.mse_loss(student, teacher) / teacher.var().clamp(min=1e-6)
 
 
+LAYER_MAPS = ("kept", "uniform")
+"""``RecoveryConfig.layer_map`` choices."""
+
+
+def kept_layer_map(kept: Sequence[int], teacher_layers: int) -> list[int]:
+    """The teacher layer (0-based) each layer of a student made by keeping teacher layers ``kept`` learns
+    from: kept layer ``kept[i]`` now stands for teacher layers ``kept[i] .. kept[i + 1] - 1``, so it learns
+    the output of ``kept[i + 1] - 1``; the last learns the teacher's last. Keeping 0, 1, 2, 5 of 6:
+    ``[0, 1, 4, 5]``; 0-3: ``[0, 1, 2, 5]``. ``ValueError`` unless ``kept`` are distinct teacher layers."""
+    order = sorted(kept)
+    if not order or len(set(order)) != len(order) or not all(0 <= k < teacher_layers for k in order):
+        raise ValueError(f"kept layers {list(kept)} must be distinct layers within 0..{teacher_layers - 1}")
+    return [following - 1 for following in order[1:]] + [teacher_layers - 1]
+
+
 def layer_map(student_layers: int, teacher_layers: int) -> list[int]:
-    """The teacher layer (0-based) each student layer learns from: ``ceil-half((m + 1) * N / M) - 1`` for
-    student layer m of M and N teacher layers (TinyBERT's uniform mapping, Jiao et al. 2020, section
-    3.1); the last student layer always maps to the last teacher layer. 4 of 6 layers: ``[1, 2, 4, 5]``.
+    """The teacher layer (0-based) each student layer learns from under TinyBERT's uniform mapping (Jiao
+    et al. 2020, section 3.1: 1-based student layer m learns from teacher layer m * N / M): here
+    ``(m + 1) * N / M`` rounded half up, minus 1, for 0-based student layer m of M and N teacher layers; the
+    last student layer always maps to the last teacher layer. 4 of 6 layers: ``[1, 2, 4, 5]``.
     ``ValueError`` for a student with no layers or more layers than the teacher."""
     if not 1 <= student_layers <= teacher_layers:
         raise ValueError(
