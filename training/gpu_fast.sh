@@ -13,7 +13,7 @@
 # for the best of each layer count only. Repeat the same command on the warm machine until it prints the
 # gate. Usage (carry .carry/wp and .whl):
 #   [VARIANTS="l4a:0.3334:1e-4 l4b:0.3334:2e-4 l3:0.5:2e-4"] [STEPS=5400] [VOCAB=20000] [WAIT=540] \
-#     [PARALLEL=1] bash training/gpu_fast.sh
+#     [PARALLEL=1] [GATE_AFTER=240] bash training/gpu_fast.sh
 # A variant is NAME:SPARSITY:LR[:RECOVER_SEED[:TEACHER:WEIGHT]] (SPARSITY: share of the 6 layers removed;
 # RECOVER_SEED: compress --recover-seed, default 0; TEACHER: a teacher-score file in .carry/wp written by
 # training/recovery_teacher.py for these groups, mixed into the rank target with share WEIGHT:
@@ -100,6 +100,12 @@ failed=$(for variant in $VARIANTS; do name="${variant%%:*}"; [ ! -e "$WORK/$name
 if [ -n "$failed" ]; then  # rank only complete sets: dl21.tsv is written once
   for name in $failed; do echo "== $name failed:"; tail -5 "$WORK/$name/log.txt"; done
   echo "run the same command again to train the failed variants anew"; exit 1
+fi
+# ranking on DL21 and the gate take ~30 s + ~130 s per gated variant: a call that spent more than
+# GATE_AFTER seconds waiting for training leaves them to the next call, which then has its 600 s for them
+# (session 12's call that waited 500 s was cut off inside the gate)
+if [ "$waited" -gt "${GATE_AFTER:-240}" ]; then
+  echo "every variant is trained; run the same command again for the DL21 ranking and the gate"; exit 0
 fi
 
 dl=.carry/wp/trec-dl/dl21
