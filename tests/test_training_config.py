@@ -80,6 +80,19 @@ def test_a_config_starts_from_exactly_one_folder():
         TrainConfig(out=Path("o"), backbone=Path("b"), init=Path("i"))
 
 
+def test_gold_source_weights_parse_and_name_the_fix():
+    config = TrainConfig(out=Path("o"), init=Path("i"), gold_source_weights=("scifact=3", "nq=0.5"))
+    assert config.gold_weights == {"scifact": 3.0, "nq": 0.5}
+    assert TrainConfig(out=Path("o"), init=Path("i")).gold_weights == {}
+    for bad in ("scifact", "=3", "scifact=-1", "scifact=x", "scifact=nan"):
+        with pytest.raises(ValueError, match="must be SOURCE=W with W >= 0, e.g. scifact=3"):
+            TrainConfig(out=Path("o"), init=Path("i"), gold_source_weights=(bad,))
+    parsed = TrainConfig.from_args(
+        ["--init", "i", "--out", "o", "--gold-source-weights", "scifact=3", "nq=2"]
+    )
+    assert parsed.gold_weights == {"scifact": 3.0, "nq": 2.0}
+
+
 def test_unknown_fields_are_refused_unless_told_to_ignore_them():
     data = _config().to_dict() | {"retired_option": 1}
     with pytest.raises(ValueError, match="retired_option"):

@@ -93,6 +93,12 @@ class TrainConfig:
         0.25, "token-loss weight of a passage whose sentences are all 'drop' because it is not relevant"
     )
     silver_weight: float = setting(0.5, "token-loss weight of a silver passage")
+    gold_source_weights: tuple[str, ...] = setting(
+        (),
+        "token-loss weight of the gold passages of a record source, SOURCE=W (build_data.py's sources, "
+        "e.g. scifact=3: its abstracts' non-gold sentences sit above the threshold, training/README.md "
+        "session 12); other sources 1",
+    )
     pair_weight: float = setting(1.0, "weight of the within-passage pair term")
     pair_margin: float = setting(2.0, "logit margin of the pair term")
     spliced_per_step: int = setting(32, "spliced passages per step (0: none, or no file)")
@@ -129,6 +135,12 @@ class TrainConfig:
                 setattr(self, name, Path(value))
             elif value is not None and _base(hint) is tuple and not isinstance(value, tuple):
                 setattr(self, name, tuple(value))
+        _source_weights(self.gold_source_weights)  # a bad SOURCE=W fails here, not after data loading
+
+    @property
+    def gold_weights(self) -> dict[str, float]:
+        """``gold_source_weights`` as source -> weight."""
+        return _source_weights(self.gold_source_weights)
 
     @property
     def start(self) -> Path:
@@ -213,8 +225,10 @@ class TrainConfig:
                 kwargs["help"] += " (default: %(default)s)"
             if base is bool:
                 kwargs |= {"action": argparse.BooleanOptionalAction, "default": f.default}
-            elif base is tuple:
-                kwargs |= {"type": float, "nargs": "+", "default": f.default, "metavar": "T"}
+            elif base is tuple:  # tuple[X, ...]: X values
+                element = typing.get_args(hint)[0]
+                kwargs |= {"type": element, "nargs": "+", "default": f.default}
+                kwargs["metavar"] = "T" if element is float else element.__name__.upper()
             else:
                 kwargs |= {"type": base}
                 if f.metadata.get("required"):
@@ -254,3 +268,20 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
     return value
+
+
+def _source_weights(entries: tuple[str, ...]) -> dict[str, float]:
+    """``("scifact=3", ...)`` as ``{"scifact": 3.0}``; ``ValueError`` naming the fix for a bad entry."""
+    weights = {}
+    for entry in entries:
+        source, _, value = entry.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = float("nan")
+        if not source or not weight >= 0:
+            raise ValueError(
+                f"gold_source_weights entry {entry!r} must be SOURCE=W with W >= 0, e.g. scifact=3"
+            )
+        weights[source] = weight
+    return weights

@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -74,6 +75,7 @@ def build_groups(
     silver_min_cos: float,
     silver_weight: float,
     irrelevant_weight: float,
+    gold_weights: Mapping[str, float] | None = None,
 ) -> list[Group]:
     """Groups of ``build_data.py`` records (``groups.jsonl.gz``, ``valid_pruning.jsonl.gz``).
 
@@ -81,7 +83,8 @@ def build_groups(
     rank). Teacher scores are z-scored per query. Sentence labels (:func:`sentence_labels`): gold where
     the record names gold spans; silver for the teacher's top candidate of a record without gold, when it
     is not judged non-relevant and its MPNet cosine reaches ``silver_min_cos`` (z-scores rank junk too);
-    all "drop" otherwise. Token-loss weights: 1 gold, ``silver_weight`` silver, 0 for a passage judged
+    all "drop" otherwise. Token-loss weights: gold 1, or ``gold_weights[record["source"]]`` for the
+    sources it names, ``silver_weight`` silver, 0 for a passage judged
     relevant (``label`` >= 1, e.g. a synthetic query's source) that is neither gold nor silver (its
     sentences are unknown, and "all drop" would teach the token head to prune a relevant passage away;
     found in session 6), ``irrelevant_weight`` the rest. ``cosines[(qid, pid)]`` holds the per-sentence
@@ -105,7 +108,7 @@ def build_groups(
                 passage, gold.get(c["pid"]), cosines.get((record["qid"], c["pid"])), relevant, silver_margin
             )
             if c["pid"] in gold:
-                weight = 1.0
+                weight = (gold_weights or {}).get(record.get("source", ""), 1.0)
             elif silver:
                 weight = silver_weight
             elif (c.get("label") or 0) >= 1:  # judged relevant, sentences unknown: not all "drop"
@@ -225,11 +228,12 @@ def load_training_data(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) 
         r["qid"]: np.asarray(ids)[: config.query_tokens] for r, ids in zip(with_queries, encoded_queries)
     }
     log.info("tokenized in %.1fs", time.time() - t0)
-    labelling = {
+    labelling: dict[str, Any] = {
         "silver_margin": config.silver_margin,
         "silver_min_cos": config.silver_min_cos,
         "silver_weight": config.silver_weight,
         "irrelevant_weight": config.irrelevant_weight,
+        "gold_weights": config.gold_weights,
     }
     train_groups = build_groups(records, pool_index, passages, query_ids, cosines, **labelling)
     threshold_groups = build_groups(pruning_records, pool_index, passages, query_ids, cosines, **labelling)
