@@ -84,9 +84,11 @@ def test_gold_source_weights_parse_and_name_the_fix():
     config = TrainConfig(out=Path("o"), init=Path("i"), gold_source_weights=("scifact=3", "nq=0.5"))
     assert config.gold_weights == {"scifact": 3.0, "nq": 0.5}
     assert TrainConfig(out=Path("o"), init=Path("i")).gold_weights == {}
-    for bad in ("scifact", "=3", "scifact=-1", "scifact=x", "scifact=nan"):
-        with pytest.raises(ValueError, match="must be SOURCE=W with W >= 0, e.g. scifact=3"):
+    for bad in ("scifact", "=3", "scifact=-1", "scifact=x", "scifact=nan", "scifact=inf", "scifact=1e400"):
+        with pytest.raises(ValueError, match="must be SOURCE=W with a finite W >= 0, e.g. scifact=3"):
             TrainConfig(out=Path("o"), init=Path("i"), gold_source_weights=(bad,))
+    with pytest.raises(ValueError, match="names 'nq' twice"):
+        TrainConfig(out=Path("o"), init=Path("i"), gold_source_weights=("nq=1", "nq=2"))
     parsed = TrainConfig.from_args(
         ["--init", "i", "--out", "o", "--gold-source-weights", "scifact=3", "nq=2"]
     )

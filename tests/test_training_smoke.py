@@ -138,6 +138,22 @@ def test_training_smoke_run_saves_a_loadable_model_and_resumes(tiny_training_dat
     assert resumed["history"][: len(summary["history"])] == summary["history"]
 
 
+def test_gold_source_weights_reach_the_training_groups(tiny_training_data, tmp_path):
+    from ragprune.models import load_tokenizer
+    from ragprune.training.data import load_training_data
+
+    data, backbone = tiny_training_data
+    tokenizer = load_tokenizer(backbone)
+    config = TrainConfig(data=data, backbone=backbone, out=tmp_path, gold_source_weights=("toy=2",))
+    groups = load_training_data(config, tokenizer).train_groups
+    gold = [c.weight for g in groups for c in g.candidates if c.pid in g.gold]
+    assert gold and set(gold) == {2.0}
+    with pytest.raises(ValueError, match=r"names \['nq'\], which no gold-labelled training record has"):
+        load_training_data(
+            TrainConfig(data=data, backbone=backbone, out=tmp_path, gold_source_weights=("nq=2",)), tokenizer
+        )
+
+
 def test_silver_labels_follow_the_best_sentence():
     from ragprune.pipeline.encoding import TokenizedPassage
     from ragprune.types import Span

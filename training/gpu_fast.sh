@@ -37,6 +37,10 @@ for variant in $VARIANTS; do  # a name is also part of the ARGS_NAME variable: a
     exit 2
   fi
 done
+GATE_AFTER="${GATE_AFTER:-240}"
+if [[ ! "$GATE_AFTER" =~ ^[0-9]+$ ]]; then
+  echo "GATE_AFTER must be a whole number of seconds, got '$GATE_AFTER'" >&2; exit 2
+fi
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl 2>/dev/null || true
 export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 RAGPRUNE_DATA="$PWD/.carry/wp"
 # the GPU image has JAX, which bm25s (the recovery data's BM25) starts at import and which would reserve
@@ -101,10 +105,10 @@ if [ -n "$failed" ]; then  # rank only complete sets: dl21.tsv is written once
   for name in $failed; do echo "== $name failed:"; tail -5 "$WORK/$name/log.txt"; done
   echo "run the same command again to train the failed variants anew"; exit 1
 fi
-# ranking on DL21 and the gate take ~30 s + ~130 s per gated variant: a call that spent more than
-# GATE_AFTER seconds waiting for training leaves them to the next call, which then has its 600 s for them
-# (session 12's call that waited 500 s was cut off inside the gate)
-if [ "$waited" -gt "${GATE_AFTER:-240}" ]; then
+# ranking on DL21 and the gate take ~30 s + ~130 s per gated variant: a call that has run more than
+# GATE_AFTER seconds leaves them to the next call, which then has its 600 s for them (session 12's call
+# that waited 500 s was cut off inside the gate); each gated variant is also started only with time left
+if [ "$SECONDS" -gt "$GATE_AFTER" ]; then
   echo "every variant is trained; run the same command again for the DL21 ranking and the gate"; exit 0
 fi
 
@@ -137,6 +141,9 @@ cat "$scores"
 # the best variant of each sparsity (layer count) on DL21 goes to the gate; the others are never evaluated
 for name in $(tail -n +2 "$scores" | sort -t$'\t' -k2,2 -k4,4gr | awk -F'\t' '!seen[$2]++ {print $1}'); do
   gate="$results/gate-$name"
+  if [ ! -f "$gate/done" ] && [ "$SECONDS" -gt 420 ]; then  # ~130 s a gate: not past the 600-s call
+    echo "gate of $name not started: run the same command again"; exit 0
+  fi
   if [ ! -f "$gate/done" ]; then
     mkdir -p "$gate"
     # the table's 256-row batches, and 1024-row ones

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -95,9 +96,11 @@ class TrainConfig:
     silver_weight: float = setting(0.5, "token-loss weight of a silver passage")
     gold_source_weights: tuple[str, ...] = setting(
         (),
-        "token-loss weight of the gold passages of a record source, SOURCE=W (build_data.py's sources, "
-        "e.g. scifact=3: its abstracts' non-gold sentences sit above the threshold, training/README.md "
-        "session 12); other sources 1",
+        "token-loss weight of the gold passages of a record source, SOURCE=W; build_data.py's sources "
+        "with gold: nq, hotpotqa, scifact, wikiqa, trecqa (e.g. scifact=3: its abstracts' non-gold "
+        "sentences sit above the threshold, training/README.md session 12); other sources and spliced "
+        "passages 1",
+        metavar="SOURCE=W",
     )
     pair_weight: float = setting(1.0, "weight of the within-passage pair term")
     pair_margin: float = setting(2.0, "logit margin of the pair term")
@@ -228,7 +231,7 @@ class TrainConfig:
             elif base is tuple:  # tuple[X, ...]: X values
                 element = typing.get_args(hint)[0]
                 kwargs |= {"type": element, "nargs": "+", "default": f.default}
-                kwargs["metavar"] = "T" if element is float else element.__name__.upper()
+                kwargs["metavar"] = f.metadata.get("metavar", "T")
             else:
                 kwargs |= {"type": base}
                 if f.metadata.get("required"):
@@ -279,9 +282,11 @@ def _source_weights(entries: tuple[str, ...]) -> dict[str, float]:
             weight = float(value)
         except ValueError:
             weight = float("nan")
-        if not source or not weight >= 0:
+        if not source or not 0 <= weight < math.inf:
             raise ValueError(
-                f"gold_source_weights entry {entry!r} must be SOURCE=W with W >= 0, e.g. scifact=3"
+                f"gold_source_weights entry {entry!r} must be SOURCE=W with a finite W >= 0, e.g. scifact=3"
             )
+        if source in weights:
+            raise ValueError(f"gold_source_weights names {source!r} twice: give each source one weight")
         weights[source] = weight
     return weights

@@ -235,6 +235,13 @@ def load_training_data(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) 
         "irrelevant_weight": config.irrelevant_weight,
         "gold_weights": config.gold_weights,
     }
+    gold_sources = {r.get("source", "") for r in records if r.get("gold")}
+    unknown = sorted(set(config.gold_weights) - gold_sources)
+    if unknown:
+        raise ValueError(
+            f"gold_source_weights names {unknown}, which no gold-labelled training record has; sources "
+            f"with gold passages in {folder}: {sorted(gold_sources)}"
+        )
     train_groups = build_groups(records, pool_index, passages, query_ids, cosines, **labelling)
     threshold_groups = build_groups(pruning_records, pool_index, passages, query_ids, cosines, **labelling)
     log.info(
