@@ -121,3 +121,29 @@ def test_train_list_head_saves_a_model_whose_list_modes_rerank_and_ignore_input_
     assert set(replaced.config.heads) == {"rank", "token", "listwise"}
     assert replaced.config.heads["listwise"].options["width"] == 4
     assert again_summary["training_lists"] == 4
+
+
+def test_joint_list_loss_trains_the_vectors_and_ignores_the_order_of_candidates():
+    from ragprune.models.heads import ListwiseHead
+    from ragprune.training.list_head import joint_list_loss
+    from ragprune.training.losses import ListwiseDistillationLoss
+
+    torch.manual_seed(0)
+    head = ListwiseHead(8, width=8, dropout=0.0).eval()
+    with torch.no_grad():
+        head.gate.fill_(1.0)  # a trained head (0, its start, returns the rank logits unchanged)
+    vectors = torch.randn(2, 5, 8, requires_grad=True)
+    logits = torch.randn(2, 5, requires_grad=True)
+    teacher, gold = torch.randn(2, 5), torch.zeros(2, 5, dtype=torch.bool)
+    gold[0, 1] = True
+    criterion = ListwiseDistillationLoss(1.0, 0.3)
+    loss = joint_list_loss(head, vectors, logits, teacher, gold, criterion)
+    loss.backward()
+    assert vectors.grad is not None and float(vectors.grad.abs().sum()) > 0
+    assert logits.grad is None  # the rank logits enter detached: the rank head keeps its own loss
+    order = torch.tensor([3, 0, 4, 1, 2])
+    shuffled = joint_list_loss(
+        head, vectors[:, order], logits[:, order], teacher[:, order], gold[:, order], criterion
+    )
+    assert torch.allclose(loss, shuffled, atol=1e-6)
+    assert not torch.allclose(loss, joint_list_loss(head, vectors, logits, -teacher, gold, criterion))

@@ -138,6 +138,23 @@ def test_training_smoke_run_saves_a_loadable_model_and_resumes(tiny_training_dat
     assert resumed["history"][: len(summary["history"])] == summary["history"]
 
 
+def test_a_listwise_head_trains_with_the_encoder(tiny_training_data, tmp_path):
+    data, backbone = tiny_training_data
+    train = _load_script("train")
+    out = tmp_path / "joint"
+    argv = ["--data", str(data), "--backbone", str(backbone), "--out", str(out), "--device", "cpu"]
+    argv += ["--epochs", "1", "--max-steps", "3", "--queries-per-step", "2", "--group-size", "3"]
+    summary = train.main(argv + ["--max-length", "64", "--list-weight", "1"])
+    (epoch,) = summary["history"]
+    assert {"dl21_ndcg@10", "dl21_ndcg@10_full", "dl21_ndcg@10_listwise"} <= set(epoch)
+    assert all(0.0 <= epoch[k] <= 1.0 for k in ("dl21_ndcg@10_full", "dl21_ndcg@10_listwise"))
+    model = RerankPruner.load(out / "model", device="cpu").model
+    head = model.heads["listwise"]
+    assert float(head.gate.detach()) != 0.0  # trained: the residual gate left its initial 0
+    with RerankPruner.load(out / "model", device="cpu", mode="full") as pruner:
+        assert len(pruner.process("fleas", list(PASSAGES.values()))) == len(PASSAGES)
+
+
 def test_gold_source_weights_reach_the_training_groups(tiny_training_data, tmp_path):
     from ragprune.models import load_tokenizer
     from ragprune.training.data import load_training_data

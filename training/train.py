@@ -9,7 +9,10 @@ takes a few queries with a group of candidates each and trains, in one encoder p
     against sentence labels: gold where the source has them, otherwise silver (the best-matching
     sentences of the passage the teacher ranks first); every sentence of a non-relevant passage is
     "drop", at a reduced weight; plus, each step, spliced passages from ``build_spliced.py`` whose
-    gold sits at a random position among sentences that do not answer.
+    gold sits at a random position among sentences that do not answer;
+  * with ``--list-weight`` > 0, a listwise head over each group's ``[CLS]`` vectors and rank logits, by
+    the rank head's loss (``ragprune.training.list_head.joint_list_loss``), so the encoder learns vectors
+    a list module can use (issue 11; one process only).
 After each epoch the model reranks the DL21 validation slice (a training split: tuning is allowed
 there, never on DL19/DL20/BEIR). At the end (``ragprune.training.finalize``) it fits Platt calibration
 of the rank logit on DL21, calibrates the sentence probabilities on the held-out training questions
@@ -34,6 +37,7 @@ import numpy as np
 import torch
 
 from ragprune.models import RerankPruneConfig, RerankPruneModel, load_tokenizer
+from ragprune.models.config import HeadSpec
 from ragprune.pipeline.encoding import PairTemplate
 from ragprune.training.batching import collate_examples, collate_groups, to_device
 from ragprune.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
@@ -41,6 +45,7 @@ from ragprune.training.config import TrainConfig
 from ragprune.training.data import load_training_data, sample_group
 from ragprune.training.distributed import Distributed, rank_share, setup, teardown, wrap
 from ragprune.training.finalize import finalize
+from ragprune.training.list_head import ListHeadConfig, joint_list_loss, validate_list_modes
 from ragprune.training.losses import ListwiseDistillationLoss, SentenceContrastLoss
 from ragprune.training.optim import build_optimizer, schedule_steps, warmup_linear_decay
 from ragprune.training.validation import RankingValidator, inference_pruner
@@ -113,6 +118,10 @@ def train(config: TrainConfig, context: Distributed, device: torch.device) -> di
         model = RerankPruneModel.from_backbone(
             config.backbone, RerankPruneConfig(max_length=config.max_length)
         )
+    if config.list_weight:
+        if context.enabled:  # the head runs outside the DDP forward: its gradients would not be averaged
+            raise ValueError("--list-weight trains on one process: run train.py without torchrun")
+        model = model.with_head("listwise", HeadSpec("listwise", ListHeadConfig().head_options()))
     model = model.to(device)
     step_model = wrap(model, context, device)  # DDP starts every rank from rank 0's weights
     if context.rank:
@@ -173,6 +182,18 @@ def train(config: TrainConfig, context: Distributed, device: torch.device) -> di
                 for out, b in zip(outputs, batches)
             )
             loss = rank_loss + config.token_weight * token_loss
+            list_loss = torch.zeros((), device=device)
+            if config.list_weight:
+                vectors = outputs[0]["hidden"][:, 0].float().view(len(groups), size, -1)
+                list_loss = joint_list_loss(
+                    model.heads["listwise"],
+                    vectors,
+                    scores,
+                    batches[0]["teacher"],
+                    batches[0]["gold"],
+                    rank_criterion,
+                )
+                loss = loss + config.list_weight * list_loss
             optimizer.zero_grad(set_to_none=True)
             if not context.all_finite(loss):
                 state.skipped += 1
@@ -190,12 +211,13 @@ def train(config: TrainConfig, context: Distributed, device: torch.device) -> di
             state.step += 1
             if state.step % config.log_every == 0 or state.step == 1:
                 log.info(
-                    "epoch %d step %d/%d rank %.4f token %.4f lr %.2e (%.1f pairs/s)",
+                    "epoch %d step %d/%d rank %.4f token %.4f list %.4f lr %.2e (%.1f pairs/s)",
                     epoch,
                     state.step,
                     total_steps,
                     rank_loss.item(),
                     token_loss.item(),
+                    list_loss.item(),
                     scheduler.get_last_lr()[0],
                     (first + config.queries_per_step) * size * context.world_size / (time.time() - t0),
                 )
@@ -203,18 +225,23 @@ def train(config: TrainConfig, context: Distributed, device: torch.device) -> di
         # ---- validate, keep the best epoch, checkpoint (rank 0; the others wait) -----------------------
         state.epoch = epoch + 1
         if context.is_main:
+            modes: dict[str, float] = {}
             with inference_pruner(model, tokenizer, device, config.eval_batch_size) as pruner:
                 ndcg = validator.validate_model(pruner, data.texts).ndcg10
+                if config.list_weight:  # the list modes are reported; the best epoch is the pointwise one
+                    head = pruner.model.heads["listwise"]
+                    modes = validate_list_modes(head, pruner, data.valid, data.texts, validator)
             state.history.append(
                 {
                     "epoch": epoch,
                     "step": state.step,
                     "dl21_ndcg@10": ndcg,
+                    **modes,
                     "seconds": time.time() - t0,
                     "skipped_batches": state.skipped,
                 }
             )
-            log.info("epoch %d: DL21 validation nDCG@10 %.4f", epoch, ndcg)
+            log.info("epoch %d: DL21 validation nDCG@10 %.4f %s", epoch, ndcg, modes)
             state.keep_if_best(model, ndcg)
             save_checkpoint(checkpoint_path, model, optimizer, scheduler, state, rng, settings)
         context.barrier()

@@ -88,6 +88,13 @@ class TrainConfig:
     gold_mix: float = setting(0.3, "weight of the gold passage in the rank target")
     teacher_top: int = setting(4, "the teacher's top candidates always in a query's group, beside gold")
 
+    list_weight: float = setting(
+        0.0,
+        "weight of a list loss on a listwise head trained with the encoder (issue 11): the head reads each "
+        "group's [CLS] vectors and rank logits and is distilled like the rank head, so the encoder learns "
+        "vectors the list module can use (0: no head; a frozen model's head is train_list_head.py's)",
+    )
+
     # ---- token head: sentence labels and loss --------------------------------------------------------
     token_weight: float = setting(1.0, "weight of the token loss")
     irrelevant_weight: float = setting(

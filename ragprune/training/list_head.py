@@ -181,6 +181,42 @@ def list_head_loss(
     return loss
 
 
+def joint_list_loss(
+    head: ListwiseHead,
+    vectors: torch.Tensor,
+    logits: torch.Tensor,
+    teacher: torch.Tensor,
+    gold: torch.Tensor,
+    criterion: torch.nn.Module,
+) -> torch.Tensor:
+    """The list loss of a head trained with the encoder (``train.py --list-weight``): for each of ``Q``
+    groups, the head's logits from its ``G`` candidates' ``[CLS]`` ``vectors`` ``[Q, G, H]`` and rank
+    ``logits`` ``[Q, G]`` (detached: the rank head keeps its own loss), then ``criterion`` (the rank head's
+    listwise distillation) against ``teacher`` and ``gold`` ``[Q, G]``. The head has no positions, so the
+    groups' order does not matter."""
+    list_logits = torch.stack([head(v, row.detach()) for v, row in zip(vectors, logits)])
+    return criterion(list_logits, teacher, gold)
+
+
+def validate_list_modes(
+    head: ListwiseHead,
+    pruner: RerankPruner,
+    records: Sequence[dict],
+    texts: Mapping[str, str],
+    validator: RankingValidator,
+) -> dict[str, float]:
+    """nDCG@10 of ``validator``'s queries in the ``full`` and ``listwise`` modes with ``head`` over
+    ``pruner``'s pointwise pass of ``records`` (``valid_dl21.jsonl.gz`` lines); keys
+    ``dl21_ndcg@10_<mode>``."""
+    was_training = head.training
+    head.eval()
+    try:
+        scores = mode_scores(head, candidate_lists(pruner, records, texts))
+    finally:
+        head.train(was_training)
+    return {f"dl21_ndcg@10_{mode}": validator.evaluate(scores[mode]).ndcg10 for mode in ("full", "listwise")}
+
+
 def _zscore(scores: torch.Tensor) -> torch.Tensor:
     """``scores`` ``[1, N]`` shifted to mean 0, scaled to standard deviation 1 (all zeros when constant)."""
     return (scores - scores.mean()) / scores.std(unbiased=False).clamp(min=1e-6)
