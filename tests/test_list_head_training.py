@@ -147,3 +147,34 @@ def test_joint_list_loss_trains_the_vectors_and_ignores_the_order_of_candidates(
     )
     assert torch.allclose(loss, shuffled, atol=1e-6)
     assert not torch.allclose(loss, joint_list_loss(head, vectors, logits, -teacher, gold, criterion))
+
+
+def test_the_list_term_reaches_the_encoder(tiny_training_data):  # noqa: F811 (fixture)
+    from ragprune.models import RerankPruneConfig, RerankPruneModel, load_tokenizer
+    from ragprune.models.config import HeadSpec
+    from ragprune.training.list_head import ListHeadConfig, joint_list_loss
+    from ragprune.training.losses import ListwiseDistillationLoss
+
+    _, backbone = tiny_training_data
+    torch.manual_seed(0)
+    model = RerankPruneModel.from_backbone(backbone, RerankPruneConfig(max_length=64))
+    model = model.with_head("listwise", HeadSpec("listwise", ListHeadConfig().head_options()))
+    tokenizer = load_tokenizer(backbone)
+    texts = list(PASSAGES.values())[:3]
+    batch = tokenizer(["fleas"] * 3 + ["paris"] * 3, texts + texts, return_tensors="pt", padding=True)
+    criterion = ListwiseDistillationLoss(1.0, 0.0)
+    teacher, gold = torch.randn(2, 3), torch.zeros(2, 3, dtype=torch.bool)
+    grads = {}
+    for gate in (0.0, 1.0):
+        model.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            model.heads["listwise"].gate.fill_(gate)
+        out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        vectors = out["hidden"][:, 0].view(2, 3, -1)  # the step's [Q, G, H] layout, query-major
+        joint_list_loss(
+            model.heads["listwise"], vectors, out["rank"].view(2, 3), teacher, gold, criterion
+        ).backward()
+        weight = model.encoder.encoder.layer[0].attention.self.query.weight
+        grads[gate] = 0.0 if weight.grad is None else float(weight.grad.abs().sum())
+    assert grads[0.0] == 0.0 < grads[1.0]  # a closed gate passes nothing back: train.py starts it open
+    assert model.heads["rank"].out.weight.grad is None  # the rank logits enter detached

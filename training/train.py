@@ -52,6 +52,9 @@ from ragprune.training.validation import RankingValidator, inference_pruner
 
 log = logging.getLogger("train")
 
+JOINT_GATE = 1.0
+"""Start of the residual gate of a listwise head trained with the encoder (``--list-weight``)."""
+
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     """The run's configuration from the command line (one option per ``TrainConfig`` field)."""
@@ -95,6 +98,9 @@ def train(config: TrainConfig, context: Distributed, device: torch.device) -> di
     rng = random.Random(config.seed + context.rank)  # ranks draw their own candidates and spliced passages
     settings = config.to_dict() | {"world_size": context.world_size}  # what a checkpoint is resumed with
 
+    if config.list_weight and context.enabled:  # the head runs outside the DDP forward: no averaging
+        raise ValueError("--list-weight trains on one process: run train.py without torchrun")
+
     # ---- data and model ---------------------------------------------------------------------------
     tokenizer = load_tokenizer(config.start)
     data = load_training_data(config, tokenizer)
@@ -119,9 +125,9 @@ def train(config: TrainConfig, context: Distributed, device: torch.device) -> di
             config.backbone, RerankPruneConfig(max_length=config.max_length)
         )
     if config.list_weight:
-        if context.enabled:  # the head runs outside the DDP forward: its gradients would not be averaged
-            raise ValueError("--list-weight trains on one process: run train.py without torchrun")
         model = model.with_head("listwise", HeadSpec("listwise", ListHeadConfig().head_options()))
+        with torch.no_grad():  # the residual gate starts open: at 0 the list loss would reach no weight
+            model.heads["listwise"].gate.fill_(JOINT_GATE)
     model = model.to(device)
     step_model = wrap(model, context, device)  # DDP starts every rank from rank 0's weights
     if context.rank:
@@ -198,10 +204,11 @@ def train(config: TrainConfig, context: Distributed, device: torch.device) -> di
             if not context.all_finite(loss):
                 state.skipped += 1
                 log.warning(
-                    "step %d: non-finite loss (rank %s, token %s), batch skipped",
+                    "step %d: non-finite loss (rank %s, token %s, list %s), batch skipped",
                     state.step,
                     rank_loss,
                     token_loss,
+                    list_loss,
                 )
                 continue
             loss.backward()

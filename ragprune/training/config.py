@@ -146,6 +146,8 @@ class TrainConfig:
             elif value is not None and _base(hint) is tuple and not isinstance(value, tuple):
                 setattr(self, name, tuple(value))
         _source_weights(self.gold_source_weights)  # a bad SOURCE=W fails here, not after data loading
+        if not 0 <= self.list_weight < math.inf:
+            raise ValueError(f"list_weight must be a finite number >= 0, got {self.list_weight}")
 
     @property
     def gold_weights(self) -> dict[str, float]:

@@ -210,8 +210,9 @@ def validate_list_modes(
     ``dl21_ndcg@10_<mode>``."""
     was_training = head.training
     head.eval()
+    device = next(head.parameters()).device  # the lists come back on the CPU
     try:
-        scores = mode_scores(head, candidate_lists(pruner, records, texts))
+        scores = mode_scores(head, [c.to(device) for c in candidate_lists(pruner, records, texts)])
     finally:
         head.train(was_training)
     return {f"dl21_ndcg@10_{mode}": validator.evaluate(scores[mode]).ndcg10 for mode in ("full", "listwise")}
