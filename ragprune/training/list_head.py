@@ -208,14 +208,23 @@ def validate_list_modes(
     """nDCG@10 of ``validator``'s queries in the ``full`` and ``listwise`` modes with ``head`` over
     ``pruner``'s pointwise pass of ``records`` (``valid_dl21.jsonl.gz`` lines); keys
     ``dl21_ndcg@10_<mode>``."""
+    device = next(head.parameters()).device  # the lists come back on the CPU
+    ndcg = mode_ndcg(head, [c.to(device) for c in candidate_lists(pruner, records, texts)], validator)
+    return {key: value for key, value in ndcg.items() if not key.endswith("_pointwise")}
+
+
+def mode_ndcg(
+    head: ListwiseHead, lists: Sequence[CandidateList], validator: RankingValidator
+) -> dict[str, float]:
+    """``dl21_ndcg@10_<mode>`` of ``validator``'s queries for every mode of :func:`mode_scores`, with
+    ``head`` in eval mode (its train / eval state is restored)."""
     was_training = head.training
     head.eval()
-    device = next(head.parameters()).device  # the lists come back on the CPU
     try:
-        scores = mode_scores(head, [c.to(device) for c in candidate_lists(pruner, records, texts)])
+        scores = mode_scores(head, lists)
     finally:
         head.train(was_training)
-    return {f"dl21_ndcg@10_{mode}": validator.evaluate(scores[mode]).ndcg10 for mode in ("full", "listwise")}
+    return {f"dl21_ndcg@10_{mode}": validator.evaluate(values).ndcg10 for mode, values in scores.items()}
 
 
 def _zscore(scores: torch.Tensor) -> torch.Tensor:
@@ -291,11 +300,7 @@ def train_list_head(
     valid = [c.to(device) for c in valid]
 
     def measure(epoch: int, loss: float | None) -> dict:
-        head.eval()
-        record: dict = {"epoch": epoch, "loss": loss}
-        for mode, scores in mode_scores(head, valid).items():
-            record[f"dl21_ndcg@10_{mode}"] = validator.evaluate(scores).ndcg10
-        head.train()
+        record: dict = {"epoch": epoch, "loss": loss, **mode_ndcg(head, valid, validator)}
         log.info("list head %s", record)
         return record
 

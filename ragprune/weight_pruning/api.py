@@ -40,7 +40,13 @@ from ragprune.weight_pruning.measure import fp16_megabytes, parameter_counts
 from ragprune.weight_pruning.recovery import RecoveryConfig, distill, kept_layer_map
 from ragprune.weight_pruning.sampling import kmeans_sample
 from ragprune.weight_pruning.statistics import CalibrationStatistics, collect_statistics
-from ragprune.weight_pruning.structured import STRUCTURES, kept_count, prune_layers, prune_structures
+from ragprune.weight_pruning.structured import (
+    STRUCTURES,
+    check_kept_layers,
+    kept_count,
+    prune_layers,
+    prune_structures,
+)
 from ragprune.weight_pruning.unstructured import (
     Masks,
     apply_masks,
@@ -280,8 +286,7 @@ def check_keep_layers(keep: Sequence[int], structure: str, sparsity: float, laye
     ``layers``, as many as ``sparsity`` keeps."""
     if structure != "layers":
         raise ValueError(f"kept layers apply to structure layers (--structure layers), not {structure!r}")
-    if len(set(keep)) != len(keep) or not all(0 <= i < layers for i in keep):
-        raise ValueError(f"kept layers {list(keep)} must be distinct layers within 0..{layers - 1}")
+    check_kept_layers(keep, layers)
     wanted = kept_count(layers, sparsity)
     if len(keep) != wanted:
         raise ValueError(

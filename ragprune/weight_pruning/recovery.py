@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from ragprune.models.encoder import RerankPruneModel
 from ragprune.training.losses import ListwiseDistillationLoss
 from ragprune.weight_pruning.loss import Batch, model_inputs, to_device
+from ragprune.weight_pruning.structured import check_kept_layers
 from ragprune.weight_pruning.unstructured import Masks, apply_masks
 
 
@@ -103,6 +104,7 @@ def distill(
     targets: list[int] | None = None
     if config.layer_weight > 0:
         targets = _checked_targets(student, teacher, layer_targets)
+    layers = targets is not None  # every layer's output is needed for the layer term only
     device = torch.device(device) if device is not None else next(student.parameters()).device
     student.to(device).eval()
     teacher.to(device).eval()
@@ -130,7 +132,6 @@ def distill(
             rng.shuffle(order)
         batch = to_device(batches[order.pop()], device)
         inputs = model_inputs(batch, device)
-        layers = config.layer_weight > 0
         with torch.no_grad(), autocast:
             target = teacher(**inputs, layers=layers)
         with autocast:
@@ -219,9 +220,8 @@ def kept_layer_map(kept: Sequence[int], teacher_layers: int) -> list[int]:
     from: kept layer ``kept[i]`` now stands for teacher layers ``kept[i] .. kept[i + 1] - 1``, so it learns
     the output of ``kept[i + 1] - 1``; the last learns the teacher's last. Keeping 0, 1, 2, 5 of 6:
     ``[0, 1, 4, 5]``; 0-3: ``[0, 1, 2, 5]``. ``ValueError`` unless ``kept`` are distinct teacher layers."""
+    check_kept_layers(kept, teacher_layers)
     order = sorted(kept)
-    if not order or len(set(order)) != len(order) or not all(0 <= k < teacher_layers for k in order):
-        raise ValueError(f"kept layers {list(kept)} must be distinct layers within 0..{teacher_layers - 1}")
     return [following - 1 for following in order[1:]] + [teacher_layers - 1]
 
 

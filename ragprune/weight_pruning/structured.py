@@ -111,6 +111,12 @@ def prune_layers(model: RerankPruneModel, keep: Sequence[int]) -> None:
     _record_structure(model)
 
 
+def check_kept_layers(kept: Sequence[int], layers: int) -> None:
+    """``ValueError`` unless ``kept`` names at least one layer, each once, all within ``0..layers - 1``."""
+    if not kept or len(set(kept)) != len(kept) or not all(0 <= i < layers for i in kept):
+        raise ValueError(f"kept layers {list(kept)} must be distinct layers within 0..{layers - 1}")
+
+
 def prune_structures(model: RerankPruneModel, scores: StructureValues, kind: str, sparsity: float) -> list:
     """Select by ``scores`` and remove structures of ``kind`` (``heads``, ``neurons``, ``layers``) in place;
     returns the kept indices."""
