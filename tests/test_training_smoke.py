@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -308,3 +310,38 @@ def test_train_py_hands_tau_and_gold_mix_to_the_rank_loss(tiny_training_data, tm
     ((temperature, gold_mix, target),) = seen
     assert (temperature, gold_mix) == (0.25, 0.0)
     assert target.max() > 0.9  # z-scored teacher at temperature 0.25: nearly all mass on the top
+
+
+def _sweep(variant: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", "training/gpu_sweep.sh", variant],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_gpu_sweep_trains_detached_and_a_later_call_collects_the_variant(tiny_training_data, tmp_path):
+    data, backbone = tiny_training_data
+    env = dict(os.environ)
+    env |= {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",  # python3: this interpreter
+        "DATA": str(data),
+        "START": f"--backbone {backbone}",
+        "SWEEP": str(tmp_path / "sweep"),
+        "OUT": str(tmp_path / "out"),
+        "WHEELS": str(tmp_path / "no-wheels"),  # the device machine's wheels are not this interpreter's
+        "COMMON": "--device cpu --epochs 1 --max-steps 2 --queries-per-step 2 --group-size 3 --max-length 64",
+    }
+    assert _sweep("x:--seed 1", env | {"WAIT": "soon"}).returncode == 2  # refused before anything runs
+    first = _sweep("x:--seed 1", env | {"WAIT": "0"})
+    assert first.returncode == 0, first.stderr
+    assert "still training: run the same command again" in first.stdout
+    second = _sweep("x:--seed 1", env | {"WAIT": "300"})
+    assert second.returncode == 0, second.stderr
+    assert json.loads((tmp_path / "out" / "sweep.json").read_text())["chosen"] == "x"
+    assert list((tmp_path / "out").glob("model.tar.part-*"))
+    # the second call waited for the variant the first one started instead of starting it again
+    assert (tmp_path / "sweep" / "x.log").read_text().count("config:") == 1

@@ -7,7 +7,7 @@
 #
 # Usage (carry .carry/train and .whl, and .carry/backbone unless START names another start):
 #   [SOUP=1] [DATA=.carry/train] [START="--init ragprune/models/default"] [COMMON="TRAIN ARGS"] [EVAL=.carry/eval] \
-#     bash training/gpu_sweep.sh "NAME:TRAIN ARGS" ["NAME:TRAIN ARGS" ...]
+#     [WAIT=SECONDS] [SWEEP=/tmp/sweep] [WHEELS=.whl] bash training/gpu_sweep.sh "NAME:TRAIN ARGS" ["NAME:TRAIN ARGS" ...]
 #   e.g. COMMON="--epochs 2 --tau 0.5" SOUP=1 bash training/gpu_sweep.sh "s13:--seed 13" "s14:--seed 14"
 # LAUNCH="torchrun --standalone --nproc_per_node 2" trains the variant data-parallel on 2 GPUs
 # (ragprune.training.distributed); one variant per call then, since every torchrun takes all the GPUs.
@@ -19,14 +19,26 @@
 # BM25 top-100 (reported, never used for the choice).
 # Results in $OUT: runs.tar (each variant's log and summary, and the soup's), sweep.json, and
 # model.tar.part-* (the chosen model, split under the 16 MiB per-file transfer limit).
+# WAIT=N trains the variants detached (setsid: they outlive the 10-minute call while the machine stays
+# warm) and waits at most N seconds for them: until every variant is done the call prints their progress
+# and "still training: run the same command again" and exits 0; a variant already running or done is not
+# started again, a failed one is started again (train.py resumes from its epoch checkpoint). Without WAIT
+# the variants train in the call and it waits for all of them. SWEEP is the work folder; WHEELS the
+# folder of wheels installed first (if it holds any).
 set -euo pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
+if [ -n "${WAIT:-}" ] && [[ ! "$WAIT" =~ ^[0-9]+$ ]]; then
+  echo "WAIT must be a whole number of seconds, got '$WAIT'" >&2; exit 2
+fi
+WHEELS="${WHEELS:-.whl}"  # the wheels that travel with the call (none: nothing to install)
+if compgen -G "$WHEELS/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$WHEELS"/*.whl
+fi
 export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
-OUT="${OUT:-runs/gpu-sweep}"
-mkdir -p "$OUT" /tmp/sweep
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+OUT="${OUT:-runs/gpu-sweep}" SWEEP="${SWEEP:-/tmp/sweep}"
+mkdir -p "$OUT" "$SWEEP"
+if command -v nvidia-smi >/dev/null; then nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; fi
 # whatever happens, bring back every log and summary written so far
-trap 'tar -C /tmp/sweep -cf "$OUT/runs.tar" --exclude=model --exclude=checkpoint.pt .' EXIT
+trap 'tar -C "$SWEEP" -cf "$OUT/runs.tar" --exclude=model --exclude=checkpoint.pt .' EXIT
 if [ -n "${LAUNCH:-}" ] && [ "$#" -gt 1 ]; then
   echo "LAUNCH trains data-parallel on every GPU: give one variant per call, not $#" >&2
   exit 2
@@ -38,25 +50,60 @@ for spec in "$@"; do
   name="${spec%%:*}"
   [[ " ${names[*]} " != *" $name "* ]] || { echo "variant name '$name' used twice" >&2; exit 2; }
   names+=("$name")
-  # shellcheck disable=SC2086  # the variant's and the common arguments are word lists
-  ${LAUNCH:-python3} training/train.py --data "${DATA:-.carry/train}" ${START:---backbone .carry/backbone} --out "/tmp/sweep/$name" \
-    ${COMMON:-} ${spec#*:} > "/tmp/sweep/$name.log" 2>&1 &
-  pids+=($!)
+  run="$SWEEP/$name"
+  # shellcheck disable=SC2206  # the variant's and the common arguments are word lists
+  train_cmd=(${LAUNCH:-python3} training/train.py --data "${DATA:-.carry/train}" ${START:---backbone .carry/backbone}
+    --out "$run" ${COMMON:-} ${spec#*:})
+  if [ -z "${WAIT:-}" ]; then
+    "${train_cmd[@]}" > "$run.log" 2>&1 &
+    pids+=($!)
+    continue
+  fi
+  [ -e "$run.done" ] && continue
+  if [ -e "$run.pid" ] && kill -0 "$(cat "$run.pid")" 2>/dev/null; then continue; fi
+  rm -f "$run.failed"
+  setsid nohup bash -c '"${@:2}" >> "$1.log" 2>&1 && touch "$1.done" || touch "$1.failed"' sweep_variant \
+    "$run" "${train_cmd[@]}" </dev/null >/dev/null 2>&1 &
+  echo $! > "$run.pid"
 done
+if [ -n "${WAIT:-}" ]; then
+  waited=0
+  while :; do
+    pending=()
+    for name in "${names[@]}"; do
+      [ -e "$SWEEP/$name.done" ] || [ -e "$SWEEP/$name.failed" ] || pending+=("$name")
+    done
+    [ "${#pending[@]}" = 0 ] && break
+    if [ "$waited" -ge "$WAIT" ]; then
+      for name in "${pending[@]}"; do echo "== $name"; tail -n 2 "$SWEEP/$name.log" 2>/dev/null || true; done
+      echo "still training: run the same command again"
+      exit 0
+    fi
+    sleep 5
+    waited=$((waited + 5))
+  done
+fi
 failed=0
 for i in "${!pids[@]}"; do
-  wait "${pids[$i]}" || { echo "variant ${names[$i]} failed:" >&2; tail -20 "/tmp/sweep/${names[$i]}.log" >&2; failed=1; }
+  wait "${pids[$i]}" || { echo "variant ${names[$i]} failed:" >&2; tail -20 "$SWEEP/${names[$i]}.log" >&2; failed=1; }
+done
+for name in "${names[@]}"; do
+  if [ -e "$SWEEP/$name.failed" ]; then
+    echo "variant $name failed (run the same command again to resume it):" >&2
+    tail -20 "$SWEEP/$name.log" >&2
+    failed=1
+  fi
 done
 [ "$failed" = 0 ] || exit 1
-grep -h "validation nDCG" /tmp/sweep/*.log
+grep -h "validation nDCG" "$SWEEP"/*.log
 if [ "${SOUP:-0}" = 1 ]; then
-  models=(); for name in "${names[@]}"; do models+=("/tmp/sweep/$name/model"); done
-  python3 training/soup.py --models "${models[@]}" --data "${DATA:-.carry/train}" --out /tmp/sweep/soup \
-    > /tmp/sweep/soup.log 2>&1 || { tail -20 /tmp/sweep/soup.log; exit 1; }
+  models=(); for name in "${names[@]}"; do models+=("$SWEEP/$name/model"); done
+  python3 training/soup.py --models "${models[@]}" --data "${DATA:-.carry/train}" --out "$SWEEP/soup" \
+    > "$SWEEP/soup.log" 2>&1 || { tail -20 "$SWEEP/soup.log"; exit 1; }
   chosen=soup
 else
   chosen=$(python3 -c 'import json, sys
-runs = {n: json.load(open(f"/tmp/sweep/{n}/summary.json")) for n in sys.argv[1:]}
+runs = {n: json.load(open(f"{sys.argv[1]}/{n}/summary.json")) for n in sys.argv[2:]}
 pruning = {n: s["threshold"].get("heldout_pruning", {}) for n, s in runs.items()}
 recall_ok = [n for n in runs if pruning[n].get("gold_recall", 0) >= 0.9]
 both_ok = [n for n in recall_ok if pruning[n].get("other_dropped", 0) >= 0.5]
@@ -65,17 +112,17 @@ if both_ok:
 elif recall_ok:
     print(max(recall_ok, key=lambda n: pruning[n]["other_dropped"]))
 else:
-    print(max(runs, key=lambda n: runs[n]["best_dl21_ndcg@10"]))' "${names[@]}")
+    print(max(runs, key=lambda n: runs[n]["best_dl21_ndcg@10"]))' "$SWEEP" "${names[@]}")
 fi
 python3 -c 'import json, sys
-print(json.dumps({"chosen": sys.argv[1], "summary": json.load(open(f"/tmp/sweep/{sys.argv[1]}/summary.json"))}))' \
-  "$chosen" | tee "$OUT/sweep.json"
-tar -C "/tmp/sweep/$chosen" -cf - model | split -b 15m - "$OUT/model.tar.part-"
+print(json.dumps({"chosen": sys.argv[2], "summary": json.load(open(f"{sys.argv[1]}/{sys.argv[2]}/summary.json"))}))' \
+  "$SWEEP" "$chosen" | tee "$OUT/sweep.json"
+tar -C "$SWEEP/$chosen" -cf - model | split -b 15m - "$OUT/model.tar.part-"
 if [ -n "${EVAL:-}" ]; then
   for set in dl19 dl20; do
     d="$EVAL/trec-dl/$set"
     python3 -c 'import sys; from ragprune.cli import main; sys.exit(main(sys.argv[1:]))' rerank --queries "$d/topics.tsv" --run "$d/bm25.top100.trec" \
-      --passages "$d/passages.tsv.gz" --qrels "$d/qrels.txt" --model "/tmp/sweep/$chosen/model" \
-      --output "/tmp/sweep/$set.trec" 2>&1 | grep -v "it/s" | tail -3 | sed "s/^/$set: /"
+      --passages "$d/passages.tsv.gz" --qrels "$d/qrels.txt" --model "$SWEEP/$chosen/model" \
+      --output "$SWEEP/$set.trec" 2>&1 | grep -v "it/s" | tail -3 | sed "s/^/$set: /"
   done
 fi
