@@ -345,3 +345,7 @@ def test_gpu_sweep_trains_detached_and_a_later_call_collects_the_variant(tiny_tr
     assert list((tmp_path / "out").glob("model.tar.part-*"))
     # the second call waited for the variant the first one started instead of starting it again
     assert (tmp_path / "sweep" / "x.log").read_text().count("config:") == 1
+    other = _sweep("x:--seed 2", env | {"WAIT": "0"})  # the same name with other arguments: refused
+    assert other.returncode == 2 and "other arguments" in other.stderr
+    foreground = _sweep("x:--seed 2", env)  # without WAIT the detached run's status files are not read
+    assert foreground.returncode == 0, foreground.stderr

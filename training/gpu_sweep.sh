@@ -22,7 +22,8 @@
 # WAIT=N trains the variants detached (setsid: they outlive the 10-minute call while the machine stays
 # warm) and waits at most N seconds for them: until every variant is done the call prints their progress
 # and "still training: run the same command again" and exits 0; a variant already running or done is not
-# started again, a failed one is started again (train.py resumes from its epoch checkpoint). Without WAIT
+# started again, a failed one (or one killed without a status) is started again (train.py resumes from
+# its epoch checkpoint); a name already started with other arguments in SWEEP is refused. Without WAIT
 # the variants train in the call and it waits for all of them. SWEEP is the work folder; WHEELS the
 # folder of wheels installed first (if it holds any).
 set -euo pipefail
@@ -38,33 +39,46 @@ OUT="${OUT:-runs/gpu-sweep}" SWEEP="${SWEEP:-/tmp/sweep}"
 mkdir -p "$OUT" "$SWEEP"
 if command -v nvidia-smi >/dev/null; then nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; fi
 # whatever happens, bring back every log and summary written so far
-trap 'tar -C "$SWEEP" -cf "$OUT/runs.tar" --exclude=model --exclude=checkpoint.pt .' EXIT
+# (detached variants may write meanwhile: tar's complaint must not replace the call's exit status)
+trap 'tar -C "$SWEEP" -cf "$OUT/runs.tar" --exclude=model --exclude=checkpoint.pt . || echo "runs.tar incomplete" >&2' EXIT
 if [ -n "${LAUNCH:-}" ] && [ "$#" -gt 1 ]; then
   echo "LAUNCH trains data-parallel on every GPU: give one variant per call, not $#" >&2
   exit 2
 fi
 names=()
-pids=()
+declare -A commands=()  # name -> its train.py command line, quoted for eval (printf %q)
 for spec in "$@"; do
   [[ "$spec" == *:* ]] || { echo "variant '$spec' is not NAME:TRAIN ARGS" >&2; exit 2; }
   name="${spec%%:*}"
   [[ " ${names[*]} " != *" $name "* ]] || { echo "variant name '$name' used twice" >&2; exit 2; }
   names+=("$name")
-  run="$SWEEP/$name"
   # shellcheck disable=SC2206  # the variant's and the common arguments are word lists
   train_cmd=(${LAUNCH:-python3} training/train.py --data "${DATA:-.carry/train}" ${START:---backbone .carry/backbone}
-    --out "$run" ${COMMON:-} ${spec#*:})
+    --out "$SWEEP/$name" ${COMMON:-} ${spec#*:})
+  commands[$name]=$(printf '%q ' "${train_cmd[@]}")
+  if [ -n "${WAIT:-}" ] && [ -e "$SWEEP/$name.args" ] && [ "$(cat "$SWEEP/$name.args")" != "${commands[$name]}" ]; then
+    echo "variant '$name' in $SWEEP was started with other arguments: give it another name or SWEEP" >&2
+    exit 2
+  fi
+done
+pids=()
+for name in "${names[@]}"; do
+  run="$SWEEP/$name"
+  eval "train_cmd=(${commands[$name]})"
   if [ -z "${WAIT:-}" ]; then
+    rm -f "$run.done" "$run.failed" "$run.args"
     "${train_cmd[@]}" > "$run.log" 2>&1 &
     pids+=($!)
     continue
   fi
+  # a detached variant holds $run.lock while it trains (released however it ends, unlike a pid that a
+  # zombie or another process can hold); checked before .done, which it writes before releasing the lock
+  flock -n "$run.lock" true || continue
   [ -e "$run.done" ] && continue
-  if [ -e "$run.pid" ] && kill -0 "$(cat "$run.pid")" 2>/dev/null; then continue; fi
   rm -f "$run.failed"
-  setsid nohup bash -c '"${@:2}" >> "$1.log" 2>&1 && touch "$1.done" || touch "$1.failed"' sweep_variant \
-    "$run" "${train_cmd[@]}" </dev/null >/dev/null 2>&1 &
-  echo $! > "$run.pid"
+  printf '%s' "${commands[$name]}" > "$run.args"
+  setsid nohup flock "$run.lock" bash -c '"${@:2}" >> "$1.log" 2>&1 && touch "$1.done" || touch "$1.failed"' \
+    sweep_variant "$run" "${train_cmd[@]}" </dev/null >/dev/null 2>&1 &
 done
 if [ -n "${WAIT:-}" ]; then
   waited=0
@@ -95,7 +109,7 @@ for name in "${names[@]}"; do
   fi
 done
 [ "$failed" = 0 ] || exit 1
-grep -h "validation nDCG" "$SWEEP"/*.log
+grep -h "validation nDCG" "$SWEEP"/*.log || true  # a resumed run that trained nothing logs none
 if [ "${SOUP:-0}" = 1 ]; then
   models=(); for name in "${names[@]}"; do models+=("$SWEEP/$name/model"); done
   python3 training/soup.py --models "${models[@]}" --data "${DATA:-.carry/train}" --out "$SWEEP/soup" \
