@@ -88,16 +88,12 @@ def heldout(pruner: RerankPruner, folder: str, limit: int):
     return np.array(X), np.array(y), np.array(src)
 
 
-def fit(X: np.ndarray, y: np.ndarray, iters: int = 50) -> np.ndarray:
-    """Logistic regression by Newton steps (weights of [s, s - max, 1])."""
-    A = np.hstack([X, np.ones((len(X), 1))])
-    w = np.array([1.0, 0.0, 0.0])
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-A @ w))
-        g = A.T @ (p - y)
-        H = (A * (p * (1 - p))[:, None]).T @ A + 1e-6 * np.eye(3)
-        w -= np.linalg.solve(H, g)
-    return w
+def fit(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Unpenalised logistic regression (scikit-learn): weights of ``[s, s - max, 1]``."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=np.inf, max_iter=1000).fit(X, y)
+    return np.append(model.coef_[0], model.intercept_[0])
 
 
 def dev_rows(pruner: RerankPruner, weights: np.ndarray | None, limit: int):
