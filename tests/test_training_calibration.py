@@ -70,3 +70,9 @@ def test_heldout_pruning_counts_gold_recall_and_other_sentences_dropped():
     assert result["gold_recall"] == pytest.approx(1 / 3)  # gold kept: row 0 sentence 0 only
     assert result["other_dropped"] == pytest.approx(1 / 2)
     assert result["gold_recall_by_position"] == {"first": 0.5, "whole": 0.0}
+    assert result["by_source"] == {}  # no sources given
+    by_source = heldout_pruning([(logits, sentence_ids, labels)], ["first"], 0.5, ["spliced", "scifact"])
+    assert by_source["by_source"] == {
+        "spliced": {"gold_recall": 0.5, "other_dropped": 0.5, "gold": 2, "other": 2},
+        "scifact": {"gold_recall": 0.0, "other_dropped": None, "gold": 1, "other": 0},
+    }

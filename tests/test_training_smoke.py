@@ -124,6 +124,7 @@ def test_training_smoke_run_saves_a_loadable_model_and_resumes(tiny_training_dat
     assert (out / "checkpoint.pt").is_file()
     pruner = RerankPruner.load(out / "model", device="cpu")
     assert pruner.threshold == summary["threshold"]["threshold"]
+    assert set(summary["threshold"]["heldout_pruning"]["by_source"]) == {"spliced", "toy"}
     result = pruner.process("fleas", list(PASSAGES.values()))
     assert len(result) == len(PASSAGES)
     calibration = pruner.model.config.calibration
@@ -164,9 +165,15 @@ def test_gold_source_weights_reach_the_training_groups(tiny_training_data, tmp_p
     data, backbone = tiny_training_data
     tokenizer = load_tokenizer(backbone)
     config = TrainConfig(data=data, backbone=backbone, out=tmp_path, gold_source_weights=("toy=2",))
-    groups = load_training_data(config, tokenizer).train_groups
-    gold = [c.weight for g in groups for c in g.candidates if c.pid in g.gold]
+    loaded = load_training_data(config, tokenizer)
+    gold = [c.weight for g in loaded.train_groups for c in g.candidates if c.pid in g.gold]
     assert gold and set(gold) == {2.0}
+    # every held-out row is named by its dataset, in heldout_examples' order: spliced passages first
+    sources = loaded.heldout_sources()
+    assert len(sources) == len(loaded.heldout_examples()) > len(loaded.valid_spliced)
+    assert sources == ["spliced"] * len(loaded.valid_spliced) + ["toy"] * (
+        len(sources) - len(loaded.valid_spliced)
+    )
     with pytest.raises(ValueError, match=r"names \['nq'\], which no gold-labelled training record has"):
         load_training_data(
             TrainConfig(data=data, backbone=backbone, out=tmp_path, gold_source_weights=("nq=2",)), tokenizer

@@ -13,8 +13,10 @@
 # (ragprune.training.distributed); one variant per call then, since every torchrun takes all the GPUs.
 # Without SOUP the variant with the best DL21 nDCG@10 is kept among those whose held-out pruning
 # (train.py's summary: training questions held out by build_data.py and their spliced passages) keeps
-# gold recall >= 0.9 and drops >= 50% of the other sentences; if none does, the one that drops most at
-# recall >= 0.9; if none keeps that recall, the best DL21. The rule only reads training splits.
+# gold recall >= 0.9 and drops >= 50% of the other sentences, pooled and on the held-out WikiQA and
+# SciFact gold passages; if none does, the one whose lowest dropped share is highest at recall >= 0.9;
+# if none keeps that recall, the best DL21 (ragprune.training.selection). The rule only reads training
+# splits.
 # With EVAL set (a folder holding trec-dl/dl19 and trec-dl/dl20), the chosen model then reranks their
 # BM25 top-100 (reported, never used for the choice).
 # Results in $OUT: runs.tar (each variant's log and summary, and the soup's), sweep.json, and
@@ -117,16 +119,9 @@ if [ "${SOUP:-0}" = 1 ]; then
   chosen=soup
 else
   chosen=$(python3 -c 'import json, sys
-runs = {n: json.load(open(f"{sys.argv[1]}/{n}/summary.json")) for n in sys.argv[2:]}
-pruning = {n: s["threshold"].get("heldout_pruning", {}) for n, s in runs.items()}
-recall_ok = [n for n in runs if pruning[n].get("gold_recall", 0) >= 0.9]
-both_ok = [n for n in recall_ok if pruning[n].get("other_dropped", 0) >= 0.5]
-if both_ok:
-    print(max(both_ok, key=lambda n: runs[n]["best_dl21_ndcg@10"]))
-elif recall_ok:
-    print(max(recall_ok, key=lambda n: pruning[n]["other_dropped"]))
-else:
-    print(max(runs, key=lambda n: runs[n]["best_dl21_ndcg@10"]))' "$SWEEP" "${names[@]}")
+from ragprune.training.selection import choose_variant
+print(choose_variant({n: json.load(open(f"{sys.argv[1]}/{n}/summary.json")) for n in sys.argv[2:]}))' \
+    "$SWEEP" "${names[@]}")
 fi
 python3 -c 'import json, sys
 print(json.dumps({"chosen": sys.argv[2], "summary": json.load(open(f"{sys.argv[1]}/{sys.argv[2]}/summary.json"))}))' \

@@ -45,13 +45,15 @@ class Candidate:
 
 @dataclass
 class Group:
-    """One query: its token ids (no special tokens, capped), candidates and the pids of its gold passages."""
+    """One query: its token ids (no special tokens, capped), candidates, the pids of its gold passages and
+    the dataset it comes from (``build_data.py``'s ``source``: ``nq``, ``wikiqa``, ``scifact``, ...)."""
 
     qid: str
     query: str
     query_ids: np.ndarray
     candidates: list[Candidate]
     gold: set[str]
+    source: str = ""
 
 
 class Example(NamedTuple):
@@ -116,7 +118,16 @@ def build_groups(
             else:
                 weight = irrelevant_weight
             built.append(Candidate(c["pid"], float(z[i]), labels, weight))
-        groups.append(Group(record["qid"], record["query"], query_ids[record["qid"]], built, set(gold)))
+        groups.append(
+            Group(
+                record["qid"],
+                record["query"],
+                query_ids[record["qid"]],
+                built,
+                set(gold),
+                record.get("source", ""),
+            )
+        )
     return groups
 
 
@@ -171,6 +182,14 @@ class TrainingData:
             if c.pid in group.gold
         ]
         return self.valid_spliced + gold
+
+    def heldout_sources(self) -> list[str]:
+        """The dataset of each :meth:`heldout_examples` row, in its order: ``"spliced"`` for a held-out
+        spliced passage, the question's ``source`` for a gold passage."""
+        gold = [
+            group.source for group in self.threshold_groups for c in group.candidates if c.pid in group.gold
+        ]
+        return ["spliced"] * len(self.valid_spliced) + gold
 
 
 def load_spliced(

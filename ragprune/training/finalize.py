@@ -77,9 +77,11 @@ def finalize(
     scale, bias = fit_platt(pairs, config.relevant_grade)
     model.config.threshold = threshold["threshold"]
     if outputs:
-        positions = data.valid_spliced_positions
-        threshold["heldout_pruning"] = heldout_pruning(outputs, positions, threshold["threshold"])
-        threshold["heldout_sweep"] = [heldout_pruning(outputs, positions, t) for t in config.round_thresholds]
+        positions, sources = data.valid_spliced_positions, data.heldout_sources()
+        threshold["heldout_pruning"] = heldout_pruning(outputs, positions, threshold["threshold"], sources)
+        threshold["heldout_sweep"] = [
+            heldout_pruning(outputs, positions, t, sources) for t in config.round_thresholds
+        ]
         log.info("held-out pruning at the default threshold: %s", threshold["heldout_pruning"])
     model.config.calibration = Calibration(scale, bias)
     model.config.provenance = Provenance(

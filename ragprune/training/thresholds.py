@@ -103,14 +103,24 @@ def token_outputs(
     return batches
 
 
-def heldout_pruning(batches: Sequence[TokenOutputs], positions: Sequence[str], threshold: float) -> dict:
+def heldout_pruning(
+    batches: Sequence[TokenOutputs],
+    positions: Sequence[str],
+    threshold: float,
+    sources: Sequence[str] = (),
+) -> dict:
     """Sentence decisions at ``threshold`` (probability > threshold keeps) on held-out answer-bearing
     passages.
 
-    ``positions[i]`` names row ``i``'s gold position (rows beyond it count as ``"whole"``). Returns
-    ``{"threshold", "gold_recall", "other_dropped", "gold_recall_by_position"}``: the share of gold
-    sentences kept, the share of the other sentences dropped, and gold recall per position (``None`` for
-    a position without gold, such as hop negatives). Sentences without a label or a token do not count.
+    ``positions[i]`` names row ``i``'s gold position (rows beyond it count as ``"whole"``); ``sources[i]``
+    its dataset (:meth:`~ragprune.training.data.TrainingData.heldout_sources`; none given: no per-source
+    figures). Returns ``{"threshold", "gold_recall", "other_dropped", "gold_recall_by_position",
+    "by_source"}``: the share of gold sentences kept, the share of the other sentences dropped, gold recall
+    per position (``None`` for a position without gold, such as hop negatives), and per source
+    ``{"gold_recall", "other_dropped", "gold", "other"}`` (``None`` for a share without sentences; ``gold``
+    and ``other`` count the sentences). Pooled figures are dominated by the largest source and by the
+    easy off-topic fillers of spliced passages; issue 10's gates are per dataset, so ``by_source`` is what
+    predicts them. Sentences without a label or a token do not count.
     """
     kept, gold, where = [], [], []
     row = 0
@@ -130,9 +140,20 @@ def heldout_pruning(batches: Sequence[TokenOutputs], positions: Sequence[str], t
         hit = sum(int((kept[i] & gold[i]).sum()) for i in rows)
         total = sum(int(gold[i].sum()) for i in rows)
         by_position[name] = hit / total if total else None
+    by_source = {}
+    for name in sorted(set(sources)):
+        rows = [i for i, source in enumerate(sources) if source == name and i < len(kept)]
+        ks, gs = np.concatenate([kept[i] for i in rows]), np.concatenate([gold[i] for i in rows])
+        by_source[name] = {
+            "gold_recall": float((ks & gs).sum() / gs.sum()) if gs.any() else None,
+            "other_dropped": float((~ks & ~gs).sum() / (~gs).sum()) if (~gs).any() else None,
+            "gold": int(gs.sum()),
+            "other": int((~gs).sum()),
+        }
     return {
         "threshold": threshold,
         "gold_recall": float((k & g).sum() / max(1, g.sum())),
         "other_dropped": float((~k & ~g).sum() / max(1, (~g).sum())),
         "gold_recall_by_position": by_position,
+        "by_source": by_source,
     }

@@ -1,0 +1,44 @@
+"""The rule that keeps one trained variant (ragprune.training.selection, used by training/gpu_sweep.sh)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ragprune.training.selection import choose_variant, pruning_figures
+
+
+def summary(dl21: float, recall: float, dropped: float, **sources: tuple[float, float]) -> dict:
+    by_source = {
+        name: {"gold_recall": r, "other_dropped": d, "gold": 10, "other": 20}
+        for name, (r, d) in sources.items()
+    }
+    pruning = {"gold_recall": recall, "other_dropped": dropped, "by_source": by_source}
+    return {"best_dl21_ndcg@10": dl21, "threshold": {"heldout_pruning": pruning}}
+
+
+def test_a_variant_that_fails_a_gated_dataset_loses_to_one_that_passes_every_gate():
+    runs = {
+        # pooled figures pass, SciFact's held-out gold passages do not: session 13's L1r in miniature
+        "pooled-only": summary(0.70, 0.93, 0.67, wikiqa=(0.92, 0.55), scifact=(0.96, 0.31)),
+        "every-gate": summary(0.68, 0.92, 0.60, wikiqa=(0.91, 0.60), scifact=(0.91, 0.52)),
+    }
+    assert choose_variant(runs) == "every-gate"
+    # without per-source figures (older summaries) the pooled ones decide: then the better DL21 wins
+    assert choose_variant(runs, sources=()) == "pooled-only"
+
+
+def test_without_a_passing_variant_the_highest_lowest_dropped_share_at_full_recall_wins():
+    runs = {
+        "a": summary(0.70, 0.93, 0.67, wikiqa=(0.92, 0.55), scifact=(0.96, 0.31)),
+        "b": summary(0.69, 0.93, 0.62, wikiqa=(0.92, 0.52), scifact=(0.94, 0.45)),
+        "c": summary(0.72, 0.85, 0.80, wikiqa=(0.80, 0.70), scifact=(0.90, 0.60)),  # recall lost
+    }
+    assert choose_variant(runs) == "b"
+    assert choose_variant({"c": runs["c"], "d": summary(0.73, 0.5, 0.9)}) == "d"  # no recall anywhere: DL21
+
+
+def test_pruning_figures_skip_sources_without_both_shares_and_an_empty_choice_fails():
+    figures = pruning_figures(summary(0.7, 0.9, 0.5, wikiqa=(0.9, 0.6), scifact=(None, 0.4)))
+    assert set(figures) == {"pooled", "wikiqa"}
+    with pytest.raises(ValueError, match="no variant to choose from"):
+        choose_variant({})
