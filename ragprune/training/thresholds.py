@@ -143,6 +143,8 @@ def heldout_pruning(
     by_source = {}
     for name in sorted(set(sources)):
         rows = [i for i, source in enumerate(sources) if source == name and i < len(kept)]
+        if not rows:  # named only beyond the rows measured
+            continue
         ks, gs = np.concatenate([kept[i] for i in rows]), np.concatenate([gold[i] for i in rows])
         by_source[name] = {
             "gold_recall": float((ks & gs).sum() / gs.sum()) if gs.any() else None,
