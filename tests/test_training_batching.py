@@ -202,3 +202,26 @@ def test_checkpoint_round_trip_restores_state_and_names_changed_settings(tmp_pat
     torch.testing.assert_close(fresh.weight, model.weight)
     assert fresh_rng.random() == rng.random() and fresh_scheduler.get_last_lr() == scheduler.get_last_lr()
     assert "'tau': (1.0, 0.5)" in caplog.text and "'lr'" not in caplog.text
+
+
+def test_heldout_sources_name_every_heldout_row_in_order():
+    from ragprune.training.data import Example, TrainingData
+
+    def candidate(pid):
+        return Candidate(pid, 0.0, np.ones(1))
+
+    groups = [
+        Group(
+            "s:1", "q1", np.zeros(1), [candidate("a"), candidate("b"), candidate("c")], {"a", "c"}, "scifact"
+        ),
+        Group("w:1", "q2", np.zeros(1), [candidate("d"), candidate("e")], {"e"}, "wikiqa"),
+        Group("n:1", "q3", np.zeros(1), [candidate("f")], set(), "nq"),  # no gold: no row
+    ]
+    pids = "abcdef"
+    spliced = [Example(np.zeros(1), "spliced passage", np.ones(1), 1.0)]
+    data = TrainingData(
+        {}, [], [], groups, {p: i for i, p in enumerate(pids)}, list(pids), spliced, spliced, ["first"]
+    )
+    rows = data.heldout_examples()
+    assert [row.passage for row in rows] == ["spliced passage", "a", "c", "e"]
+    assert data.heldout_sources() == ["spliced", "scifact", "scifact", "wikiqa"]

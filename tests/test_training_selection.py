@@ -27,6 +27,13 @@ def test_a_variant_that_fails_a_gated_dataset_loses_to_one_that_passes_every_gat
     assert choose_variant(runs, sources=()) == "pooled-only"
 
 
+def test_a_summary_without_a_gated_source_that_others_report_fails_that_gate():
+    old = summary(0.75, 0.95, 0.70)  # written before per-source figures: pooled only
+    new = summary(0.70, 0.92, 0.60, wikiqa=(0.91, 0.60), scifact=(0.91, 0.52))
+    assert choose_variant({"old": old, "new": new}) == "new"
+    assert choose_variant({"old": old, "older": summary(0.74, 0.95, 0.70)}) == "old"  # pooled alike
+
+
 def test_without_a_passing_variant_the_highest_lowest_dropped_share_at_full_recall_wins():
     runs = {
         "a": summary(0.70, 0.93, 0.67, wikiqa=(0.92, 0.55), scifact=(0.96, 0.31)),

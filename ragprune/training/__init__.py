@@ -21,6 +21,7 @@ Modules, one job each:
 * ``calibration``: Platt scaling of the rank logit; sentence calibration folded into the token head.
 * ``thresholds``: the default pruning threshold and the held-out pruning measures.
 * ``finalize``: the end of a run: calibrate, choose the threshold, save the model with its config.
+* ``selection``: which variant of a sweep to keep (``training/gpu_sweep.sh``), from the runs' summaries.
 * ``list_head``: a list-level head trained on a frozen model's candidate vectors (``train_list_head.py``).
 * ``decontam``: the evaluation sets training data must not repeat (query files, normalised-text key).
 * ``synthetic``: LM-generated training queries (prompt, cleaning, evaluation overlap, teacher agreement).

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -176,20 +176,20 @@ class TrainingData:
         spliced passages first (in file order, matching ``valid_spliced_positions``), then the gold
         passages of the held-out questions (weight 1)."""
         gold = [
-            Example(group.query_ids, self.passage(c.pid), c.labels, 1.0)
-            for group in self.threshold_groups
-            for c in group.candidates
-            if c.pid in group.gold
+            Example(group.query_ids, self.passage(c.pid), c.labels, 1.0) for group, c in self._heldout_gold()
         ]
         return self.valid_spliced + gold
 
     def heldout_sources(self) -> list[str]:
         """The dataset of each :meth:`heldout_examples` row, in its order: ``"spliced"`` for a held-out
         spliced passage, the question's ``source`` for a gold passage."""
-        gold = [
-            group.source for group in self.threshold_groups for c in group.candidates if c.pid in group.gold
-        ]
-        return ["spliced"] * len(self.valid_spliced) + gold
+        return ["spliced"] * len(self.valid_spliced) + [group.source for group, _ in self._heldout_gold()]
+
+    def _heldout_gold(self) -> Iterator[tuple[Group, Candidate]]:
+        """The gold candidates of the held-out questions, with their group, in a fixed order."""
+        return (
+            (group, c) for group in self.threshold_groups for c in group.candidates if c.pid in group.gold
+        )
 
 
 def load_spliced(

@@ -53,11 +53,16 @@ def choose_variant(
        on a gated source) is highest.
     3. Else the best DL21 nDCG@10.
 
-    Ties go to the first name given. ``ValueError`` when ``summaries`` is empty.
+    A gated source that some summaries report and one does not (a summary written before per-source
+    figures, in a sweep resumed across that change) fails that one's gate. Ties go to the first name
+    given. ``ValueError`` when ``summaries`` is empty.
     """
     if not summaries:
         raise ValueError("no variant to choose from: give at least one summary")
     figures = {name: pruning_figures(summary, sources) for name, summary in summaries.items()}
+    reported = {source for f in figures.values() for source in f}
+    missing = {"gold_recall": 0.0, "other_dropped": 0.0}  # a gate others were judged on fails here
+    figures = {name: {source: f.get(source, missing) for source in reported} for name, f in figures.items()}
     dl21 = {name: summary.get("best_dl21_ndcg@10", float("-inf")) for name, summary in summaries.items()}
     recall_ok = [n for n, f in figures.items() if all(x["gold_recall"] >= min_recall for x in f.values())]
     both_ok = [n for n in recall_ok if all(x["other_dropped"] >= min_dropped for x in figures[n].values())]

@@ -114,13 +114,13 @@ def heldout_pruning(
 
     ``positions[i]`` names row ``i``'s gold position (rows beyond it count as ``"whole"``); ``sources[i]``
     its dataset (:meth:`~ragprune.training.data.TrainingData.heldout_sources`; none given: no per-source
-    figures). Returns ``{"threshold", "gold_recall", "other_dropped", "gold_recall_by_position",
-    "by_source"}``: the share of gold sentences kept, the share of the other sentences dropped, gold recall
-    per position (``None`` for a position without gold, such as hop negatives), and per source
-    ``{"gold_recall", "other_dropped", "gold", "other"}`` (``None`` for a share without sentences; ``gold``
-    and ``other`` count the sentences). Pooled figures are dominated by the largest source and by the
-    easy off-topic fillers of spliced passages; issue 10's gates are per dataset, so ``by_source`` is what
-    predicts them. Sentences without a label or a token do not count.
+    figures; ``ValueError`` unless one per row). Returns ``{"threshold", "gold_recall", "other_dropped",
+    "gold_recall_by_position", "by_source"}``: the share of gold sentences kept, the share of the other
+    sentences dropped, gold recall per position (``None`` for a position without gold, such as hop
+    negatives), and per source ``{"gold_recall", "other_dropped", "gold", "other"}`` (``None`` for a share
+    without sentences; ``gold`` and ``other`` count the sentences). Pooled figures are dominated by the
+    largest source and by the easy off-topic fillers of spliced passages; issue 10's gates are per
+    dataset, so ``by_source`` is what predicts them. Sentences without a label or a token do not count.
     """
     kept, gold, where = [], [], []
     row = 0
@@ -133,6 +133,8 @@ def heldout_pruning(
             gold.append((labels[r][mask] == 1).cpu().numpy())
             where.append(positions[row] if row < len(positions) else "whole")
             row += 1
+    if sources and len(sources) != len(kept):
+        raise ValueError(f"{len(sources)} sources for {len(kept)} held-out rows: give one source per row")
     k, g = np.concatenate(kept), np.concatenate(gold)
     by_position = {}
     for name in sorted(set(where)):
@@ -142,9 +144,7 @@ def heldout_pruning(
         by_position[name] = hit / total if total else None
     by_source = {}
     for name in sorted(set(sources)):
-        rows = [i for i, source in enumerate(sources) if source == name and i < len(kept)]
-        if not rows:  # named only beyond the rows measured
-            continue
+        rows = [i for i, source in enumerate(sources) if source == name]
         ks, gs = np.concatenate([kept[i] for i in rows]), np.concatenate([gold[i] for i in rows])
         by_source[name] = {
             "gold_recall": float((ks & gs).sum() / gs.sum()) if gs.any() else None,

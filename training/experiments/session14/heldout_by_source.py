@@ -44,7 +44,8 @@ def main() -> None:
             cells = [f"pooled {result['gold_recall']:.3f}/{result['other_dropped']:.3f}"]
             for name, x in result["by_source"].items():
                 recall, dropped = x["gold_recall"], x["other_dropped"]
-                cells.append(f"{name} {recall:.3f}/{dropped if dropped is None else round(dropped, 3)}")
+                shown = "n/a" if recall is None else f"{recall:.3f}"
+                cells.append(f"{name} {shown}/{dropped if dropped is None else round(dropped, 3)}")
             print(f"  t={t:<4} " + ", ".join(cells), flush=True)
 
 
