@@ -33,7 +33,7 @@ from ragprune.data import data_root, load_beir, load_trec_dl, read_pruning_jsonl
 from ragprune.data.pruning import PruningExample
 from ragprune.devices import default_device, describe_hardware
 from ragprune.evaluation import compare_runs, evaluate_run
-from ragprune.evaluation.gates import Gate
+from ragprune.evaluation.gates import PRUNING_MIN_DROPPED, PRUNING_MIN_RECALL, Gate
 from ragprune.evaluation.pruning import context_documents, context_text, score_pruning
 from ragprune.evaluation.splice import POSITIONS, spliced_position_examples
 from ragprune.evaluation.tradeoff import recall_at_compression
@@ -409,10 +409,16 @@ def issue_gates(results: dict) -> list[Gate]:
                 f"{name}: non-gold sentences dropped inside gold passages",
                 default(name, "non_gold_dropped"),
                 ">=",
-                0.5,
+                PRUNING_MIN_DROPPED,
                 "default threshold",
             ),
-            Gate(f"{name}: gold-sentence recall", default(name, "recall"), ">=", 0.9, "default threshold"),
+            Gate(
+                f"{name}: gold-sentence recall",
+                default(name, "recall"),
+                ">=",
+                PRUNING_MIN_RECALL,
+                "default threshold",
+            ),
         ]
     for name in PRUNING_SETS:
         gates.append(

@@ -13,7 +13,12 @@ from typing import Any
 
 from ragprune.types import json_float
 
-__all__ = ["Gate"]
+__all__ = ["PRUNING_MIN_DROPPED", "PRUNING_MIN_RECALL", "Gate"]
+
+PRUNING_MIN_RECALL = 0.90
+"""Issue 10's pruning gate: gold-sentence recall at the default threshold (WikiQA, SciFact dev)."""
+PRUNING_MIN_DROPPED = 0.50
+"""Issue 10's pruning gate: share of the non-gold sentences of gold passages dropped there."""
 
 _COMPARISONS = {">=": operator.ge, "<=": operator.le}
 

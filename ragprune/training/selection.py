@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ragprune.evaluation.gates import PRUNING_MIN_DROPPED, PRUNING_MIN_RECALL
+
 GATED_SOURCES = ("wikiqa", "scifact")
 """The datasets whose held-out gold passages gate a variant, as issue 10 gates WikiQA and SciFact dev."""
-MIN_RECALL = 0.90
-MIN_DROPPED = 0.50
 
 
 def pruning_figures(summary: Mapping[str, Any], sources: Sequence[str] = GATED_SOURCES) -> dict[str, dict]:
@@ -42,8 +42,8 @@ def pruning_figures(summary: Mapping[str, Any], sources: Sequence[str] = GATED_S
 def choose_variant(
     summaries: Mapping[str, Mapping[str, Any]],
     sources: Sequence[str] = GATED_SOURCES,
-    min_recall: float = MIN_RECALL,
-    min_dropped: float = MIN_DROPPED,
+    min_recall: float = PRUNING_MIN_RECALL,
+    min_dropped: float = PRUNING_MIN_DROPPED,
 ) -> str:
     """The name of the variant to keep among ``summaries`` (name -> ``train.py``'s ``summary.json``).
 
