@@ -136,26 +136,25 @@ def heldout_pruning(
     if sources and len(sources) != len(kept):
         raise ValueError(f"{len(sources)} sources for {len(kept)} held-out rows: give one source per row")
     k, g = np.concatenate(kept), np.concatenate(gold)
-    by_position = {}
-    for name in sorted(set(where)):
-        rows = [i for i, w in enumerate(where) if w == name]
-        hit = sum(int((kept[i] & gold[i]).sum()) for i in rows)
-        total = sum(int(gold[i].sum()) for i in rows)
-        by_position[name] = hit / total if total else None
-    by_source = {}
-    for name in sorted(set(sources)):
-        rows = [i for i, source in enumerate(sources) if source == name]
-        ks, gs = np.concatenate([kept[i] for i in rows]), np.concatenate([gold[i] for i in rows])
-        by_source[name] = {
-            "gold_recall": float((ks & gs).sum() / gs.sum()) if gs.any() else None,
-            "other_dropped": float((~ks & ~gs).sum() / (~gs).sum()) if (~gs).any() else None,
-            "gold": int(gs.sum()),
-            "other": int((~gs).sum()),
-        }
+    by_position = {name: _shares(kept, gold, where, name)["gold_recall"] for name in sorted(set(where))}
+    by_source = {name: _shares(kept, gold, sources, name) for name in sorted(set(sources))}
     return {
         "threshold": threshold,
         "gold_recall": float((k & g).sum() / max(1, g.sum())),
         "other_dropped": float((~k & ~g).sum() / max(1, (~g).sum())),
         "gold_recall_by_position": by_position,
         "by_source": by_source,
+    }
+
+
+def _shares(kept: list[np.ndarray], gold: list[np.ndarray], names: Sequence[str], name: str) -> dict:
+    """Over the rows ``i`` with ``names[i] == name``: gold recall and share of other sentences dropped
+    (``None`` without such sentences), and the counts of gold and other sentences."""
+    rows = [i for i, n in enumerate(names) if n == name]
+    ks, gs = np.concatenate([kept[i] for i in rows]), np.concatenate([gold[i] for i in rows])
+    return {
+        "gold_recall": float((ks & gs).sum() / gs.sum()) if gs.any() else None,
+        "other_dropped": float((~ks & ~gs).sum() / (~gs).sum()) if (~gs).any() else None,
+        "gold": int(gs.sum()),
+        "other": int((~gs).sum()),
     }

@@ -32,27 +32,17 @@ from ragprune.training.data import Example, load_training_data
 from ragprune.training.labels import IGNORE
 
 
-def source_of(qid: str) -> str:
-    return qid.split(":")[0]
-
-
 def training_rows(data, rng: random.Random, negatives: int, msmarco: int, spliced: int):
     rows = []
     for group in data.train_groups:
-        source = source_of(group.qid)
-        gold = [c for c in group.candidates if c.pid in group.gold]
-        if source.startswith("msmarco") or source == "dl22":
+        if group.source.startswith("msmarco") or group.source == "dl22":
             continue
+        gold = [c for c in group.candidates if c.pid in group.gold]
         others = [c for c in group.candidates if c.pid not in group.gold and c.weight > 0]
         for c in gold + others[:negatives]:
-            rows.append(
-                (
-                    Example(group.query_ids, data.passage(c.pid), c.labels, c.weight),
-                    source,
-                    c.pid in group.gold,
-                )
-            )
-    ms = [g for g in data.train_groups if source_of(g.qid).startswith("msmarco")]
+            example = Example(group.query_ids, data.passage(c.pid), c.labels, c.weight)
+            rows.append((example, group.source, c.pid in group.gold))
+    ms = [g for g in data.train_groups if g.source.startswith("msmarco")]
     for group in rng.sample(ms, min(msmarco, len(ms))):
         c = group.candidates[0]  # the teacher's best (candidates are in teacher order)
         rows.append((Example(group.query_ids, data.passage(c.pid), c.labels, c.weight), "msmarco", False))
@@ -62,14 +52,9 @@ def training_rows(data, rng: random.Random, negatives: int, msmarco: int, splice
 
 
 def heldout_rows(data):
-    rows = []
-    for group in data.threshold_groups:
-        for c in group.candidates:
-            if c.pid in group.gold:
-                rows.append(
-                    (Example(group.query_ids, data.passage(c.pid), c.labels, 1.0), source_of(group.qid), True)
-                )
-    return rows
+    """The held-out questions' gold passages (not the held-out spliced ones), with their source."""
+    pairs = zip(data.heldout_examples(), data.heldout_sources())
+    return [(example, source, True) for example, source in pairs if source != "spliced"]
 
 
 @torch.no_grad()
@@ -153,16 +138,21 @@ def fit_head(rows, w0, b0, source_weight, steps=300, lr=0.01, l2=1e-4, balanced=
     return w.detach(), b.detach()
 
 
-def curves(rows, w, b):
-    """Per source: (recall, dropped) at each threshold of a fine grid, within-passage AUC, and the
-    dropped share at recall 0.90 (interpolated)."""
+def scores(rows, w, b):
+    """Sentence probabilities of ``rows`` under the head ``(w, b)``, with what reads them: ``(p, valid,
+    row_of, labels)`` over every sentence of every row."""
     h, sid, labels, row_of, n = flatten(rows)
     p, counts = sentence_probs(h, sid, n, w, b)
-    valid = (labels != IGNORE) & (counts > 0)
-    sources = sorted({row["source"] for row in rows})
+    return p, (labels != IGNORE) & (counts > 0), row_of, labels
+
+
+def curves(rows, scored):
+    """Per source and pooled ("all"), on gold passages: sentence counts, the largest share of other
+    sentences dropped on a fine threshold grid while gold recall stays >= 0.90, and within-passage AUC."""
+    p, valid, row_of, labels = scored
     report = {}
     grid = np.quantile(p[valid].numpy(), np.linspace(0, 1, 400))
-    for source in sources + ["all"]:
+    for source in sorted({row["source"] for row in rows}) + ["all"]:
         rs = [r for r, row in enumerate(rows) if row["gold"] and (source == "all" or row["source"] == source)]
         mask = valid & torch.isin(row_of, torch.tensor(rs))
         pp, yy = p[mask].numpy(), (labels[mask] == 1).numpy()
@@ -186,13 +176,13 @@ def curves(rows, w, b):
             "dropped_at_recall_0.90": at90,
             "auc": hits / max(pairs, 1),
         }
-    return report, p, valid, row_of, labels
+    return report
 
 
-def aligned(rows, w, b, target=0.90):
+def aligned(rows, scored, target=0.90):
     """One threshold for all: the highest at which pooled held-out gold recall >= target; per source
     recall / dropped there."""
-    report, p, valid, row_of, labels = curves(rows, w, b)
+    p, valid, row_of, labels = scored
     gold_rows = torch.tensor([r for r, row in enumerate(rows) if row["gold"]])
     mask = valid & torch.isin(row_of, gold_rows)
     pp, yy = p[mask].numpy(), (labels[mask] == 1).numpy()
@@ -207,10 +197,10 @@ def aligned(rows, w, b, target=0.90):
     return t, out
 
 
-def feasible(rows, w, b, gates=(("wikiqa", 0.5), ("scifact", 0.5), ("hotpotqa", None))):
+def feasible(rows, scored, gates=(("wikiqa", 0.5), ("scifact", 0.5), ("hotpotqa", None))):
     """Thresholds (fine grid) at which the held-out rows meet issue 10's gates at once: recall >= 0.90
     on every gated source and, where given, that share of other sentences dropped."""
-    _, p, valid, row_of, labels = curves(rows, w, b)
+    p, valid, row_of, labels = scored
     rm = row_of.numpy()
     pp, yy, vv = p.numpy(), (labels == 1).numpy(), valid.numpy()
     out = []
@@ -224,8 +214,17 @@ def feasible(rows, w, b, gates=(("wikiqa", 0.5), ("scifact", 0.5), ("hotpotqa", 
     return out
 
 
-def show_feasible(rows, w, b):
-    table = feasible(rows, w, b)
+def report(title, rows, w, b):
+    """Print a head's held-out curves per source, the pooled-recall threshold and the thresholds that
+    meet the gates."""
+    scored = scores(rows, w, b)
+    print(f"{title}:")
+    for k, v in curves(rows, scored).items():
+        print(f"  {k:10s} {v}")
+    t, out = aligned(rows, scored)
+    shares = ", ".join(f"{k} {r:.3f}/{d:.3f}" for k, (r, d) in out.items())
+    print(f"  one threshold (pooled recall 0.90) p={t:.3f}: {shares}")
+    table = feasible(rows, scored)
     good = [t for t, ok, _ in table if ok]
     print(f"  thresholds meeting the held-out gates: {good if good else 'none'}")
     for t, ok, row in table:
@@ -264,15 +263,7 @@ def main() -> None:
         held = features(model, held_r, template, config.max_length, pad_id)
         train = features(model, train_r, template, config.max_length, pad_id)
         torch.save((train, held), args.cache)
-    print("shipped head on held-out:")
-    for k, v in curves(held, w0, b0)[0].items():
-        print(f"  {k:10s} {v}")
-    t, out = aligned(held, w0, b0)
-    print(
-        f"  one threshold (pooled recall 0.90) p={t:.3f}: "
-        + ", ".join(f"{k} {r:.3f}/{d:.3f}" for k, (r, d) in out.items())
-    )
-    show_feasible(held, w0, b0)
+    report("shipped head on held-out", held, w0, b0)
     weightings = {
         "refit, data weights": ({}, True),
         "refit, scifact x3": ({"scifact": 3.0}, True),
@@ -280,16 +271,7 @@ def main() -> None:
         "refit, unbalanced, scifact x3": ({"scifact": 3.0}, False),
     }
     for name, (sw, balanced) in weightings.items():
-        w, b = fit_head(train, w0, b0, sw, balanced=balanced)
-        print(f"{name}:")
-        for k, v in curves(held, w, b)[0].items():
-            print(f"  {k:10s} {v}")
-        t, out = aligned(held, w, b)
-        print(
-            f"  one threshold (pooled recall 0.90) p={t:.3f}: "
-            + ", ".join(f"{k} {r:.3f}/{d:.3f}" for k, (r, d) in out.items())
-        )
-        show_feasible(held, w, b)
+        report(name, held, *fit_head(train, w0, b0, sw, balanced=balanced))
 
 
 if __name__ == "__main__":
