@@ -249,6 +249,7 @@ def test_greedy_soup_averages_ingredients_and_saves_a_calibrated_model(tiny_trai
             ["--data", str(data), "--backbone", str(backbone), "--out", str(out), "--device", "cpu"]
             + ["--epochs", "1", "--max-steps", "2", "--queries-per-step", "2", "--group-size", "3"]
             + ["--max-length", "64", "--seed", seed]
+            + ["--target-recall", "0.8", "--round-thresholds", "0.2", "0.3"]
         )
         folders.append(out / "model")
     models = [RerankPruneModel.from_pretrained(f) for f in folders]
@@ -263,6 +264,10 @@ def test_greedy_soup_averages_ingredients_and_saves_a_calibrated_model(tiny_trai
     assert summary["best_dl21_ndcg@10"] >= max(summary["soup"]["ingredient_dl21_ndcg@10"].values())
     pruner = RerankPruner.load(tmp_path / "soup" / "model", device="cpu")
     assert pruner.threshold == summary["threshold"]["threshold"]
+    # thresholded as the ingredients' runs were, not with train.py's defaults
+    settings = TrainConfig.load(tmp_path / "soup" / "model")
+    assert (settings.target_recall, settings.round_thresholds) == (0.8, (0.2, 0.3))
+    assert settings.init == folders[0] and settings.data == data
 
 
 def test_paragraph_coverage_counts_questions_whose_gold_paragraphs_all_rank_high(pruner, tmp_path):

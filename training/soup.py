@@ -5,7 +5,9 @@ loss, and their weight average often ranks better than each of them, at no infer
 et al., 2022, "Model soups"). Greedy soup: ingredients sorted by DL21 validation nDCG@10, each one kept
 only if adding it does not lower the soup's score. DL21 is a training split held out for validation;
 DL19/DL20/BEIR are never read. The soup then gets the same calibration, threshold selection and saving
-as ``train.py``'s output (``ragprune.training.finalize``), with ``train.py``'s default settings.
+as ``train.py``'s output (``ragprune.training.finalize``), with the settings of the first model's training
+run (its provenance: labels, target recall, threshold candidates), ``train.py``'s defaults where it
+recorded none.
 
     python3 training/soup.py --models /tmp/a/model /tmp/b/model --data .carry/train --out /tmp/soup
 """
@@ -38,6 +40,25 @@ def average(models: list[RerankPruneModel]) -> RerankPruneModel:
     return soup.eval()
 
 
+def soup_config(
+    first: RerankPruneModel, folder: Path, data: Path, out: Path, device: str | None
+) -> TrainConfig:
+    """The training settings of ``first`` (loaded from ``folder``), as its provenance recorded them, with
+    this run's paths and ``first``'s window: the soup is labelled, calibrated and thresholded as that run
+    was (e.g. its ``target_recall`` and ``round_thresholds``). Settings it did not record, or that this
+    version no longer has, take ``train.py``'s defaults."""
+    recorded = dict(first.config.provenance.train_config)
+    recorded |= {
+        "backbone": None,
+        "init": folder,
+        "data": data,
+        "out": out,
+        "device": device,
+        "max_length": first.config.max_length,
+    }
+    return TrainConfig.from_dict(recorded, strict=False)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", type=Path, nargs="+", required=True, help="model folders (same backbone)")
@@ -51,14 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     models = [RerankPruneModel.from_pretrained(folder) for folder in args.models]
     tokenizer = load_tokenizer(args.models[0])
-    # labels, calibration and threshold settings: train.py's defaults, at the ingredients' window
-    config = TrainConfig(
-        init=args.models[0],
-        data=args.data,
-        out=args.out,
-        device=args.device,
-        max_length=models[0].config.max_length,
-    )
+    config = soup_config(models[0], args.models[0], args.data, args.out, args.device)
     data = load_training_data(config, tokenizer)
     validator = RankingValidator.from_records(data.valid)
 
@@ -82,7 +96,8 @@ def main(argv: list[str] | None = None) -> dict:
         "best_dl21_ndcg@10": best,
         "history": [h for i in chosen for h in models[i].config.provenance.history],
     }
-    summary = finalize(average([models[i] for i in chosen]), tokenizer, device, data, config, record)
+    soup = average([models[i] for i in chosen]).to(device)  # finalize runs the model where it lies
+    summary = finalize(soup, tokenizer, device, data, config, record)
     log.info("%s", json.dumps(summary["soup"]))
     return summary
 
