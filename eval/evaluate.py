@@ -78,7 +78,7 @@ TODAY_NDCG_SOURCE = {
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--model", default=None, help="model folder (default: the shipped model)")
     p.add_argument(
         "--bi-encoder",
