@@ -6,6 +6,7 @@ import gzip
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -357,6 +358,14 @@ def test_gpu_sweep_trains_detached_and_a_later_call_collects_the_variant(tiny_tr
     assert list((tmp_path / "out").glob("model.tar.part-*"))
     # the second call waited for the variant the first one started instead of starting it again
     assert (tmp_path / "sweep" / "x.log").read_text().count("config:") == 1
+    # a soup of the variant and another model (here a copy of the variant's own)
+    extra = tmp_path / "extra"
+    shutil.copytree(tmp_path / "sweep" / "x" / "model", extra)
+    soup = _sweep("x:--seed 1", env | {"WAIT": "300", "SOUP": "1", "SOUP_WITH": str(extra)})
+    assert soup.returncode == 0, soup.stderr
+    chosen = json.loads((tmp_path / "out" / "sweep.json").read_text())
+    assert chosen["chosen"] == "soup"
+    assert str(extra) in chosen["summary"]["soup"]["ingredient_dl21_ndcg@10"]
     other = _sweep("x:--seed 2", env | {"WAIT": "0"})  # the same name with other arguments: refused
     assert other.returncode == 2 and "other arguments" in other.stderr
     foreground = _sweep("x:--seed 2", env)  # without WAIT the detached run's status files are not read

@@ -6,12 +6,14 @@
 # the fp16 backbone (45 MB) and a trained model do not fit one 64 MiB carry.
 #
 # Usage (carry .carry/train and .whl, and .carry/backbone unless START names another start):
-#   [SOUP=1] [DATA=.carry/train] [START="--init ragprune/models/default"] [COMMON="TRAIN ARGS"] [EVAL=.carry/eval] \
+#   [SOUP=1 [SOUP_WITH="MODEL_FOLDER ..."]] [DATA=.carry/train] [START="--init ragprune/models/default"] [COMMON="TRAIN ARGS"] [EVAL=.carry/eval] \
 #     [WAIT=SECONDS] [SWEEP=/tmp/sweep] [WHEELS=.whl] bash training/gpu_sweep.sh "NAME:TRAIN ARGS" ["NAME:TRAIN ARGS" ...]
 #   e.g. COMMON="--epochs 2 --tau 0.5" SOUP=1 bash training/gpu_sweep.sh "s13:--seed 13" "s14:--seed 14"
 # LAUNCH="torchrun --standalone --nproc_per_node 2" trains the variant data-parallel on 2 GPUs
 # (ragprune.training.distributed); one variant per call then, since every torchrun takes all the GPUs.
-# Without SOUP the variant with the best DL21 nDCG@10 is kept among those whose held-out pruning
+# SOUP_WITH adds other model folders of the same backbone to the soup's ingredients (e.g.
+# ragprune/models/default: the soup may keep the shipped model's ranking); the soup is thresholded with
+# the first variant's settings (soup.py). Without SOUP the variant with the best DL21 nDCG@10 is kept among those whose held-out pruning
 # (train.py's summary: training questions held out by build_data.py and their spliced passages) keeps
 # gold recall >= 0.9 and drops >= 50% of the other sentences, pooled and on the held-out WikiQA and
 # SciFact gold passages; if none does, the one whose lowest dropped share is highest at recall >= 0.9;
@@ -114,6 +116,8 @@ done
 grep -h "validation nDCG" "$SWEEP"/*.log || true  # a resumed run that trained nothing logs none
 if [ "${SOUP:-0}" = 1 ]; then
   models=(); for name in "${names[@]}"; do models+=("$SWEEP/$name/model"); done
+  # shellcheck disable=SC2206  # SOUP_WITH is a list of folders
+  models+=(${SOUP_WITH:-})
   python3 training/soup.py --models "${models[@]}" --data "${DATA:-.carry/train}" --out "$SWEEP/soup" \
     > "$SWEEP/soup.log" 2>&1 || { tail -20 "$SWEEP/soup.log"; exit 1; }
   chosen=soup
