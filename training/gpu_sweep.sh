@@ -7,15 +7,16 @@
 #
 # Usage (carry .carry/train and .whl, and .carry/backbone unless START names another start):
 #   [SOUP=1 [SOUP_WITH="MODEL_FOLDER ..."]] [DATA=.carry/train] [START="--init ragprune/models/default"] \
-#     [COMMON="TRAIN ARGS"] [EVAL=.carry/eval] [WAIT=SECONDS] [SWEEP=/tmp/sweep] [WHEELS=.whl] bash training/gpu_sweep.sh "NAME:TRAIN ARGS" ["NAME:TRAIN ARGS" ...]
+#     [COMMON="TRAIN ARGS"] [EVAL=.carry/eval] [WAIT=SECONDS] [SWEEP=/tmp/sweep] [WHEELS=.whl] \
+#     bash training/gpu_sweep.sh "NAME:TRAIN ARGS" ["NAME:TRAIN ARGS" ...]
 #   e.g. COMMON="--epochs 2 --tau 0.5" SOUP=1 bash training/gpu_sweep.sh "s13:--seed 13" "s14:--seed 14"
 # LAUNCH="torchrun --standalone --nproc_per_node 2" trains the variant data-parallel on 2 GPUs
 # (ragprune.training.distributed); one variant per call then, since every torchrun takes all the GPUs.
 # SOUP_WITH adds other model folders of the same backbone to the soup's ingredients (e.g.
 # ragprune/models/default: the soup may keep the shipped model's ranking); the soup is thresholded with
 # the first variant's settings (soup.py). Without SOUP the variant with the best DL21 nDCG@10 is kept
-# among those whose held-out pruning
-# (train.py's summary: training questions held out by build_data.py and their spliced passages) keeps
+# among those whose held-out pruning (train.py's summary: training questions held out by build_data.py
+# and their spliced passages) keeps
 # gold recall >= 0.9 and drops >= 50% of the other sentences, pooled and on the held-out WikiQA and
 # SciFact gold passages; if none does, the one whose lowest dropped share is highest at recall >= 0.9;
 # if none keeps that recall, the best DL21 (ragprune.training.selection). The rule only reads training
