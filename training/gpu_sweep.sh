@@ -16,11 +16,10 @@
 # ragprune/models/default: the soup may keep the shipped model's ranking); the soup is thresholded with
 # the first variant's settings (soup.py). Without SOUP the variant with the best DL21 nDCG@10 is kept
 # among those whose held-out pruning (train.py's summary: training questions held out by build_data.py
-# and their spliced passages) keeps
-# gold recall >= 0.9 and drops >= 50% of the other sentences, pooled and on the held-out WikiQA and
-# SciFact gold passages; if none does, the one whose lowest dropped share is highest at recall >= 0.9;
-# if none keeps that recall, the best DL21 (ragprune.training.selection). The rule only reads training
-# splits.
+# and their spliced passages) keeps gold recall >= 0.9 and drops >= 50% of the other sentences, pooled
+# and on the held-out WikiQA and SciFact gold passages; if none does, the one whose lowest dropped share
+# is highest at recall >= 0.9; if none keeps that recall, the best DL21 (ragprune.training.selection).
+# The rule only reads training splits.
 # With EVAL set (a folder holding trec-dl/dl19 and trec-dl/dl20), the chosen model then reranks their
 # BM25 top-100 (reported, never used for the choice).
 # Results in $OUT: runs.tar (each variant's log and summary, and the soup's), sweep.json, and

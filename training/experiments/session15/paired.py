@@ -16,17 +16,18 @@ from ragprune.evaluation.ranking import evaluate_run
 from ragprune.evaluation.significance import paired_test
 from ragprune.models import load_tokenizer
 from ragprune.pipeline import RerankPruner
+from ragprune.pipeline.rerank_run import rerank_run
 from ragprune.training.config import TrainConfig
 from ragprune.training.data import load_training_data
 from ragprune.training.validation import RankingValidator
+from ragprune.types import Document
 
 
 def trec_per_query(pruner: RerankPruner, name: str) -> dict[str, float]:
-    """Per-query nDCG@10 of reranking the set's BM25 top-100 by the model's logit."""
+    """Per-query nDCG@10 of reranking the set's BM25 top-100 by the model's logit (no fusion)."""
     dl = load_trec_dl(name)
-    queries, documents = dl.candidates(100)
-    results = pruner.process(queries, documents, reorder=False)
-    run = {q.id: {p.document.id: p.logit for p in r.passages} for q, r in zip(queries, results)}
+    corpus = {pid: Document(pid, text) for pid, text in dl.passages.items()}
+    run = rerank_run(pruner, dl.topics, dl.run, corpus, top_k=100, fusion="none").run
     return evaluate_run(dl.qrels, run, ["nDCG@10"]).per_query["nDCG@10"]
 
 
