@@ -24,6 +24,7 @@ from ragprune.training.sentences import sentence_probabilities
 
 if TYPE_CHECKING:
     from ragprune.models import RerankPruneModel
+    from ragprune.models.sentence_context import SentenceContext
     from ragprune.pipeline import RerankPruner
     from ragprune.pipeline.encoding import PairTemplate
 
@@ -108,9 +109,10 @@ def heldout_pruning(
     positions: Sequence[str],
     threshold: float,
     sources: Sequence[str] = (),
+    context: SentenceContext | None = None,
 ) -> dict:
     """Sentence decisions at ``threshold`` (probability > threshold keeps) on held-out answer-bearing
-    passages.
+    passages, through the model's sentence-context layer where ``context`` is given (one passage a row).
 
     ``positions[i]`` names row ``i``'s gold position (rows beyond it count as ``"whole"``); ``sources[i]``
     its dataset (:meth:`~ragprune.training.data.TrainingData.heldout_sources`; none given: no per-source
@@ -126,6 +128,8 @@ def heldout_pruning(
     row = 0
     for logits, sentence_ids, labels in batches:
         probs, counts = sentence_probabilities(logits, sentence_ids, labels.shape[1])
+        if context is not None:
+            probs = context.apply_rows(probs, counts > 0)
         valid = (labels != IGNORE) & (counts > 0)
         for r in range(len(labels)):
             mask = valid[r]
