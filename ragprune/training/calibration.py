@@ -114,7 +114,6 @@ def fold_calibration(model: RerankPruneModel, scale: float, bias: float) -> None
 def fit_sentence_context(
     training: Sequence[TokenOutputs],
     heldout: Sequence[TokenOutputs],
-    row_weights: Sequence[float] = (),
     max_iter: int = 200,
     ridge: float = 1e-3,
 ) -> SentenceContext | None:
@@ -125,8 +124,7 @@ def fit_sentence_context(
        the logit of the sentence probability, ``max`` over the row's sentences) on ``training`` rows
        (:meth:`~ragprune.training.data.TrainingData.context_examples`: gold passages, passages that do
        not answer, spliced passages) by a class-balanced logistic loss: in each row, gold and other
-       sentences carry half of the row's weight (``row_weights``, one per row in order; none given: 1)
-       each (all of it where the row has one class), so rows
+       sentences carry half of the row's weight each (all of it where the row has one class), so rows
        with many sentences (SciFact abstracts) and few (WikiQA) count alike and the fit learns to
        separate sentences *within* passages; the rows that do not answer keep it from lifting every
        passage's best sentence;
@@ -144,7 +142,7 @@ def fit_sentence_context(
     """
     from ragprune.models.sentence_context import SentenceContext
 
-    (x, y, w), (hx, hy, _) = _context_features(training, row_weights), _context_features(heldout)
+    (x, y, w), (hx, hy, _) = _context_features(training), _context_features(heldout)
     if len(y) == 0 or len(hy) == 0:
         raise ValueError("the sentence-context layer needs sentences with labels and tokens in both sets")
 
@@ -171,15 +169,11 @@ def fit_sentence_context(
     return SentenceContext(scale * weight, scale * relative_weight, scale * bias + shift)
 
 
-def _context_features(
-    batches: Sequence[TokenOutputs], row_weights: Sequence[float] = ()
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _context_features(batches: Sequence[TokenOutputs]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Over the labelled sentences with tokens of ``batches`` (float64, CPU): features ``[N, 2]`` (the
     sentence probability's logit ``z`` and ``z - max z`` over its row), gold targets ``[N]`` and
-    class-balanced weights ``[N]``, scaled by each row's ``row_weights`` entry where given
-    (:func:`fit_sentence_context`)."""
+    class-balanced weights ``[N]`` (:func:`fit_sentence_context`)."""
     features, targets, weights = [torch.zeros(0, 2)], [torch.zeros(0)], [torch.zeros(0)]
-    first = 0
     for logits, sentence_ids, labels in batches:
         probs, counts = sentence_probabilities(logits, sentence_ids, labels.shape[1])
         present = counts > 0
@@ -190,10 +184,6 @@ def _context_features(
         other = valid & ~gold
         n_gold, n_other = gold.sum(1, keepdim=True).float(), other.sum(1, keepdim=True).float()
         halves = torch.where((n_gold > 0) & (n_other > 0), 0.5, 1.0)
-        if row_weights:
-            rows = torch.as_tensor(row_weights[first : first + len(labels)], device=labels.device)
-            halves = halves * rows.float()[:, None]
-        first += len(labels)
         weight = torch.where(gold, halves / n_gold.clamp(min=1), halves / n_other.clamp(min=1))
         features.append(torch.stack([z[valid], (z - best)[valid]], dim=1).cpu())
         targets.append(gold[valid].float().cpu())

@@ -185,16 +185,16 @@ class TrainingData:
         with gold passages (a seeded sample) each gold passage and the first non-gold candidate with a
         token-loss weight (teacher order: the hardest), labelled as built, so the fit also sees passages
         whose best sentence is not needed; then ``spliced`` training spliced passages (a seeded sample).
-        Each row keeps its token-loss weight (e.g. ``irrelevant_weight`` for a passage that does not
-        answer), so the layer weighs passages as the token head was trained to."""
+        Every row weighs 1."""
         rng = random.Random(seed)
         with_gold = [g for g in self.train_groups if g.gold]
         rows = []
         for group in rng.sample(with_gold, min(groups, len(with_gold))):
             gold = [c for c in group.candidates if c.pid in group.gold]
             other = [c for c in group.candidates if c.pid not in group.gold and c.weight > 0][:1]
-            rows += [Example(group.query_ids, self.passage(c.pid), c.labels, c.weight) for c in gold + other]
-        return rows + rng.sample(self.spliced, min(spliced, len(self.spliced)))
+            rows += [Example(group.query_ids, self.passage(c.pid), c.labels, 1.0) for c in gold + other]
+        picked = rng.sample(self.spliced, min(spliced, len(self.spliced)))
+        return rows + [Example(e.query_ids, e.passage, e.labels, 1.0) for e in picked]
 
     def heldout_sources(self) -> list[str]:
         """The dataset of each :meth:`heldout_examples` row, in its order: ``"spliced"`` for a held-out

@@ -82,7 +82,7 @@ def finalize(
         rows = token_outputs(
             model, examples, template, config.max_length, pad_id, device, config.heldout_batch_size
         )
-        model.config.sentence_context = fit_sentence_context(rows, outputs, [e.weight for e in examples])
+        model.config.sentence_context = fit_sentence_context(rows, outputs)
         log.info(
             "sentence-context layer (None: not increasing, none kept): %s", model.config.sentence_context
         )
