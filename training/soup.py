@@ -10,9 +10,6 @@ run (its provenance: labels, target recall, threshold candidates), ``train.py``'
 recorded none.
 
     python3 training/soup.py --models /tmp/a/model /tmp/b/model --data .carry/train --out /tmp/soup
-
-With one model the "soup" is that model, finalized again with this version's steps: e.g. to give a model
-trained before it existed the sentence-context layer (``ragprune.models.sentence_context``).
 """
 
 from __future__ import annotations

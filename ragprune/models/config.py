@@ -15,8 +15,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ragprune.models.sentence_context import SentenceContext
-
 CONFIG_NAME = "ragprune_config.json"
 SENTENCE_REDUCTIONS = ("mean", "max", "vote")
 
@@ -105,9 +103,7 @@ class RerankPruneConfig:
     calibrated probability); ``sentence_reduce`` how token probabilities become a sentence score
     (``mean``, ``max``, ``vote``); ``heads`` name → :class:`HeadSpec` (``rank`` and ``token`` are what the
     pipeline reads; other heads' outputs are passed through to the results); ``calibration`` turns the rank
-    logit into a probability; ``encoder_structure`` records per-layer widths after structured pruning;
-    ``sentence_context`` (``None``: none) reads each sentence probability against the best sentence of its
-    passage (:class:`~ragprune.models.sentence_context.SentenceContext`; needs ``mean`` or ``max``).
+    logit into a probability; ``encoder_structure`` records per-layer widths after structured pruning.
     """
 
     max_length: int = 256
@@ -117,17 +113,11 @@ class RerankPruneConfig:
     calibration: Calibration = field(default_factory=Calibration)
     encoder_structure: EncoderStructure | None = None
     provenance: Provenance = field(default_factory=Provenance)
-    sentence_context: SentenceContext | None = None
 
     def __post_init__(self) -> None:
         if self.sentence_reduce not in SENTENCE_REDUCTIONS:
             raise ValueError(
                 f"sentence_reduce={self.sentence_reduce!r} is not supported; use one of {SENTENCE_REDUCTIONS}"
-            )
-        if self.sentence_context is not None and self.sentence_reduce == "vote":
-            raise ValueError(
-                "sentence_context maps a sentence probability, but sentence_reduce='vote' gives a share of "
-                "votes; use sentence_reduce 'mean' or 'max', or set sentence_context to None"
             )
         if self.max_length < 16:
             raise ValueError(f"max_length={self.max_length} is too small; use at least 16 tokens")
@@ -149,7 +139,6 @@ class RerankPruneConfig:
             data = _from_legacy(data)
         heads = {name: HeadSpec(**spec) for name, spec in data.pop("heads", {}).items()} or default_heads()
         structure = data.pop("encoder_structure", None)
-        context = data.pop("sentence_context", None)
         provenance = dict(data.pop("provenance", {}))
         if provenance.get("sentence_calibration") is not None:
             provenance["sentence_calibration"] = tuple(provenance["sentence_calibration"])
@@ -160,7 +149,6 @@ class RerankPruneConfig:
             if structure is None
             else EncoderStructure(tuple(LayerShape(**layer) for layer in structure["layers"])),
             provenance=Provenance(**provenance),
-            sentence_context=None if context is None else SentenceContext(**context),
             **data,
         )
 

@@ -253,8 +253,7 @@ class Runner:
     ) -> SentenceScores:
         """The token head's sentence scores and keep flags for the ``num_pairs`` pairs of the batch
         (``sentence_ids``: ``[R, W]`` batch-wide sentence of each token; ``sentence_pair``: ``[S]`` the
-        batch's pair of each sentence), read against each passage's best sentence where the model has a
-        sentence-context layer (keep: score > threshold)."""
+        batch's pair of each sentence)."""
         head = self.model.head("token")
         linear = head.linear_map()
         options: dict[str, Any] = {
@@ -264,19 +263,13 @@ class Runner:
         }
         if linear is None:  # any other token head: its probabilities, reduced per sentence
             probabilities = torch.sigmoid(head(hidden).float())
-            scored = reduce_sentences(
+            return reduce_sentences(
                 probabilities, sentence_ids, sentence_pair, threshold, **options, validate=False
             )
-        else:
-            weight, bias = linear
-            scored = score_sentences(
-                hidden, weight, bias, sentence_ids, sentence_pair, threshold, **options, validate=False
-            )
-        context = self.model.config.sentence_context
-        if context is None:
-            return scored
-        scores = context.apply(scored.scores, sentence_pair, num_pairs)
-        return SentenceScores(scores=scores, keep=scores > threshold)
+        weight, bias = linear
+        return score_sentences(
+            hidden, weight, bias, sentence_ids, sentence_pair, threshold, **options, validate=False
+        )
 
     def _to_host(self, tensor: torch.Tensor) -> torch.Tensor:
         """``tensor`` on the CPU; from CUDA an asynchronous copy into pinned memory (valid once the batch's

@@ -4,9 +4,6 @@
   as ``RerankPruneConfig.calibration`` (Platt, "Probabilistic outputs for support vector machines", 1999).
 * :func:`fit_sentence_calibration` + :func:`fold_calibration`: an affine map of the token logits fitted so
   that the sentence probability reads as P(sentence is gold), folded into the token head's linear layer.
-* :func:`fit_sentence_context`: the sentence-context layer
-  (:class:`~ragprune.models.sentence_context.SentenceContext`) that reads each sentence against the best
-  sentence of its passage, stored as ``RerankPruneConfig.sentence_context``.
 """
 
 from __future__ import annotations
@@ -23,7 +20,6 @@ from ragprune.training.sentences import sentence_probabilities
 
 if TYPE_CHECKING:
     from ragprune.models import RerankPruneModel
-    from ragprune.models.sentence_context import SentenceContext
 
 TokenOutputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 """One batch of held-out token outputs: ``(token_logits [B, L] fp32, sentence_ids [B, L], sentence_labels
@@ -109,83 +105,3 @@ def fold_calibration(model: RerankPruneModel, scale: float, bias: float) -> None
     with torch.no_grad():
         out.weight.mul_(scale)
         out.bias.mul_(scale).add_(bias)
-
-
-def fit_sentence_context(
-    training: Sequence[TokenOutputs],
-    heldout: Sequence[TokenOutputs],
-    max_iter: int = 200,
-    ridge: float = 1e-3,
-) -> SentenceContext | None:
-    """The sentence-context layer, in two maximum-likelihood steps (L-BFGS, strong Wolfe line search) over
-    the labelled sentences that have tokens:
-
-    1. ``(weight, relative_weight, bias)`` of ``weight * z + relative_weight * (z - max z) + bias`` (``z``:
-       the logit of the sentence probability, ``max`` over the row's sentences) on ``training`` rows
-       (:meth:`~ragprune.training.data.TrainingData.context_examples`: gold passages, passages that do
-       not answer, spliced passages) by a class-balanced logistic loss: in each row, gold and other
-       sentences carry half of the row's weight each (all of it where the row has one class), so rows
-       with many sentences (SciFact abstracts) and few (WikiQA) count alike and the fit learns to
-       separate sentences *within* passages; the rows that do not answer keep it from lifting every
-       passage's best sentence;
-    2. Platt scaling (Platt, 1999) of that logit on the ``heldout`` answer-bearing rows, unweighted, so the
-       layer's output reads as P(sentence is gold) there, as :func:`fit_sentence_calibration`'s does (the
-       token head has seen the training rows, so their logits are more extreme than new text's).
-
-    The composition is one affine map of ``z`` and ``z - max z``, returned as one
-    :class:`~ragprune.models.sentence_context.SentenceContext`. Both steps add ``ridge`` times the
-    squared weights (not the bias) to the mean loss: on separable sentences maximum likelihood would
-    drive them to infinity and leave probabilities of 0 and 1 with no threshold to choose. Motivation and
-    held-out measurements: ``training/README.md`` session 16. ``None`` when the fitted map would not be
-    increasing in ``z`` (a token head without signal, e.g. an untrained one: the layer would reorder
-    sentences); ``ValueError`` when either set holds no labelled sentence.
-    """
-    from ragprune.models.sentence_context import SentenceContext
-
-    (x, y, w), (hx, hy, _) = _context_features(training), _context_features(heldout)
-    if len(y) == 0 or len(hy) == 0:
-        raise ValueError("the sentence-context layer needs sentences with labels and tokens in both sets")
-
-    def fit(inputs: torch.Tensor, target: torch.Tensor, start: list[float], weight: torch.Tensor | None):
-        params = torch.tensor(start, dtype=torch.float64, requires_grad=True)
-        optimizer = torch.optim.LBFGS([params], max_iter=max_iter, line_search_fn="strong_wolfe")
-
-        def closure() -> torch.Tensor:
-            optimizer.zero_grad()
-            logit = inputs @ params[:-1] + params[-1]
-            loss = F.binary_cross_entropy_with_logits(logit, target, weight=weight, reduction="sum")
-            loss = loss / (len(target) if weight is None else weight.sum()) + ridge * params[:-1].pow(2).sum()
-            loss.backward()
-            return loss
-
-        optimizer.step(closure)
-        return params.detach()
-
-    weight, relative_weight, bias = fit(x, y, [1.0, 0.0, 0.0], w).tolist()
-    logit = hx @ torch.tensor([weight, relative_weight], dtype=torch.float64) + bias
-    scale, shift = fit(logit[:, None], hy, [1.0, 0.0], None).tolist()
-    if scale <= 0 or weight + relative_weight <= 0:
-        return None
-    return SentenceContext(scale * weight, scale * relative_weight, scale * bias + shift)
-
-
-def _context_features(batches: Sequence[TokenOutputs]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Over the labelled sentences with tokens of ``batches`` (float64, CPU): features ``[N, 2]`` (the
-    sentence probability's logit ``z`` and ``z - max z`` over its row), gold targets ``[N]`` and
-    class-balanced weights ``[N]`` (:func:`fit_sentence_context`)."""
-    features, targets, weights = [torch.zeros(0, 2)], [torch.zeros(0)], [torch.zeros(0)]
-    for logits, sentence_ids, labels in batches:
-        probs, counts = sentence_probabilities(logits, sentence_ids, labels.shape[1])
-        present = counts > 0
-        z = torch.logit(probs.clamp(1e-6, 1 - 1e-6))
-        best = torch.where(present, z, float("-inf")).amax(dim=1, keepdim=True)
-        valid = (labels != IGNORE) & present
-        gold = (labels == 1) & valid
-        other = valid & ~gold
-        n_gold, n_other = gold.sum(1, keepdim=True).float(), other.sum(1, keepdim=True).float()
-        halves = torch.where((n_gold > 0) & (n_other > 0), 0.5, 1.0)
-        weight = torch.where(gold, halves / n_gold.clamp(min=1), halves / n_other.clamp(min=1))
-        features.append(torch.stack([z[valid], (z - best)[valid]], dim=1).cpu())
-        targets.append(gold[valid].float().cpu())
-        weights.append(weight[valid].cpu())
-    return torch.cat(features).double(), torch.cat(targets).double(), torch.cat(weights).double()

@@ -125,12 +125,6 @@ class TrainConfig:
     calibrate_sentences: bool = setting(
         True, "fit sentence-probability calibration on held-out training questions into the token head"
     )
-    sentence_context: bool = setting(
-        True,
-        "fit a sentence-context layer on held-out training questions: each sentence probability read "
-        "against the best sentence of its passage (ragprune.models.sentence_context; training/README.md "
-        "session 16)",
-    )
     target_recall: float = setting(0.92, "pruning threshold: held-out gold recall to keep")
     round_thresholds: tuple[float, ...] = setting(
         ROUND_THRESHOLDS, "default-threshold candidates after sentence calibration"

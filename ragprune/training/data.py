@@ -180,22 +180,6 @@ class TrainingData:
         ]
         return self.valid_spliced + gold
 
-    def context_examples(self, groups: int = 2000, spliced: int = 1000, seed: int = 13) -> list[Example]:
-        """Training passages for the sentence-context layer's fit: from ``groups`` training questions
-        with gold passages (a seeded sample) each gold passage and the first non-gold candidate with a
-        token-loss weight (teacher order: the hardest), labelled as built, so the fit also sees passages
-        whose best sentence is not needed; then ``spliced`` training spliced passages (a seeded sample).
-        Every row weighs 1."""
-        rng = random.Random(seed)
-        with_gold = [g for g in self.train_groups if g.gold]
-        rows = []
-        for group in rng.sample(with_gold, min(groups, len(with_gold))):
-            gold = [c for c in group.candidates if c.pid in group.gold]
-            other = [c for c in group.candidates if c.pid not in group.gold and c.weight > 0][:1]
-            rows += [Example(group.query_ids, self.passage(c.pid), c.labels, 1.0) for c in gold + other]
-        picked = rng.sample(self.spliced, min(spliced, len(self.spliced)))
-        return rows + [Example(e.query_ids, e.passage, e.labels, 1.0) for e in picked]
-
     def heldout_sources(self) -> list[str]:
         """The dataset of each :meth:`heldout_examples` row, in its order: ``"spliced"`` for a held-out
         spliced passage, the question's ``source`` for a gold passage."""

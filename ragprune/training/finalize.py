@@ -3,9 +3,7 @@
 Shared by ``training/train.py`` (its best epoch) and ``training/soup.py`` (a weight average). In order:
 
 1. the token head's outputs on the held-out answer-bearing passages (one pass);
-2. sentence calibration fitted on them and folded into the token head (``config.calibrate_sentences``),
-   then the sentence-context layer (``config.sentence_context``; else the model has none), fitted on a
-   sample of training passages and calibrated on the held-out ones;
+2. sentence calibration fitted on them and folded into the token head (``config.calibrate_sentences``);
 3. DL21 validation pairs (:class:`~ragprune.training.validation.RankingValidator`) for Platt scaling of
    the rank logit, and the default threshold on the held-out questions (``config.target_recall``, over
    ``config.round_thresholds`` once calibrated, else ``config.threshold_grid``);
@@ -22,12 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ragprune.training.calibration import (
-    fit_platt,
-    fit_sentence_calibration,
-    fit_sentence_context,
-    fold_calibration,
-)
+from ragprune.training.calibration import fit_platt, fit_sentence_calibration, fold_calibration
 from ragprune.training.thresholds import heldout_pruning, pick_threshold, token_outputs
 from ragprune.training.validation import RankingValidator, inference_pruner
 
@@ -76,16 +69,6 @@ def finalize(
         a, b = sentence_calibration  # the folded head's outputs, without another pass
         outputs = [(a * logits + b, sentence_ids, labels) for logits, sentence_ids, labels in outputs]
         log.info("sentence calibration (scale, bias) folded into the token head: %s", sentence_calibration)
-    model.config.sentence_context = None  # one fitted to an earlier token head would not fit this one
-    examples = data.context_examples(seed=config.seed) if config.sentence_context and outputs else []
-    if examples:
-        rows = token_outputs(
-            model, examples, template, config.max_length, pad_id, device, config.heldout_batch_size
-        )
-        model.config.sentence_context = fit_sentence_context(rows, outputs)
-        log.info(
-            "sentence-context layer (None: not increasing, none kept): %s", model.config.sentence_context
-        )
     grid = config.round_thresholds if sentence_calibration else config.threshold_grid
     validator = RankingValidator.from_records(data.valid)
     with inference_pruner(model, tokenizer, device, config.eval_batch_size) as pruner:
@@ -95,12 +78,9 @@ def finalize(
     model.config.threshold = threshold["threshold"]
     if outputs:
         positions, sources = data.valid_spliced_positions, data.heldout_sources()
-        context = model.config.sentence_context
-        threshold["heldout_pruning"] = heldout_pruning(
-            outputs, positions, threshold["threshold"], sources, context
-        )
+        threshold["heldout_pruning"] = heldout_pruning(outputs, positions, threshold["threshold"], sources)
         threshold["heldout_sweep"] = [
-            heldout_pruning(outputs, positions, t, sources, context) for t in config.round_thresholds
+            heldout_pruning(outputs, positions, t, sources) for t in config.round_thresholds
         ]
         log.info("held-out pruning at the default threshold: %s", threshold["heldout_pruning"])
     model.config.calibration = Calibration(scale, bias)

@@ -24,7 +24,6 @@ from ragprune.training.sentences import sentence_probabilities
 
 if TYPE_CHECKING:
     from ragprune.models import RerankPruneModel
-    from ragprune.models.sentence_context import SentenceContext
     from ragprune.pipeline import RerankPruner
     from ragprune.pipeline.encoding import PairTemplate
 
@@ -109,10 +108,9 @@ def heldout_pruning(
     positions: Sequence[str],
     threshold: float,
     sources: Sequence[str] = (),
-    context: SentenceContext | None = None,
 ) -> dict:
     """Sentence decisions at ``threshold`` (probability > threshold keeps) on held-out answer-bearing
-    passages, through the model's sentence-context layer where ``context`` is given (one passage a row).
+    passages.
 
     ``positions[i]`` names row ``i``'s gold position (rows beyond it count as ``"whole"``); ``sources[i]``
     its dataset (:meth:`~ragprune.training.data.TrainingData.heldout_sources`; none given: no per-source
@@ -128,8 +126,6 @@ def heldout_pruning(
     row = 0
     for logits, sentence_ids, labels in batches:
         probs, counts = sentence_probabilities(logits, sentence_ids, labels.shape[1])
-        if context is not None:
-            probs = context.apply_rows(probs, counts > 0)
         valid = (labels != IGNORE) & (counts > 0)
         for r in range(len(labels)):
             mask = valid[r]
