@@ -103,12 +103,13 @@ def sentence_probs(h, sid, n, w, b):
     return sums / counts.clamp(min=1), counts
 
 
-def fit_head(rows, w0, b0, source_weight, steps=300, lr=0.01, l2=1e-4, balanced=True):
-    h, sid, labels, row_of, n = flatten(rows)
-    valid = labels != IGNORE
+def row_weights(rows, labels, valid, row_of, source_weight, balanced=True):
+    """Per sentence: its row's weight (times ``source_weight`` of the row's source), spread over the
+    row's ``valid`` sentences; ``balanced``: each present class carries half of it (as
+    SentenceContrastLoss), else every sentence of the row alike (the probabilities learn each source's
+    base rate)."""
     y = (labels == 1).float()
-    # per passage: each present class carries half of the row's weight (as SentenceContrastLoss)
-    weight = torch.zeros(n)
+    weight = torch.zeros(len(labels))
     for r, row in enumerate(rows):
         mask = (row_of == r) & valid
         lab = y[mask]
@@ -120,9 +121,23 @@ def fit_head(rows, w0, b0, source_weight, steps=300, lr=0.01, l2=1e-4, balanced=
                 base / (2 * max(pos, 1)) if neg else base / max(pos, 1),
                 base / (2 * max(neg, 1)) if pos else base / max(neg, 1),
             )
-        else:  # every sentence of the passage alike: the probabilities learn each source's base rate
+        else:
             wr = torch.full_like(lab, base / max(pos + neg, 1))
         weight[mask] = wr
+    return weight
+
+
+def gold_mask(rows, valid, row_of):
+    """The ``valid`` sentences of the rows that are gold passages."""
+    gold_rows = torch.tensor([r for r, row in enumerate(rows) if row["gold"]])
+    return valid & torch.isin(row_of, gold_rows)
+
+
+def fit_head(rows, w0, b0, source_weight, steps=300, lr=0.01, l2=1e-4, balanced=True):
+    h, sid, labels, row_of, n = flatten(rows)
+    valid = labels != IGNORE
+    y = (labels == 1).float()
+    weight = row_weights(rows, labels, valid, row_of, source_weight, balanced)
     w = w0.clone().requires_grad_(True)
     b = b0.clone().requires_grad_(True)
     opt = torch.optim.Adam([w, b], lr=lr)
@@ -183,8 +198,7 @@ def aligned(rows, scored, target=0.90):
     """One threshold for all: the highest at which pooled held-out gold recall >= target; per source
     recall / dropped there."""
     p, valid, row_of, labels = scored
-    gold_rows = torch.tensor([r for r, row in enumerate(rows) if row["gold"]])
-    mask = valid & torch.isin(row_of, gold_rows)
+    mask = gold_mask(rows, valid, row_of)
     pp, yy = p[mask].numpy(), (labels[mask] == 1).numpy()
     ts = np.sort(pp[yy])
     t = float(ts[int(np.floor((1 - target) * len(ts)))]) - 1e-9

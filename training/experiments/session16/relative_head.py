@@ -27,21 +27,26 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "session14"))
-from head_refit import curves, feasible, flatten, sentence_probs  # noqa: E402
+from head_refit import curves, feasible, flatten, gold_mask, row_weights, sentence_probs  # noqa: E402
 
 from ragprune.models.encoder import RerankPruneModel  # noqa: E402
 from ragprune.training.labels import IGNORE  # noqa: E402
 
 
-def sentence_features(rows, w, b, kind):
-    """Per sentence of every row: ``(z, relative, valid, row_of, labels)``; relative = z - max (or - lse)
-    over the row's sentences that have tokens."""
+def sentence_logits(rows, w, b):
+    """The head's sentence logits over every sentence of every row, computed once per set of rows:
+    ``(z, has, row_of, labels)`` (``has``: the sentence has tokens)."""
     h, sid, labels, row_of, n = flatten(rows)
     p, counts = sentence_probs(h, sid, n, w, b)
-    z = torch.logit(p.clamp(1e-6, 1 - 1e-6))
-    has = counts > 0
-    rel = torch.zeros(n)
-    size = torch.zeros(n)
+    return torch.logit(p.clamp(1e-6, 1 - 1e-6)), counts > 0, row_of, labels
+
+
+def sentence_features(logits, kind):
+    """Per sentence: the feature columns of ``kind`` (``z`` and ``z - max`` or ``z - logsumexp`` over the
+    row's sentences that have tokens, and for ``+n`` a size term), ``valid``, ``row_of``, ``labels``."""
+    z, has, row_of, labels = logits
+    rel = torch.zeros(len(z))
+    size = torch.zeros(len(z))
     for r in torch.unique(row_of):
         m = (row_of == r) & has
         if m.any():
@@ -50,22 +55,6 @@ def sentence_features(rows, w, b, kind):
             size[m] = float(m.sum()) ** 0.5 - 2.0
     columns = [z, rel] + ([size] if kind.endswith("+n") else [])
     return torch.stack(columns, 1), (labels != IGNORE) & has, row_of, labels
-
-
-def balanced_weights(rows, labels, valid, row_of, source_weight):
-    y = (labels == 1).float()
-    weight = torch.zeros(len(labels))
-    for r, row in enumerate(rows):
-        mask = (row_of == r) & valid
-        lab = y[mask]
-        base = row["weight"] * source_weight.get(row["source"], 1.0)
-        pos, neg = int(lab.sum()), int((1 - lab).sum())
-        weight[mask] = torch.where(
-            lab > 0,
-            base / (2 * max(pos, 1)) if neg else base / max(pos, 1),
-            base / (2 * max(neg, 1)) if pos else base / max(neg, 1),
-        )
-    return weight
 
 
 def fit(x, valid, labels, weight, steps=500, lr=0.05):
@@ -89,8 +78,7 @@ def calibrate(x, params, valid, labels, rows, row_of):
     """Platt scaling of the new logit on the training rows' gold passages, unweighted (as the pipeline's
     sentence calibration: probabilities mean the share of such sentences that are gold)."""
     logit = x @ params[:-1] + params[-1]
-    gold_rows = torch.tensor([r for r, row in enumerate(rows) if row["gold"]])
-    m = valid & torch.isin(row_of, gold_rows)
+    m = gold_mask(rows, valid, row_of)
     y = (labels == 1).float()
     ab = torch.tensor([1.0, 0.0], requires_grad=True)
     opt = torch.optim.LBFGS([ab], max_iter=200)
@@ -108,8 +96,7 @@ def calibrate(x, params, valid, labels, rows, row_of):
 def pooled(rows, scored, t):
     """Gold recall / other dropped over every held-out gold passage at threshold ``t``."""
     p, valid, row_of, labels = scored
-    gold_rows = torch.tensor([r for r, row in enumerate(rows) if row["gold"]])
-    m = valid & torch.isin(row_of, gold_rows)
+    m = gold_mask(rows, valid, row_of)
     y = labels[m] == 1
     return float((p[m][y] > t).float().mean()), float((p[m][~y] <= t).float().mean())
 
@@ -136,18 +123,19 @@ def main() -> None:
     model = RerankPruneModel.from_pretrained(args.model).float().eval()
     w0, b0 = (t.detach().float().clone() for t in model.heads["token"].linear_map())
     train, held = torch.load(args.cache)
-    hx, hvalid, hrow, hlabels = sentence_features(held, w0, b0, "max")
+    train_logits, held_logits = sentence_logits(train, w0, b0), sentence_logits(held, w0, b0)
+    hx, hvalid, hrow, hlabels = sentence_features(held_logits, "max")
     show("shipped head", held, torch.sigmoid(hx[:, 0]), hvalid, hrow, hlabels)
     for kind in ("max", "lse", "max+n", "lse+n"):
         for source_weight in ({}, {"scifact": 3.0}, None):
-            x, valid, row_of, labels = sentence_features(train, w0, b0, kind)
+            x, valid, row_of, labels = sentence_features(train_logits, kind)
             if source_weight is None:  # unweighted maximum likelihood, as the sentence calibration
                 weight = valid.float()
             else:
-                weight = balanced_weights(train, labels, valid, row_of, source_weight)
+                weight = row_weights(train, labels, valid, row_of, source_weight)
             params = fit(x, valid, labels, weight)
             ab = calibrate(x, params, valid, labels, train, row_of)
-            hx, hvalid, hrow, hlabels = sentence_features(held, w0, b0, kind)
+            hx, hvalid, hrow, hlabels = sentence_features(held_logits, kind)
             p = torch.sigmoid(ab[0] * (hx @ params[:-1] + params[-1]) + ab[1])
             rounded = [round(v, 3) for v in params.tolist()]
             weighting = (
