@@ -33,7 +33,7 @@ from ragprune.data import data_root, load_beir, load_trec_dl, read_pruning_jsonl
 from ragprune.data.pruning import PruningExample
 from ragprune.devices import default_device, describe_hardware
 from ragprune.evaluation import compare_runs, evaluate_run
-from ragprune.evaluation.gates import PRUNING_MIN_DROPPED, PRUNING_MIN_RECALL, Gate
+from ragprune.evaluation.gates import MULTI_HOP_MIN_REMOVED, PRUNING_MIN_DROPPED, PRUNING_MIN_RECALL, Gate
 from ragprune.evaluation.pruning import context_documents, context_text, score_pruning
 from ragprune.evaluation.splice import POSITIONS, spliced_position_examples
 from ragprune.evaluation.tradeoff import recall_at_compression
@@ -449,14 +449,14 @@ def issue_gates(results: dict) -> list[Gate]:
             f"{MULTI_HOP_SET} multi-hop: gold-sentence recall",
             multi_hop and multi_hop["recall"],
             ">=",
-            0.9,
+            PRUNING_MIN_RECALL,
             note,
         ),
         Gate(
             f"{MULTI_HOP_SET} multi-hop: share of context tokens removed",
             multi_hop and multi_hop["compression"],
             ">=",
-            0.6,
+            MULTI_HOP_MIN_REMOVED,
             note,
         ),
     ]

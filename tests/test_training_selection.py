@@ -7,13 +7,16 @@ import pytest
 from ragprune.training.selection import choose_variant, pruning_figures
 
 
-def summary(dl21: float, recall: float, dropped: float, **sources: tuple[float, float]) -> dict:
+def summary(
+    dl21: float, recall: float, dropped: float, removed: float | None = None, **sources: tuple[float, float]
+) -> dict:
     by_source = {
         name: {"gold_recall": r, "other_dropped": d, "gold": 10, "other": 20}
         for name, (r, d) in sources.items()
     }
     pruning = {"gold_recall": recall, "other_dropped": dropped, "by_source": by_source}
-    return {"best_dl21_ndcg@10": dl21, "threshold": {"heldout_pruning": pruning}}
+    threshold = {"heldout_pruning": pruning} | ({} if removed is None else {"removed": removed})
+    return {"best_dl21_ndcg@10": dl21, "threshold": threshold}
 
 
 def test_a_variant_that_fails_a_gated_dataset_loses_to_one_that_passes_every_gate():
@@ -42,6 +45,19 @@ def test_without_a_passing_variant_the_highest_lowest_dropped_share_at_full_reca
     }
     assert choose_variant(runs) == "b"
     assert choose_variant({"c": runs["c"], "d": summary(0.73, 0.5, 0.9)}) == "d"  # no recall anywhere: DL21
+
+
+def test_a_variant_that_removes_too_little_of_the_held_out_lists_fails_the_first_rule():
+    gates = {"wikiqa": (0.93, 0.54), "scifact": (0.92, 0.51)}  # both gated datasets pass
+    runs = {
+        # gold passages pruned better, but the best sentence of every candidate kept: session 16's ctx3
+        "ctx3": summary(0.70, 0.92, 0.60, removed=0.359, **gates),
+        "shipped": summary(0.69, 0.92, 0.60, removed=0.661, wikiqa=(0.92, 0.52), scifact=(0.91, 0.50)),
+    }
+    assert choose_variant(runs) == "shipped"
+    assert choose_variant(runs, min_removed=0.3) == "ctx3"
+    # a summary without the removed share fails that gate when another reports it
+    assert choose_variant({"old": summary(0.75, 0.95, 0.7, **gates), "new": runs["shipped"]}) == "new"
 
 
 def test_pruning_figures_skip_sources_without_both_shares_and_an_empty_choice_fails():

@@ -17,8 +17,9 @@
 # the first variant's settings (soup.py). Without SOUP the variant with the best DL21 nDCG@10 is kept
 # among those whose held-out pruning (train.py's summary: training questions held out by build_data.py
 # and their spliced passages) keeps gold recall >= 0.9 and drops >= 50% of the other sentences, pooled
-# and on the held-out WikiQA and SciFact gold passages; if none does, the one whose lowest dropped share
-# is highest at recall >= 0.9; if none keeps that recall, the best DL21 (ragprune.training.selection).
+# and on the held-out WikiQA and SciFact gold passages, and removes >= 60% of the held-out candidate
+# lists' text; if none does, the one whose lowest dropped share is highest at recall >= 0.9; if none
+# keeps that recall, the best DL21 (ragprune.training.selection).
 # The rule only reads training splits.
 # With EVAL set (a folder holding trec-dl/dl19 and trec-dl/dl20), the chosen model then reranks their
 # BM25 top-100 (reported, never used for the choice).

@@ -13,12 +13,15 @@ from typing import Any
 
 from ragprune.types import json_float
 
-__all__ = ["PRUNING_MIN_DROPPED", "PRUNING_MIN_RECALL", "Gate"]
+__all__ = ["MULTI_HOP_MIN_REMOVED", "PRUNING_MIN_DROPPED", "PRUNING_MIN_RECALL", "Gate"]
 
 PRUNING_MIN_RECALL = 0.90
 """Issue 10's pruning gate: gold-sentence recall at the default threshold (WikiQA, SciFact dev)."""
 PRUNING_MIN_DROPPED = 0.50
 """Issue 10's pruning gate: share of the non-gold sentences of gold passages dropped there."""
+MULTI_HOP_MIN_REMOVED = 0.60
+"""Issue 10's multi-hop gate: share of the context tokens removed (HotpotQA dev, ``hops=2``), with gold
+recall >= ``PRUNING_MIN_RECALL``."""
 
 _COMPARISONS = {">=": operator.ge, "<=": operator.le}
 
