@@ -61,8 +61,7 @@ def choose_variant(
 
     A gated source (or the removed share) that some summaries report and one does not (a summary
     written before the figure existed, in a sweep resumed across that change) fails that one's gate.
-    Ties go to the first name
-    given. ``ValueError`` when ``summaries`` is empty.
+    Ties go to the first name given. ``ValueError`` when ``summaries`` is empty.
     """
     if not summaries:
         raise ValueError("no variant to choose from: give at least one summary")
@@ -76,13 +75,13 @@ def choose_variant(
     lists_ok = {n for n, r in removed.items() if r is not None and r >= min_removed}
     if all(r is None for r in removed.values()):
         lists_ok = set(summaries)
-    both_ok = [
+    passing = [
         n
         for n in recall_ok
         if n in lists_ok and all(x["other_dropped"] >= min_dropped for x in figures[n].values())
     ]
-    if both_ok:
-        return max(both_ok, key=lambda n: dl21[n])
+    if passing:
+        return max(passing, key=lambda n: dl21[n])
     if recall_ok:
         return max(recall_ok, key=lambda n: min(x["other_dropped"] for x in figures[n].values()))
     return max(summaries, key=lambda n: dl21[n])
