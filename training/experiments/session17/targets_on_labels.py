@@ -1,0 +1,92 @@
+"""Session 17 probe (CPU): which rank target puts the training questions' judged passages on top?
+
+DL21 (53 queries) says the plain teacher z(MPNet + 0.25 SPLADE-tiny) is a better rank target than
+``train-mix2`` = (z(teacher) + 2 z(shipped model)) / 3, the target every from-backbone run since session 15
+learnt (0.7633 against 0.7361 on the validator's measure). This probe asks the training questions' own
+judgements, a second and larger sample: over build_data.py groups with a candidate judged relevant
+(``label`` >= 1) and one judged non-relevant or unjudged, MRR@10 and nDCG@10 of each target's ranking of the
+group's candidates. The shipped model's logits are computed here on the CPU (it trained on an earlier
+build of these questions: in-sample, which favours the mix); m1's come from ``score_candidates.py``
+(in-sample too). ``--split valid_pruning`` reads instead the questions build_data.py holds out of training
+(chosen by a seeded hash of the question id, so the same in every build): out of sample for both models.
+No evaluation set is read.
+
+Usage: python training/experiments/session17/targets_on_labels.py --data .cache/s13/train \\
+    --m1 .cache/s17/m1_scores.jsonl.gz [--split groups|valid_pruning] [--groups 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+
+import numpy as np
+
+from ragprune.pipeline import RerankPruner
+from ragprune.training.ensembles import zscore
+from ragprune.training.files import read_jsonl
+
+
+def mrr_ndcg(scores: np.ndarray, labels: np.ndarray, k: int = 10) -> tuple[float, float]:
+    """MRR@k of the first candidate with label >= 1 and nDCG@k with the labels as gains."""
+    order = np.argsort(-scores, kind="stable")[:k]
+    hits = np.flatnonzero(labels[order] >= 1)
+    mrr = 1.0 / (hits[0] + 1) if len(hits) else 0.0
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = (labels[order] * discounts[: len(order)]).sum()
+    ideal = (np.sort(labels)[::-1][:k] * discounts[: min(k, len(labels))]).sum()
+    return float(mrr), float(dcg / ideal) if ideal > 0 else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--m1", type=Path, required=True, help="score_candidates.py output of m1")
+    parser.add_argument("--model", default="ragprune/models/default")
+    parser.add_argument("--split", choices=("groups", "valid_pruning"), default="groups")
+    parser.add_argument("--groups", type=int, default=300)
+    args = parser.parse_args()
+    texts = {p["pid"]: p["text"] for p in read_jsonl(args.data / "pool.jsonl.gz")}
+    judged = [
+        r
+        for r in read_jsonl(args.data / f"{args.split}.jsonl.gz")
+        if len(r["candidates"]) >= 10
+        and any((c.get("label") or 0) >= 1 for c in r["candidates"])
+        and any((c.get("label") or 0) < 1 for c in r["candidates"])
+    ]
+    sample = random.Random(17).sample(judged, min(args.groups, len(judged)))
+    m1 = {r["qid"]: r["scores"] for r in read_jsonl(args.m1)}
+    pruner = RerankPruner.load(args.model, device="cpu", progress=False)
+    results = pruner.process(
+        [r["query"] for r in sample],
+        [[texts[c["pid"]] for c in r["candidates"]] for r in sample],
+        reorder=False,
+    )
+    rows: dict[str, list[tuple[float, float]]] = {}
+    seen = " (in-sample)" if args.split == "groups" else ""
+    for record, result in zip(sample, results):
+        labels = np.asarray([max(0, c.get("label") or 0) for c in record["candidates"]], float)
+        teacher = zscore(np.asarray([c["teacher"] for c in record["candidates"]], float))
+        shipped = zscore(np.asarray([p.logit for p in result.passages], float))
+        student = zscore(np.asarray([m1[record["qid"]][c["pid"]] for c in record["candidates"]], float))
+        targets = {
+            "plain teacher": teacher,
+            f"train-mix2 (teacher + 2 x shipped) / 3{seen}": (teacher + 2 * shipped) / 3,
+            f"shipped model alone{seen}": shipped,
+            f"m1 alone{seen}": student,
+            f"(teacher + 0.75 x m1) / 1.75{seen}": (teacher + 0.75 * student) / 1.75,
+        }
+        for name, scores in targets.items():
+            rows.setdefault(name, []).append(mrr_ndcg(scores, labels))
+    sources = sorted({r.get("source", "") for r in sample})
+    print(f"{args.split}: {len(sample)} groups with judged candidates (of {len(judged)}); sources: {sources}")
+    print("| target | MRR@10 | nDCG@10 |")
+    print("|---|---|---|")
+    for name, values in rows.items():
+        mrr, ndcg = np.mean(values, axis=0)
+        print(f"| {name} | {mrr:.4f} | {ndcg:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
