@@ -32,9 +32,8 @@ from ragprune.pipeline import RerankPruner
 from ragprune.training.files import read_jsonl
 
 
-def deltas(model: RerankPruneModel, backbone: Path) -> dict[str, torch.Tensor]:
-    """``W_finetuned - W_backbone`` for every encoder tensor the backbone has (fp32)."""
-    base = AutoModel.from_pretrained(str(backbone)).state_dict()
+def deltas(model: RerankPruneModel, base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``W_finetuned - W_backbone`` for every encoder tensor the backbone state ``base`` has (fp32)."""
     mine = model.encoder.state_dict()
     return {k: mine[k].float() - base[k].float() for k in mine if k in base}
 
@@ -56,10 +55,11 @@ def factorized(
     return out, stored
 
 
-def rebuilt(model: RerankPruneModel, backbone: Path, delta: dict[str, torch.Tensor]) -> RerankPruneModel:
-    """A copy of ``model`` whose encoder is the backbone plus ``delta``."""
+def rebuilt(
+    model: RerankPruneModel, base: dict[str, torch.Tensor], delta: dict[str, torch.Tensor]
+) -> RerankPruneModel:
+    """A copy of ``model`` whose encoder is the backbone state ``base`` plus ``delta``."""
     copy_ = copy.deepcopy(model)
-    base = AutoModel.from_pretrained(str(backbone)).state_dict()
     state = copy_.encoder.state_dict()
     for name, d in delta.items():
         state[name] = base[name].float() + d
@@ -86,14 +86,14 @@ def main() -> None:
     parser.add_argument("--ranks", type=int, nargs="+", default=[16, 64, 128])
     parser.add_argument("--queries", type=int, default=12)
     args = parser.parse_args()
-    torch.manual_seed(0)
     texts = {p["pid"]: p["text"] for p in read_jsonl(args.data / "pool.jsonl.gz")}
     records = [r for r in read_jsonl(args.data / "groups.jsonl.gz") if len(r["candidates"]) >= 10]
     chosen = random.Random(17).sample(records, args.queries)
     lists = [(r["query"], [texts[c["pid"]] for c in r["candidates"][:20]]) for r in chosen]
 
     model = RerankPruneModel.from_pretrained(args.model).eval()
-    delta = deltas(model, args.backbone)
+    base = AutoModel.from_pretrained(str(args.backbone)).state_dict()
+    delta = deltas(model, base)
     full = sum(d.numel() for d in delta.values())
     emb = sum(d.numel() for n, d in delta.items() if "embeddings" in n)
     print(f"encoder delta: {full / 1e6:.1f}M parameters ({emb / 1e6:.1f}M in the embeddings)")
@@ -105,7 +105,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for rank, embeddings in [(r, e) for e in (False, True) for r in args.ranks]:
         approx, stored = factorized(delta, rank, embeddings)
-        ranks, sent = outputs(rebuilt(model, args.backbone, approx), args.model, lists)
+        ranks, sent = outputs(rebuilt(model, base, approx), args.model, lists)
         pear = np.mean([pearsonr(a, b)[0] for a, b in zip(ref_ranks, ranks)])
         spear = np.mean([spearmanr(a, b)[0] for a, b in zip(ref_ranks, ranks)])
         diff = np.abs(sent - ref_sent)

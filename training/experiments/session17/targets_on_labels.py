@@ -4,12 +4,12 @@ DL21 (53 queries) says the plain teacher z(MPNet + 0.25 SPLADE-tiny) is a better
 ``train-mix2`` = (z(teacher) + 2 z(shipped model)) / 3, the target every from-backbone run since session 15
 learnt (0.7633 against 0.7361 on the validator's measure). This probe asks the training questions' own
 judgements, a second and larger sample: over build_data.py groups with a candidate judged relevant
-(``label`` >= 1) and one judged non-relevant or unjudged, MRR@10 and nDCG@10 of each target's ranking of the
-group's candidates. The shipped model's logits are computed here on the CPU (it trained on an earlier
-build of these questions: in-sample, which favours the mix); m1's come from ``score_candidates.py``
-(in-sample too). ``--split valid_pruning`` reads instead the questions build_data.py holds out of training
-(chosen by a seeded hash of the question id, so the same in every build): out of sample for both models.
-No evaluation set is read.
+(``label`` >= 1) and one judged non-relevant or unjudged (gain 0), RR@10 and nDCG@10 (ir-measures) of
+each target's ranking of the group's candidates. The shipped model's logits are computed here on the CPU
+(it trained on an earlier build of these questions: in-sample, which favours the mix); m1's come from
+``score_candidates.py`` (in-sample too). ``--split valid_pruning`` reads instead the questions
+build_data.py holds out of training (chosen by a seeded hash of the question id, so the same in every
+build): out of sample for both models. No evaluation set is read.
 
 Usage: python training/experiments/session17/targets_on_labels.py --data .cache/s13/train \\
     --m1 .cache/s17/m1_scores.jsonl.gz [--split groups|valid_pruning] [--groups 300]
@@ -23,20 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ragprune.evaluation import evaluate_run
 from ragprune.pipeline import RerankPruner
 from ragprune.training.ensembles import zscore
 from ragprune.training.files import read_jsonl
-
-
-def mrr_ndcg(scores: np.ndarray, labels: np.ndarray, k: int = 10) -> tuple[float, float]:
-    """MRR@k of the first candidate with label >= 1 and nDCG@k with the labels as gains."""
-    order = np.argsort(-scores, kind="stable")[:k]
-    hits = np.flatnonzero(labels[order] >= 1)
-    mrr = 1.0 / (hits[0] + 1) if len(hits) else 0.0
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = (labels[order] * discounts[: len(order)]).sum()
-    ideal = (np.sort(labels)[::-1][:k] * discounts[: min(k, len(labels))]).sum()
-    return float(mrr), float(dcg / ideal) if ideal > 0 else 0.0
 
 
 def main() -> None:
@@ -63,13 +53,17 @@ def main() -> None:
         [[texts[c["pid"]] for c in r["candidates"]] for r in sample],
         reorder=False,
     )
-    rows: dict[str, list[tuple[float, float]]] = {}
     seen = " (in-sample)" if args.split == "groups" else ""
+    qrels: dict[str, dict[str, int]] = {}
+    runs: dict[str, dict[str, dict[str, float]]] = {}
     for record, result in zip(sample, results):
-        labels = np.asarray([max(0, c.get("label") or 0) for c in record["candidates"]], float)
+        pids = [c["pid"] for c in record["candidates"]]
+        qrels[record["qid"]] = {
+            pid: max(0, c.get("label") or 0) for pid, c in zip(pids, record["candidates"])
+        }
         teacher = zscore(np.asarray([c["teacher"] for c in record["candidates"]], float))
         shipped = zscore(np.asarray([p.logit for p in result.passages], float))
-        student = zscore(np.asarray([m1[record["qid"]][c["pid"]] for c in record["candidates"]], float))
+        student = zscore(np.asarray([m1[record["qid"]][pid] for pid in pids], float))
         targets = {
             "plain teacher": teacher,
             f"train-mix2 (teacher + 2 x shipped) / 3{seen}": (teacher + 2 * shipped) / 3,
@@ -78,14 +72,14 @@ def main() -> None:
             f"(teacher + 0.75 x m1) / 1.75{seen}": (teacher + 0.75 * student) / 1.75,
         }
         for name, scores in targets.items():
-            rows.setdefault(name, []).append(mrr_ndcg(scores, labels))
+            runs.setdefault(name, {})[record["qid"]] = dict(zip(pids, map(float, scores)))
     sources = sorted({r.get("source", "") for r in sample})
     print(f"{args.split}: {len(sample)} groups with judged candidates (of {len(judged)}); sources: {sources}")
-    print("| target | MRR@10 | nDCG@10 |")
+    print("| target | RR@10 | nDCG@10 |")
     print("|---|---|---|")
-    for name, values in rows.items():
-        mrr, ndcg = np.mean(values, axis=0)
-        print(f"| {name} | {mrr:.4f} | {ndcg:.4f} |")
+    for name, run in runs.items():
+        measured = evaluate_run(qrels, run, ["RR@10", "nDCG@10"]).aggregate
+        print(f"| {name} | {measured['RR@10']:.4f} | {measured['nDCG@10']:.4f} |")
 
 
 if __name__ == "__main__":
