@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import random
-from collections import defaultdict
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -58,19 +58,23 @@ def heldout_rows(data):
 
 
 @torch.no_grad()
-def features(model, rows, template, max_length, pad_id, batch_size=64):
-    """Per row: hidden states of its sentence tokens [T, H] fp16, their sentence index [T], labels [S]."""
+def features(model, rows, template, max_length, pad_id, batch_size=64, all_tokens=False):
+    """Per row: hidden states ``h`` [T, H] fp16 and sentence index ``sid`` [T] of its sentence tokens (with
+    ``all_tokens``: of every token of the pair, ``sid`` -1 outside sentences), labels [S], weight, source,
+    gold."""
     out = []
     for first in range(0, len(rows), batch_size):
         chunk = rows[first : first + batch_size]
         batch = collate_examples([r[0] for r in chunk], template, max_length, pad_id)
         hidden = model.encode(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        lengths = batch["attention_mask"].sum(1)
         for i, (example, source, gold) in enumerate(chunk):
-            inside = batch["sentence_ids"][i] >= 0
+            in_pair = torch.arange(hidden.shape[1]) < lengths[i]
+            keep = in_pair if all_tokens else batch["sentence_ids"][i] >= 0
             out.append(
                 {
-                    "h": hidden[i][inside].half(),
-                    "sid": batch["sentence_ids"][i][inside],
+                    "h": hidden[i][keep].half(),
+                    "sid": batch["sentence_ids"][i][keep],
                     "labels": torch.as_tensor(np.asarray(example.labels)),
                     "weight": float(example.weight),
                     "source": source,
@@ -80,6 +84,25 @@ def features(model, rows, template, max_length, pad_id, batch_size=64):
         if first % (batch_size * 20) == 0:
             print(f"  encoded {first + len(chunk)}/{len(rows)}", flush=True)
     return out
+
+
+def cached_features(cache, model, tokenizer, data_path, model_path, seed, build_rows, all_tokens=False):
+    """``(training features, held-out features)`` from ``cache`` if it exists, else built and saved there:
+    ``build_rows(data, rng)`` gives the ``(training rows, held-out rows)`` of the session-13 data build at
+    ``data_path`` (loaded for ``model_path``'s tokenizer), encoded by :func:`features`."""
+    if Path(cache).is_file():
+        return torch.load(cache)
+    config = TrainConfig(data=Path(data_path), init=Path(model_path), out=Path("/tmp/head_refit"))
+    data = load_training_data(config, tokenizer)
+    template = PairTemplate.from_tokenizer(tokenizer)
+    pad_id = tokenizer.pad_token_id or 0
+    train_r, held_r = build_rows(data, random.Random(seed))
+    counts = Counter(source for _, source, _ in train_r)
+    print("training rows by source:", dict(counts), "held-out rows:", len(held_r), flush=True)
+    held = features(model, held_r, template, config.max_length, pad_id, all_tokens=all_tokens)
+    train = features(model, train_r, template, config.max_length, pad_id, all_tokens=all_tokens)
+    torch.save((train, held), cache)
+    return train, held
 
 
 def flatten(rows):
@@ -260,23 +283,18 @@ def main() -> None:
     model = RerankPruneModel.from_pretrained(args.model).float().eval()
     tokenizer = load_tokenizer(args.model)
     w0, b0 = (t.detach().float().clone() for t in model.heads["token"].linear_map())
-    if Path(args.cache).is_file():
-        train, held = torch.load(args.cache)
-    else:
-        config = TrainConfig(data=Path(args.data), init=Path(args.model), out=Path("/tmp/head_refit"))
-        data = load_training_data(config, tokenizer)
-        template = PairTemplate.from_tokenizer(tokenizer)
-        pad_id = tokenizer.pad_token_id or 0
-        rng = random.Random(args.seed)
-        train_r = training_rows(data, rng, args.negatives, args.msmarco, args.spliced)
-        held_r = heldout_rows(data)
-        counts = defaultdict(int)
-        for _, s, _ in train_r:
-            counts[s] += 1
-        print("training rows by source:", dict(counts), "held-out rows:", len(held_r), flush=True)
-        held = features(model, held_r, template, config.max_length, pad_id)
-        train = features(model, train_r, template, config.max_length, pad_id)
-        torch.save((train, held), args.cache)
+    train, held = cached_features(
+        args.cache,
+        model,
+        tokenizer,
+        args.data,
+        args.model,
+        args.seed,
+        lambda data, rng: (
+            training_rows(data, rng, args.negatives, args.msmarco, args.spliced),
+            heldout_rows(data),
+        ),
+    )
     report("shipped head on held-out", held, w0, b0)
     weightings = {
         "refit, data weights": ({}, True),

@@ -15,7 +15,7 @@ gates at once, and the share of tokens removed from held-out non-gold candidates
 session 16's layer lost).
 
 No evaluation set (DL19/DL20/BEIR, the pruning dev files) is read. Known difference from
-``head_refit.fit_head``, kept so that ``context_head.txt`` is what this code prints: ``row_loss`` does not
+``head_refit.fit_head``, kept so that ``context_head.txt`` is what this code prints: ``balanced_bce`` does not
 drop the few sentences left without tokens by truncation (they add a constant term and shift their row's
 class weights).
 
@@ -35,13 +35,17 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "session14"))
-from head_refit import curves, feasible, heldout_rows, training_rows  # noqa: E402
+from head_refit import (  # noqa: E402
+    cached_features,
+    curves,
+    feasible,
+    heldout_rows,
+    row_weights,
+    training_rows,
+)
 
 from ragprune.models.encoder import RerankPruneModel, load_tokenizer  # noqa: E402
-from ragprune.pipeline.encoding import PairTemplate  # noqa: E402
-from ragprune.training.batching import collate_examples  # noqa: E402
-from ragprune.training.config import TrainConfig  # noqa: E402
-from ragprune.training.data import Example, load_training_data  # noqa: E402
+from ragprune.training.data import Example  # noqa: E402
 from ragprune.training.labels import IGNORE  # noqa: E402
 
 
@@ -53,33 +57,6 @@ def list_rows(data, per_group: int, rng: random.Random):
         for c in rng.sample(others, min(per_group, len(others))):
             rows.append((Example(group.query_ids, data.passage(c.pid), c.labels, 1.0), "list", False))
     return rows
-
-
-@torch.no_grad()
-def features(model, rows, template, max_length, pad_id, batch_size=64):
-    """Per row: every token's last hidden state ``h`` [L, H] fp16 (query and passage), the sentence index
-    of each token ``sid`` [L] (-1 outside sentences), sentence labels [S], weight, source, gold."""
-    out = []
-    for first in range(0, len(rows), batch_size):
-        chunk = rows[first : first + batch_size]
-        batch = collate_examples([r[0] for r in chunk], template, max_length, pad_id)
-        hidden = model.encode(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-        lengths = batch["attention_mask"].sum(1)
-        for i, (example, source, gold) in enumerate(chunk):
-            n = int(lengths[i])
-            out.append(
-                {
-                    "h": hidden[i, :n].half(),
-                    "sid": batch["sentence_ids"][i, :n].clone(),
-                    "labels": torch.as_tensor(np.asarray(example.labels)),
-                    "weight": float(example.weight),
-                    "source": source,
-                    "gold": gold,
-                }
-            )
-        if first % (batch_size * 20) == 0:
-            print(f"  encoded {first + len(chunk)}/{len(rows)}", flush=True)
-    return out
 
 
 class ContextTokenHead(nn.Module):
@@ -136,19 +113,17 @@ def sentence_probs(logits: torch.Tensor, sid: torch.Tensor, rows) -> list[torch.
     return out
 
 
-def row_loss(prob: torch.Tensor, row) -> torch.Tensor:
-    """Class-balanced BCE over the row's labelled sentences, times the row's weight (0 if none)."""
-    labels = row["labels"]
-    valid = labels != IGNORE
-    if not valid.any() or row["weight"] <= 0:
-        return prob.sum() * 0
-    y = (labels[valid] == 1).float()
-    p = prob[valid].clamp(1e-6, 1 - 1e-6)
+def balanced_bce(probs: list[torch.Tensor], rows, source_weight: dict[str, float]) -> torch.Tensor:
+    """The per-passage class-balanced BCE of the batch's labelled sentences (``head_refit.row_weights``:
+    each row's weight, times its source's, split evenly between its present classes), over the rows'
+    summed weights."""
+    labels = torch.cat([r["labels"] for r in rows])
+    row_of = torch.cat([torch.full((len(r["labels"]),), i) for i, r in enumerate(rows)])
+    weight = row_weights(rows, labels, labels != IGNORE, row_of, source_weight)
+    y = (labels == 1).float()
+    p = torch.cat(probs).clamp(1e-6, 1 - 1e-6)
     bce = -(y * p.log() + (1 - y) * (1 - p).log())
-    pos, neg = y.sum(), (1 - y).sum()
-    balanced = pos > 0 and neg > 0
-    w = torch.where(y > 0, 0.5 / pos, 0.5 / neg) if balanced else torch.full_like(y, 1.0 / len(y))
-    return row["weight"] * (w * bce).sum()
+    return (weight * bce).sum() / sum(r["weight"] * source_weight.get(r["source"], 1.0) for r in rows)
 
 
 def threshold_hinge(probs, rows, threshold: float, margin: float, gold_weight: float) -> torch.Tensor:
@@ -172,7 +147,7 @@ def threshold_hinge(probs, rows, threshold: float, margin: float, gold_weight: f
     return torch.stack(terms).mean() if terms else probs[0].sum() * 0
 
 
-def train(head, rows, epochs: int, batch_size: int, lr: float, seed: int, hinge: float = 0.0):
+def train(head, rows, epochs: int, batch_size: int, lr: float, seed: int, source_weight, hinge: float = 0.0):
     rng = random.Random(seed)
     optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.01)
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]["h"]))  # length buckets
@@ -186,7 +161,7 @@ def train(head, rows, epochs: int, batch_size: int, lr: float, seed: int, hinge:
             chunk = [rows[i] for i in batch]
             h, pad, sid = pad_batch(chunk)
             probs = sentence_probs(head(h, pad), sid, chunk)
-            loss = sum(row_loss(p, r) for p, r in zip(probs, chunk)) / sum(r["weight"] for r in chunk)
+            loss = balanced_bce(probs, chunk, source_weight)
             if hinge:
                 loss = loss + hinge * threshold_hinge(probs, chunk, 0.1, 1.0, 2.0)
             for group in optimizer.param_groups:
@@ -201,6 +176,11 @@ def train(head, rows, epochs: int, batch_size: int, lr: float, seed: int, hinge:
     head.eval()
 
 
+def sentence_sizes(rows) -> torch.Tensor:
+    """Tokens of every sentence of every row (0 for a sentence truncation left without any), flat [S]."""
+    return torch.cat([torch.bincount(r["sid"][r["sid"] >= 0], minlength=len(r["labels"])) for r in rows])
+
+
 @torch.no_grad()
 def score_rows(head, rows, batch_size: int = 64):
     """``(p, valid, row_of, labels)`` over every sentence of every row, as ``head_refit.curves`` reads."""
@@ -211,15 +191,14 @@ def score_rows(head, rows, batch_size: int = 64):
         ps.extend(sentence_probs(head(h, pad), sid, chunk))
     labels = torch.cat([r["labels"] for r in rows])
     row_of = torch.cat([torch.full((len(r["labels"]),), i) for i, r in enumerate(rows)])
-    counts = torch.cat([torch.bincount(r["sid"][r["sid"] >= 0], minlength=len(r["labels"])) for r in rows])
-    return torch.cat(ps), (labels != IGNORE) & (counts > 0), row_of, labels
+    return torch.cat(ps), (labels != IGNORE) & (sentence_sizes(rows) > 0), row_of, labels
 
 
 def list_removed(rows, scored, thresholds):
     """Share of sentence tokens removed from the held-out non-gold candidates ("list" rows) at each
     threshold."""
     p, _, row_of, _ = scored
-    sizes = torch.cat([torch.bincount(r["sid"][r["sid"] >= 0], minlength=len(r["labels"])) for r in rows])
+    sizes = sentence_sizes(rows)
     mask = torch.isin(row_of, torch.tensor([i for i, r in enumerate(rows) if r["source"] == "list"]))
     return {t: float(sizes[mask & (p <= t)].sum() / sizes[mask].sum()) for t in thresholds}
 
@@ -264,30 +243,26 @@ def main() -> None:
     model = RerankPruneModel.from_pretrained(args.model).float().eval()
     tokenizer = load_tokenizer(args.model)
     w0, b0 = (t.detach().float().clone() for t in model.heads["token"].linear_map())
-    if Path(args.cache).is_file():
-        train_f, held_f = torch.load(args.cache)
-    else:
-        config = TrainConfig(data=Path(args.data), init=Path(args.model), out=Path("/tmp/context_head"))
-        data = load_training_data(config, tokenizer)
-        template = PairTemplate.from_tokenizer(tokenizer)
-        pad_id = tokenizer.pad_token_id or 0
-        rng = random.Random(args.seed)
-        train_r = training_rows(data, rng, args.negatives, args.msmarco, args.spliced)
-        held_r = heldout_rows(data) + list_rows(data, args.list_per_group, rng)
-        print(f"training rows {len(train_r)}, held-out rows {len(held_r)}", flush=True)
-        held_f = features(model, held_r, template, config.max_length, pad_id)
-        train_f = features(model, train_r, template, config.max_length, pad_id)
-        torch.save((train_f, held_f), args.cache)
+    train_f, held_f = cached_features(
+        args.cache,
+        model,
+        tokenizer,
+        args.data,
+        args.model,
+        args.seed,
+        lambda data, rng: (
+            training_rows(data, rng, args.negatives, args.msmarco, args.spliced),
+            heldout_rows(data) + list_rows(data, args.list_per_group, rng),
+        ),
+        all_tokens=True,
+    )
     del model
-    for source, weight in (item.split("=") for item in args.source_weight):
-        for row in train_f:
-            if row["source"] == source:
-                row["weight"] *= float(weight)
+    source_weight = {source: float(w) for source, w in (item.split("=") for item in args.source_weight)}
     print("training rows by source:", dict(Counter(row["source"] for row in train_f)), flush=True)
     shipped = ContextTokenHead(w0, b0).eval()  # identity layer: the shipped head's outputs
     report("shipped head on held-out", held_f, score_rows(shipped, held_f))
     head = ContextTokenHead(w0, b0)
-    train(head, train_f, args.epochs, args.batch_size, args.lr, args.seed, args.hinge)
+    train(head, train_f, args.epochs, args.batch_size, args.lr, args.seed, source_weight, args.hinge)
     weights = " ".join(args.source_weight) or "none"
     title = f"context head ({args.epochs} epochs, lr {args.lr}, hinge {args.hinge}, sources {weights})"
     report(title, held_f, score_rows(head, held_f))
