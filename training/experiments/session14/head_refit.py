@@ -269,16 +269,21 @@ def report(title, rows, w, b):
             print(f"    t={t:.2f} " + ", ".join(f"{k} {r:.3f}/{d:.3f}" for k, (r, d) in row.items()))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_feature_arguments(parser: argparse.ArgumentParser, cache: str, negatives: int) -> None:
+    """The arguments :func:`frozen_features` reads (shared with session 18's ``context_head.py``)."""
     parser.add_argument("--data", default=".cache/s13/train")
     parser.add_argument("--model", default="ragprune/models/default")
-    parser.add_argument("--cache", default="/tmp/head_refit_features.pt")
-    parser.add_argument("--negatives", type=int, default=1)
+    parser.add_argument("--cache", default=cache)
+    parser.add_argument("--negatives", type=int, default=negatives)
     parser.add_argument("--msmarco", type=int, default=300)
     parser.add_argument("--spliced", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=13)
-    args = parser.parse_args()
+
+
+def frozen_features(args: argparse.Namespace, heldout, all_tokens=False):
+    """``(w, b, training features, held-out features)``: the token head's linear map of the model at
+    ``args.model`` (fp32, frozen; torch seeded with ``args.seed`` first) and :func:`cached_features` of
+    :func:`training_rows` and ``heldout(data, rng)``."""
     torch.manual_seed(args.seed)
     model = RerankPruneModel.from_pretrained(args.model).float().eval()
     tokenizer = load_tokenizer(args.model)
@@ -292,9 +297,18 @@ def main() -> None:
         args.seed,
         lambda data, rng: (
             training_rows(data, rng, args.negatives, args.msmarco, args.spliced),
-            heldout_rows(data),
+            heldout(data, rng),
         ),
+        all_tokens=all_tokens,
     )
+    return w0, b0, train, held
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_feature_arguments(parser, cache="/tmp/head_refit_features.pt", negatives=1)
+    args = parser.parse_args()
+    w0, b0, train, held = frozen_features(args, lambda data, rng: heldout_rows(data))
     report("shipped head on held-out", held, w0, b0)
     weightings = {
         "refit, data weights": ({}, True),

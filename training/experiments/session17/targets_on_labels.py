@@ -25,7 +25,7 @@ import numpy as np
 
 from ragprune.evaluation import evaluate_run
 from ragprune.pipeline import RerankPruner
-from ragprune.training.ensembles import zscore
+from ragprune.training.ensembles import Spec, combine
 from ragprune.training.files import read_jsonl
 
 
@@ -54,6 +54,13 @@ def main() -> None:
         reorder=False,
     )
     seen = " (in-sample)" if args.split == "groups" else ""
+    targets: dict[str, Spec] = {
+        "plain teacher": ("z", {"teacher": 1}),
+        f"train-mix2 (teacher + 2 x shipped) / 3{seen}": ("z", {"teacher": 1, "shipped": 2}),
+        f"shipped model alone{seen}": ("z", {"shipped": 1}),
+        f"m1 alone{seen}": ("z", {"m1": 1}),
+        f"(teacher + 0.75 x m1) / 1.75{seen}": ("z", {"teacher": 1, "m1": 0.75}),
+    }
     qrels: dict[str, dict[str, int]] = {}
     runs: dict[str, dict[str, dict[str, float]]] = {}
     for record, result in zip(sample, results):
@@ -61,18 +68,13 @@ def main() -> None:
         qrels[record["qid"]] = {
             pid: max(0, c.get("label") or 0) for pid, c in zip(pids, record["candidates"])
         }
-        teacher = zscore(np.asarray([c["teacher"] for c in record["candidates"]], float))
-        shipped = zscore(np.asarray([p.logit for p in result.passages], float))
-        student = zscore(np.asarray([m1[record["qid"]][pid] for pid in pids], float))
-        targets = {
-            "plain teacher": teacher,
-            f"train-mix2 (teacher + 2 x shipped) / 3{seen}": (teacher + 2 * shipped) / 3,
-            f"shipped model alone{seen}": shipped,
-            f"m1 alone{seen}": student,
-            f"(teacher + 0.75 x m1) / 1.75{seen}": (teacher + 0.75 * student) / 1.75,
+        feats = {
+            "teacher": np.asarray([c["teacher"] for c in record["candidates"]], float),
+            "shipped": np.asarray([p.logit for p in result.passages], float),
+            "m1": np.asarray([m1[record["qid"]][pid] for pid in pids], float),
         }
-        for name, scores in targets.items():
-            runs.setdefault(name, {})[record["qid"]] = dict(zip(pids, map(float, scores)))
+        for name, spec in targets.items():
+            runs.setdefault(name, {})[record["qid"]] = dict(zip(pids, map(float, combine(spec, feats))))
     sources = sorted({r.get("source", "") for r in sample})
     print(f"{args.split}: {len(sample)} groups with judged candidates (of {len(judged)}); sources: {sources}")
     print("| target | RR@10 | nDCG@10 |")

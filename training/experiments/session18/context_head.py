@@ -36,15 +36,14 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "session14"))
 from head_refit import (  # noqa: E402
-    cached_features,
+    add_feature_arguments,
     curves,
     feasible,
+    frozen_features,
     heldout_rows,
     row_weights,
-    training_rows,
 )
 
-from ragprune.models.encoder import RerankPruneModel, load_tokenizer  # noqa: E402
 from ragprune.training.data import Example  # noqa: E402
 from ragprune.training.labels import IGNORE  # noqa: E402
 
@@ -223,40 +222,21 @@ def report(title, rows, scored):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=".cache/s13/train")
-    parser.add_argument("--model", default="ragprune/models/default")
-    parser.add_argument("--cache", default="/tmp/context_head_features.pt")
-    parser.add_argument("--negatives", type=int, default=2)
-    parser.add_argument("--msmarco", type=int, default=300)
-    parser.add_argument("--spliced", type=int, default=1000)
+    add_feature_arguments(parser, cache="/tmp/context_head_features.pt", negatives=2)
     parser.add_argument("--list-per-group", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-4)
-    parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--hinge", type=float, default=0.0, help="weight of threshold_hinge (0: off)")
     parser.add_argument(
         "--source-weight", nargs="*", default=[], metavar="SOURCE=W", help="training rows' weight per source"
     )
     args = parser.parse_args()
-    torch.manual_seed(args.seed)
-    model = RerankPruneModel.from_pretrained(args.model).float().eval()
-    tokenizer = load_tokenizer(args.model)
-    w0, b0 = (t.detach().float().clone() for t in model.heads["token"].linear_map())
-    train_f, held_f = cached_features(
-        args.cache,
-        model,
-        tokenizer,
-        args.data,
-        args.model,
-        args.seed,
-        lambda data, rng: (
-            training_rows(data, rng, args.negatives, args.msmarco, args.spliced),
-            heldout_rows(data) + list_rows(data, args.list_per_group, rng),
-        ),
+    w0, b0, train_f, held_f = frozen_features(
+        args,
+        lambda data, rng: heldout_rows(data) + list_rows(data, args.list_per_group, rng),
         all_tokens=True,
     )
-    del model
     source_weight = {source: float(w) for source, w in (item.split("=") for item in args.source_weight)}
     print("training rows by source:", dict(Counter(row["source"] for row in train_f)), flush=True)
     shipped = ContextTokenHead(w0, b0).eval()  # identity layer: the shipped head's outputs
